@@ -1,0 +1,26 @@
+"""The package's exceptions: one family, so the CLI can turn any of them into one clear line.
+
+Every user mistake (bad path, bad layout, bad config key, wrong checkpoint, corrupt file) raises
+a :class:`DgcnError` subclass whose message names the file or key and says how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class DgcnError(Exception):
+    """Base class of every error caused by the user's input, not by a bug."""
+
+
+class DatasetError(DgcnError):
+    """A dataset folder, file or label is missing, malformed or inconsistent."""
+
+
+class ConfigError(DgcnError):
+    """A configuration file, key or value is unknown or invalid."""
+
+
+class CheckpointError(DgcnError):
+    """A checkpoint or weight file is missing, corrupt or belongs to another model."""
+
+
+__all__ = ["DgcnError", "DatasetError", "ConfigError", "CheckpointError"]

@@ -1,0 +1,127 @@
+"""Named model presets: ``build_model("dgcnet_official_r101")`` and friends."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, fields, replace
+
+from torch import nn
+
+from dgcn.errors import ConfigError
+from dgcn.models.backbone import deep_stem_resnet101, torchvision_resnet
+from dgcn.models.dual_gcn import DualGCN, DualGCNHead
+from dgcn.models.segnet import AuxHead, ContextFCNHead, DGCNet
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that defines a network; presets fill it, ``**overrides`` replace fields.
+
+    Attributes:
+        backbone: ``"resnet18"``, ``"resnet50"``, ``"resnet101"`` (torchvision) or
+            ``"deepstem_resnet101"`` (the authors').
+        head: ``"official"`` (the authors' DualGCNHead), ``"paper"`` (DualGCN on the backbone
+            feature + FCN classifier) or ``"fcn"`` (the baseline, no graph).
+        graphs: ``"both"``, ``"coordinate"`` or ``"feature"``.
+        downsample: d of the coordinate graph; pooling: ``"avg"`` or ``"conv"`` (paper head).
+        head_channels: the width the official head reduces to (512 in the authors' code).
+        aux: whether to add the auxiliary head on layer3.
+        aux_channels: its hidden width (512 in the authors' code).
+        output_stride: 8 or 16 (torchvision backbones; the deep stem is always 8).
+        multi_grid: layer4 dilation factors of the deep-stem backbone.
+        pretrained: None, ``"imagenet"`` (torchvision backbones) or a path to backbone weights.
+    """
+
+    backbone: str = "resnet101"
+    head: str = "paper"
+    graphs: str = "both"
+    downsample: int = 8
+    pooling: str = "avg"
+    head_channels: int = 512
+    aux: bool = True
+    aux_channels: int = 512
+    output_stride: int = 8
+    multi_grid: tuple[int, ...] = (1, 2, 4)
+    pretrained: str | None = None
+
+
+PRESETS: dict[str, ModelSpec] = {
+    "dgcnet_official_r101": ModelSpec(backbone="deepstem_resnet101", head="official"),
+    "dgcnet_paper_r101": ModelSpec(backbone="resnet101", head="paper"),
+    "fcn_r101": ModelSpec(backbone="resnet101", head="fcn"),
+    "dgcnet_official_tv_r101": ModelSpec(backbone="resnet101", head="official"),
+    "dgcnet_paper_r50": ModelSpec(backbone="resnet50", head="paper"),
+    "fcn_r50": ModelSpec(backbone="resnet50", head="fcn"),
+    # small CPU presets: ResNet-18 trunk, narrower heads
+    "dgcnet_official_r18": ModelSpec(
+        backbone="resnet18", head="official", head_channels=128, aux_channels=128
+    ),
+    "dgcnet_paper_r18": ModelSpec(backbone="resnet18", head="paper", aux_channels=128),
+    "fcn_r18": ModelSpec(backbone="resnet18", head="fcn", aux_channels=128),
+}
+
+
+def _closest(name: str, options) -> str:
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.0)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def model_spec(name: str, **overrides) -> ModelSpec:
+    """The preset ``name`` with ``overrides`` applied; unknown names raise ConfigError."""
+    if name not in PRESETS:
+        raise ConfigError(
+            f"unknown model {name!r}{_closest(name, PRESETS)} (known: {', '.join(PRESETS)})"
+        )
+    valid = {f.name for f in fields(ModelSpec)}
+    for key in overrides:
+        if key not in valid:
+            raise ConfigError(f"unknown model option {key!r}{_closest(key, valid)}")
+    if "multi_grid" in overrides:
+        overrides["multi_grid"] = tuple(overrides["multi_grid"])
+    return replace(PRESETS[name], **overrides)
+
+
+def build_from_spec(spec: ModelSpec, num_classes: int = 19) -> DGCNet:
+    """Build a :class:`DGCNet` from a :class:`ModelSpec`."""
+    if spec.backbone == "deepstem_resnet101":
+        backbone = deep_stem_resnet101(spec.multi_grid, spec.pretrained)
+    elif spec.backbone.startswith("resnet") and spec.backbone[6:].isdigit():
+        backbone = torchvision_resnet(int(spec.backbone[6:]), spec.output_stride, spec.pretrained)
+    else:
+        raise ConfigError(f"unknown backbone {spec.backbone!r}")
+    channels = backbone.out_channels
+    head: nn.Module
+    if spec.head == "official":
+        head = DualGCNHead(
+            channels, spec.head_channels, num_classes, "official", spec.graphs, spec.downsample
+        )
+    elif spec.head == "paper":
+        graph = DualGCN(channels, "paper", spec.graphs, spec.downsample, spec.pooling)
+        head = ContextFCNHead(channels, num_classes, graph)
+    elif spec.head == "fcn":
+        head = ContextFCNHead(channels, num_classes)
+    else:
+        raise ConfigError(f"unknown head {spec.head!r}; use 'official', 'paper' or 'fcn'")
+    aux = AuxHead(backbone.aux_channels, spec.aux_channels, num_classes) if spec.aux else None
+    return DGCNet(backbone, head, aux)
+
+
+def build_model(name: str, num_classes: int = 19, **overrides) -> DGCNet:
+    """Build a named preset.
+
+    Presets: ``dgcnet_official_r101`` (the authors' ``DualSeg_res101``: deep stem, multi-grid,
+    official head, aux head; 72,506,598 parameters with 19 classes), ``dgcnet_paper_r101`` (the
+    paper's equations on a torchvision ResNet-101), ``fcn_r101`` (the baseline),
+    ``dgcnet_official_tv_r101`` (the official head on torchvision's ResNet-101, for ImageNet
+    weights on Colab), ``*_r50`` and the small CPU presets ``*_r18``.
+
+    Args:
+        name: a key of :data:`PRESETS`.
+        num_classes: output classes (19 for Cityscapes).
+        **overrides: fields of :class:`ModelSpec`, e.g. ``graphs="coordinate"``,
+            ``pretrained="imagenet"``.
+
+    Raises:
+        ConfigError: unknown name or option, naming the closest valid one.
+    """
+    return build_from_spec(model_spec(name, **overrides), num_classes)

@@ -1,0 +1,110 @@
+"""Feature-space graph convolution, GCN_f (paper Sec. 3.3, Eq. 6-8).
+
+Derived in notebooks/03_feature_gcn. Two classes:
+
+* :class:`FeatureGCN`: the paper's equations. The pixels' features are projected onto
+  ``D2 = D/4`` graph nodes, ``V_F = phi(X)^T theta(X)`` (``D2 x D1`` with ``D1 = D/2`` features
+  per node), one graph convolution with Laplacian smoothing ``M_F = (I - A_F) V_F W_F`` with a
+  learned ``A_F`` and ``W_F``, then the nodes are reprojected to the pixels,
+  ``X~_F = Phi(H_F M_F)`` with ``H_F = phi(X)``.
+* :class:`OfficialFeatureGCN`: the authors' released branch (the feature half of their
+  ``DualGCN``), with BN after every projection, ``(I + A)`` and a residual ReLU.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FeatureGCN(nn.Module):
+    """The paper's feature-space GCN; returns the term X~_F (same shape as x).
+
+    ``phi`` (pixels -> node assignment ``H_F``) is ``to_nodes``, ``theta`` (the node features) is
+    ``to_features``, ``A_F`` is ``adjacency`` and ``W_F`` is ``state_update`` (both stored as
+    kernel-1 Conv1d weights: ``adjacency.weight[:, :, 0] = A_F``,
+    ``state_update.weight[:, :, 0] = W_F^T``), ``Phi`` is ``reproject``. No BN or ReLU inside.
+
+    Args:
+        channels: D, input and output channels (a multiple of 4).
+        zero_init: start ``reproject`` at zero so the block begins as ``X~_F = 0``.
+
+    Shape:
+        x: [B, D, H, W] -> [B, D, H, W]
+    """
+
+    def __init__(self, channels: int, zero_init: bool = True) -> None:
+        super().__init__()
+        if channels % 4:
+            raise ValueError(f"channels must be a multiple of 4, got {channels}")
+        nodes, features = channels // 4, channels // 2
+        self.to_nodes = nn.Conv2d(channels, nodes, 1, bias=False)  # phi: H_F
+        self.to_features = nn.Conv2d(channels, features, 1, bias=False)  # theta
+        self.adjacency = nn.Conv1d(nodes, nodes, 1, bias=False)  # A_F
+        self.state_update = nn.Conv1d(features, features, 1, bias=False)  # W_F (as W_F^T)
+        self.reproject = nn.Conv2d(features, channels, 1, bias=False)  # Phi
+        if zero_init:
+            nn.init.zeros_(self.reproject.weight)
+
+    def nodes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """H_F and V_F = phi(X)^T theta(X).
+
+        Shape:
+            x: [B, D, H, W] -> H_F: [B, D2, N], V_F: [B, D2, D1]
+        """
+        h = self.to_nodes(x).flatten(2)
+        t = self.to_features(x).flatten(2)
+        return h, torch.bmm(h, t.transpose(1, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, height, width = x.shape
+        h, v = self.nodes(x)
+        m = v - self.adjacency(v)  # (I - A_F) V_F: the Laplacian smoothing
+        m = self.state_update(m.transpose(1, 2))  # (M_F)^T = W_F^T ((I - A_F) V_F)^T: [B, D1, D2]
+        y = torch.bmm(m, h)  # (H_F M_F)^T: [B, D1, N]
+        return self.reproject(y.view(b, -1, height, width))
+
+
+class OfficialFeatureGCN(nn.Module):
+    """The authors' feature-space branch (the ``phi``/``theta``/``conv_adj`` half of ``DualGCN``).
+
+    ``to_features`` (their ``phi`` + ``bn_phi``) gives F (C/2 x N), ``to_nodes`` (their ``theta``
+    + ``bn_theta``) the projection B (C/4 x N); ``Z = F B^T``; ``Z = adjacency(Z) + Z`` over the
+    nodes; ``Z = state_update(Z)`` over the features; ``Y = Z B``; output
+    ``ReLU(x + reproject(Y))``. No 1/N scaling, as in the released code.
+
+    Args:
+        channels: C, input and output channels (a multiple of 4).
+
+    Shape:
+        x: [B, C, H, W] -> [B, C, H, W]
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        nodes, features = channels // 4, channels // 2
+        self.to_features = nn.Sequential(
+            nn.Conv2d(channels, features, 1, bias=False), nn.BatchNorm2d(features)
+        )
+        self.to_nodes = nn.Sequential(
+            nn.Conv2d(channels, nodes, 1, bias=False), nn.BatchNorm2d(nodes)
+        )
+        self.adjacency = nn.Sequential(
+            nn.Conv1d(nodes, nodes, 1, bias=False), nn.BatchNorm1d(nodes)
+        )
+        self.state_update = nn.Sequential(
+            nn.Conv1d(features, features, 1, bias=False), nn.BatchNorm1d(features)
+        )
+        self.reproject = nn.Sequential(
+            nn.Conv2d(features, channels, 1, bias=False), nn.BatchNorm2d(channels)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        f = self.to_features(x).flatten(2)  # [B, C/2, N]
+        proj = self.to_nodes(x).flatten(2)  # [B, C/4, N]
+        z = torch.bmm(f, proj.transpose(1, 2))  # [B, C/2, C/4]
+        z = self.adjacency(z.transpose(1, 2)).transpose(1, 2) + z  # "(I - A) Z", sign learned
+        z = self.state_update(z)
+        y = torch.bmm(z, proj).view(b, -1, h, w)
+        return torch.relu(x + self.reproject(y))

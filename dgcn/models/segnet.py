@@ -1,0 +1,85 @@
+"""Whole segmentation networks: backbone + head (+ auxiliary head on layer3)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torchvision.models.segmentation.fcn import FCNHead
+
+from dgcn.models.common import resize
+
+
+class AuxHead(nn.Sequential):
+    """The auxiliary FCN head on layer3, used only for the training loss (the authors' ``dsn``).
+
+    3x3 conv (with bias) -> BN -> Dropout2d(0.1) -> 1x1 conv (with bias); no ReLU, as released.
+
+    Shape:
+        x: [B, in_channels, h, w] -> [B, num_classes, h, w]
+    """
+
+    def __init__(self, in_channels: int, channels: int, num_classes: int) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels),
+            nn.Dropout2d(0.1),
+            nn.Conv2d(channels, num_classes, 1),
+        )
+
+
+class ContextFCNHead(nn.Module):
+    """An optional context module on the backbone feature, then torchvision's ``FCNHead``.
+
+    With ``context=None`` this is the dilated-FCN baseline (the paper's ablation row 75.2);
+    with ``context=DualGCN(in_channels, "paper")`` it is the paper's DGCNet, where the graph
+    works on the backbone feature X itself (D = 2048 for ResNet-101).
+
+    Args:
+        in_channels: channels of the backbone output.
+        num_classes: number of classes.
+        context: a module [B, C, h, w] -> [B, C, h, w], or None.
+
+    Shape:
+        x: [B, in_channels, h, w] -> [B, num_classes, h, w]
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, context: nn.Module | None = None):
+        super().__init__()
+        self.context = context
+        self.classifier = FCNHead(in_channels, num_classes)  # 3x3 conv C -> C/4, BN, ReLU, ...
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.context is not None:
+            x = self.context(x)
+        return self.classifier(x)
+
+
+class DGCNet(nn.Module):
+    """Backbone + head (+ auxiliary head): the authors' ``ResNet`` with ``DualGCNHead``/``dsn``.
+
+    Follows torchvision's segmentation convention: ``forward`` returns ``{"out": logits}``, plus
+    ``"aux"`` in training mode when there is an auxiliary head; both are upsampled bilinearly
+    (``align_corners=True``, as the authors) to the input size.
+
+    Args:
+        backbone: returns ``{"aux": layer3, "out": layer4}``.
+        head: layer4 features -> logits at the backbone's stride.
+        aux_head: layer3 features -> logits, or None.
+
+    Shape:
+        images: [B, 3, H, W] -> {"out": [B, K, H, W], "aux": [B, K, H, W]}
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, aux_head: nn.Module | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.aux_head = aux_head
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        size = images.shape[-2:]
+        features = self.backbone(images)
+        result = {"out": resize(self.head(features["out"]), size)}
+        if self.training and self.aux_head is not None:
+            result["aux"] = resize(self.aux_head(features["aux"]), size)
+        return result

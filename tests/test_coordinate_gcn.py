@@ -1,0 +1,78 @@
+"""CoordinateGCN against the literal formula with A_S formed explicitly (paper Eq. 3-5)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dgcn.models import CoordinateGCN
+
+
+def block_means(x: torch.Tensor, d: int) -> torch.Tensor:
+    """d x d average pooling written out: each node is the mean of the pixels it covers."""
+    b, c, h, w = x.shape
+    out = torch.empty(b, c, math.ceil(h / d), math.ceil(w / d), dtype=x.dtype)
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            out[:, :, i, j] = x[:, :, i * d : (i + 1) * d, j * d : (j + 1) * d].mean(dim=(2, 3))
+    return out
+
+
+def proj(conv: torch.nn.Conv2d, nodes: torch.Tensor) -> torch.Tensor:
+    """A 1x1 conv as a matrix product on [N, D] node rows."""
+    out = nodes @ conv.weight[:, :, 0, 0].T
+    return out + conv.bias if conv.bias is not None else out
+
+
+def literal(module: CoordinateGCN, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    b, _, h, w = v.shape
+    outputs = []
+    for n in range(b):
+        nodes = v[n].flatten(1).T  # V_S: [N', D]
+        adjacency = proj(module.query, nodes) @ proj(module.key, nodes).T  # A_S: [N', N']
+        m = adjacency @ proj(module.value, nodes) @ module.state_update.weight[:, :, 0, 0].T
+        y = m @ module.reproject.weight[:, :, 0, 0].T  # [N', D]
+        outputs.append(y.T.reshape(-1, h, w))
+    y = torch.stack(outputs)
+    return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=True)
+
+
+@pytest.mark.parametrize("size", [(32, 40), (21, 27), (9, 13)])
+@pytest.mark.parametrize("d", [4, 8])
+def test_linear_order_equals_literal_formula_avg(size, d):
+    module = CoordinateGCN(16, downsample=d, pooling="avg", zero_init=False).double()
+    x = torch.randn(2, 16, *size, dtype=torch.float64)
+    v = block_means(x, d)
+    torch.testing.assert_close(module.nodes(x), v, rtol=0, atol=1e-12)
+    torch.testing.assert_close(module(x), literal(module, x, v), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("size", [(32, 32), (25, 19)])
+def test_linear_order_equals_literal_formula_conv(size):
+    module = CoordinateGCN(16, downsample=8, pooling="conv", zero_init=False).double()
+    x = torch.randn(1, 16, *size, dtype=torch.float64)
+    v = module.nodes(x)
+    assert v.shape[-2:] == (math.ceil(size[0] / 8), math.ceil(size[1] / 8))
+    assert len(module.downsample) == 3  # log2(8) strided convs
+    torch.testing.assert_close(module(x), literal(module, x, v), rtol=0, atol=1e-10)
+
+
+def test_adjacency_is_the_explicit_product():
+    module = CoordinateGCN(8, downsample=2).double()
+    x = torch.randn(1, 8, 6, 5, dtype=torch.float64)
+    nodes = block_means(x, 2)[0].flatten(1).T
+    expected = proj(module.query, nodes) @ proj(module.key, nodes).T
+    torch.testing.assert_close(module.adjacency(x)[0], expected)
+
+
+def test_zero_init_starts_as_zero_term():
+    module = CoordinateGCN(8)
+    assert torch.count_nonzero(module(torch.randn(1, 8, 16, 16))) == 0
+
+
+def test_invalid_arguments():
+    with pytest.raises(ValueError, match="power of two"):
+        CoordinateGCN(8, downsample=6)
+    with pytest.raises(ValueError, match="pooling"):
+        CoordinateGCN(8, pooling="max")

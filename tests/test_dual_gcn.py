@@ -1,0 +1,63 @@
+"""DualGCN: shapes, gradients, determinism, the paper's sum and autocast."""
+
+import pytest
+import torch
+
+from dgcn.models import DualGCN, DualGCNHead
+
+CASES = [(v, g) for v in ("paper", "official") for g in ("both", "coordinate", "feature")]
+
+
+@pytest.mark.parametrize("variant,graphs", CASES)
+def test_shape_kept_for_odd_sizes(variant, graphs):
+    module = DualGCN(16, variant, graphs)
+    x = torch.randn(2, 16, 19, 23)
+    assert module(x).shape == x.shape
+
+
+@pytest.mark.parametrize("variant,graphs", CASES)
+def test_every_parameter_gets_a_finite_gradient(variant, graphs):
+    module = DualGCN(16, variant, graphs, pooling="conv")
+    for p in module.parameters():  # leave zero init aside: every path must carry gradient
+        if p.dim() > 1:
+            torch.nn.init.normal_(p, std=0.2)
+    module(torch.randn(2, 16, 17, 15)).square().mean().backward()
+    for name, p in module.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+def test_eval_mode_is_deterministic(variant):
+    module = DualGCN(16, variant)
+    module.train()
+    module(torch.randn(2, 16, 12, 12))  # move BN running statistics away from their init
+    module.eval()
+    x = torch.randn(1, 16, 13, 11)
+    assert torch.equal(module(x), module(x))
+
+
+def test_paper_variant_is_the_sum_of_terms():
+    module = DualGCN(16, "paper", "both").double()
+    torch.nn.init.normal_(module.coordinate.reproject.weight)
+    torch.nn.init.normal_(module.feature.reproject.weight)
+    x = torch.randn(1, 16, 10, 12, dtype=torch.float64)
+    expected = x + module.coordinate(x) + module.feature(x)
+    torch.testing.assert_close(module(x), expected)
+    assert module.fuse is None
+
+
+def test_head_under_autocast_bfloat16():
+    head = DualGCNHead(32, 16, 5).eval()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = head(torch.randn(1, 32, 13, 17))
+    assert logits.shape == (1, 5, 13, 17)
+    assert torch.isfinite(logits.float()).all()
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="variant"):
+        DualGCN(16, "authors")
+    with pytest.raises(ValueError, match="graphs"):
+        DualGCN(16, "paper", "spatial")
