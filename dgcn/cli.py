@@ -43,6 +43,32 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _make_minicity(args: argparse.Namespace) -> int:
+    from dgcn.datasets.minicity import make_minicity
+
+    height, width = args.size
+    start = time.perf_counter()
+    counts = make_minicity(
+        args.out, train=args.train, val=args.val, test=args.test, seed=args.seed,
+        height=height, width=width, overwrite=args.overwrite,
+    )  # fmt: skip
+    listing = ", ".join(f"{split} {n}" for split, n in counts.items())
+    print(
+        f"MiniCity {height}x{width} in {args.out}: {listing} ({time.perf_counter() - start:.1f} s)"
+    )
+    return 0
+
+
+def _check_data(args: argparse.Namespace) -> int:
+    from dgcn.datasets.cityscapes import check_tree
+
+    counts = check_tree(args.root, progress=not args.quiet)
+    print(f"{args.root}: OK")
+    for split, n in counts.items():
+        print(f"  {split:<12}{n:>6} images with labels")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
     parser = argparse.ArgumentParser(
@@ -65,6 +91,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run one real forward pass on the CPU (random weights)",
     )
     summary.set_defaults(func=_summary)
+
+    minicity = sub.add_parser(
+        "make-minicity", help="generate MiniCity, a synthetic city in the Cityscapes layout"
+    )
+    minicity.add_argument("--out", default="data/minicity", help="output root")
+    minicity.add_argument("--train", type=int, default=200, help="training images")
+    minicity.add_argument("--val", type=int, default=50, help="validation images")
+    minicity.add_argument("--test", type=int, default=0, help="test images")
+    minicity.add_argument("--seed", type=int, default=0)
+    minicity.add_argument("--size", nargs=2, type=int, default=(128, 256), metavar=("H", "W"))
+    minicity.add_argument("--overwrite", action="store_true", help="replace another MiniCity")
+    minicity.set_defaults(func=_make_minicity)
+
+    check = sub.add_parser(
+        "check-data", help="validate a Cityscapes-layout tree and print counts per split"
+    )
+    check.add_argument("--root", required=True, help="dataset root (holds leftImg8bit/)")
+    check.add_argument("--quiet", action="store_true", help="no progress bar")
+    check.set_defaults(func=_check_data)
     return parser
 
 
