@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from dgcn.fileio import write_text_atomic
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -47,7 +49,5 @@ def write_result(name: str, payload: dict) -> Path:
         **payload,
     }
     path = RESULTS / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
     return path

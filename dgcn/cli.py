@@ -56,6 +56,10 @@ def _make_minicity(args: argparse.Namespace) -> int:
     print(
         f"MiniCity {height}x{width} in {args.out}: {listing} ({time.perf_counter() - start:.1f} s)"
     )
+    if args.preview:
+        from dgcn.datasets.minicity import write_preview
+
+        print(f"preview: {write_preview(args.out, args.preview)}")
     return 0
 
 
@@ -102,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     minicity.add_argument("--seed", type=int, default=0)
     minicity.add_argument("--size", nargs=2, type=int, default=(128, 256), metavar=("H", "W"))
     minicity.add_argument("--overwrite", action="store_true", help="replace another MiniCity")
+    minicity.add_argument("--preview", metavar="PNG", help="also save a grid of train images")
     minicity.set_defaults(func=_make_minicity)
 
     check = sub.add_parser(

@@ -220,3 +220,25 @@ def test_official_preset_output_size_for_every_scale():
         out_image, out_mask = t(*as_tv(image, label))
         assert out_image.shape == (3, 200, 300) and out_mask.shape == (200, 300)
         assert out_image.dtype == torch.float32
+
+
+def test_minicity_cli_round_trip_and_torchvision_reads_the_layout(tmp_path, capsys):
+    root = tmp_path / "mc"
+    args = ["make-minicity", "--out", str(root), "--train", "3", "--val", "2", "--seed", "1"]
+    assert main([*args, "--size", "64", "128"]) == 0
+    assert main(["check-data", "--root", str(root), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "train" in out and " 3 images" in out and " 2 images" in out
+    ours = Cityscapes(root, "val")
+    theirs = torchvision.datasets.Cityscapes(str(root), split="val", target_type="semantic")
+    assert len(ours) == len(theirs) == 2
+    image, mask = ours[1]
+    assert image.shape == (3, 64, 128) and mask.shape == (64, 128)
+    index = theirs.images.index(str(ours.image_path(1)))  # torchvision lists unsorted
+    raw = np.array(theirs[index][1])
+    assert torch.equal(mask, torch.from_numpy(id_to_train_id_lut()[raw]).long())
+    # a different seed into the same folder is refused without --overwrite, nothing touched
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
+    assert main(["make-minicity", "--out", str(root), "--train", "3", "--seed", "2"]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert before == {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}

@@ -46,8 +46,8 @@ ZIPS = {"leftImg8bit": "leftImg8bit_trainvaltest.zip", "gtFine": "gtFine_trainva
         "gtCoarse": "gtCoarse.zip"}  # fmt: skip
 
 _TRAIN_ID_LUT = torch.from_numpy(id_to_train_id_lut())
-_VALID_LUT = torch.zeros(256, dtype=torch.bool)
-_VALID_LUT[list(VALID_IDS)] = True
+_INVALID = torch.ones(256, dtype=torch.bool)
+_INVALID[list(VALID_IDS)] = False
 
 
 def _require_folder(root: Path, name: str) -> Path:
@@ -171,9 +171,9 @@ def load_pair(image_path: Path, label_path: Path) -> tuple[torch.Tensor, torch.T
             f"image {image_path} is {image.shape[2]}x{image.shape[1]} but its label {label_path} "
             f"is {label.shape[1]}x{label.shape[0]}; they must have the same size"
         )
-    valid = _VALID_LUT[label.long()]
-    if not bool(valid.all()):
-        bad = sorted(set(label[~valid].unique().tolist()))
+    counts = torch.bincount(label.flatten(), minlength=256)
+    if bool(counts[_INVALID].any()):
+        bad = torch.nonzero((counts > 0) & _INVALID).flatten().tolist()
         raise DatasetError(
             f"label {label_path} holds ids {bad[:5]} outside the Cityscapes table (0..33); is it "
             "a trainIds or colour file? Use the *_labelIds.png files"
@@ -188,9 +188,9 @@ class Cityscapes(Dataset):
         root: the dataset root.
         split: ``train``, ``val`` or ``test`` (``train_extra`` with ``mode="coarse"``).
         transforms: a joint transform ``(image, mask) -> (image, mask)`` from
-            :mod:`dgcn.datasets.transforms`; it receives uint8 ``tv_tensors.Image`` [3, H, W] and a
-            ``tv_tensors.Mask`` of label ids [H, W], and must return a float image. None applies
-            the evaluation transform (ImageNet normalisation only).
+            :mod:`dgcn.datasets.transforms`; it receives a uint8 ``tv_tensors.Image`` [3, H, W]
+            and a uint8 ``tv_tensors.Mask`` [H, W] of train ids (255 = ignore), and must return a
+            float image. None applies the evaluation transform (ImageNet normalisation only).
         mode: ``"fine"`` or ``"coarse"`` annotations.
 
     Shape:
@@ -215,10 +215,9 @@ class Cityscapes(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, label = load_pair(*self.samples[index])
-        image, mask = self.transforms(tv_tensors.Image(image), tv_tensors.Mask(label))
-        return image.as_subclass(torch.Tensor), _TRAIN_ID_LUT[
-            mask.as_subclass(torch.Tensor).long()
-        ].long()
+        train_ids = _TRAIN_ID_LUT.index_select(0, label.flatten().int()).view_as(label)
+        image, mask = self.transforms(tv_tensors.Image(image), tv_tensors.Mask(train_ids))
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
 
     def image_path(self, index: int) -> Path:
         """The image file of item ``index``."""

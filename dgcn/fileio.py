@@ -1,0 +1,35 @@
+"""Atomic file writes: a failed or interrupted write never leaves a half-written file behind."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it replaces ``path`` in one step.
+
+    The temporary file lives in the same folder (so ``os.replace`` is atomic) and is removed if
+    the block raises; an existing ``path`` is untouched until the new file is complete.
+
+    Example:
+        with atomic_path("ckpt.pt") as tmp:
+            torch.save(state, tmp)
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)

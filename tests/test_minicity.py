@@ -1,0 +1,259 @@
+"""MiniCity: determinism, the Cityscapes layout, class coverage and the designed ambiguities."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dgcn.datasets.labels import LABELS, NAME_TO_ID, NUM_CLASSES, VALID_IDS, id_to_train_id_lut
+from dgcn.datasets.minicity import (
+    DEFAULT_ROOT,
+    GENERATOR_VERSION,
+    ensure_minicity,
+    generate_scene,
+    make_minicity,
+)
+from dgcn.errors import DatasetError
+
+SMALL = {"height": 64, "width": 128, "progress": False}
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def _mtimes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+
+
+def _id_colours() -> np.ndarray:
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    for label in LABELS:
+        if label.id >= 0:
+            lut[label.id] = label.color
+    return lut
+
+
+@pytest.fixture(scope="module")
+def scenes() -> list[tuple[np.ndarray, np.ndarray]]:
+    """240 small scenes, shared by the statistics tests."""
+    return [generate_scene(np.random.default_rng([7, i]), 64, 128) for i in range(240)]
+
+
+def test_constants() -> None:
+    assert DEFAULT_ROOT == "data/minicity"
+    assert GENERATOR_VERSION == 1
+
+
+def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    counts = make_minicity(a, train=3, val=2, test=1, seed=0, **SMALL)
+    assert counts == {"train": 3, "val": 2, "test": 1}
+    make_minicity(b, train=3, val=2, test=1, seed=0, **SMALL)
+    files_a = _files(a)
+    assert len(files_a) == 6 * 3 + 1
+    assert files_a == _files(b)
+    make_minicity(c, train=3, val=2, test=1, seed=1, **SMALL)
+    files_c = _files(c)
+    assert files_c.keys() == files_a.keys()
+    images = [k for k in files_a if k.endswith("_leftImg8bit.png")]
+    assert all(files_a[k] != files_c[k] for k in images)
+
+
+def test_files_do_not_depend_on_the_counts(tmp_path: Path) -> None:
+    make_minicity(tmp_path / "few", train=2, val=1, **SMALL)
+    make_minicity(tmp_path / "more", train=5, val=3, **SMALL)
+    few, more = _files(tmp_path / "few"), _files(tmp_path / "more")
+    shared = [k for k in few if k != "minicity.json"]
+    assert shared and all(few[k] == more[k] for k in shared)
+
+
+def test_cityscapes_layout(tmp_path: Path) -> None:
+    counts = make_minicity(tmp_path, train=4, val=2, test=2, seed=3, **SMALL)
+    colours = _id_colours()
+    cities: dict[str, set[str]] = {}
+    for split, n in counts.items():
+        images = sorted((tmp_path / "leftImg8bit" / split).glob("*/*_leftImg8bit.png"))
+        assert len(images) == n
+        cities[split] = {p.parent.name for p in images}
+        for image_path in images:
+            city = image_path.parent.name
+            stem = image_path.name[: -len("_leftImg8bit.png")]
+            name_city, seq, frame = stem.split("_")
+            assert name_city == city and len(seq) == 6 and frame == "000019"
+            label_dir = tmp_path / "gtFine" / split / city
+            label_path = label_dir / f"{stem}_gtFine_labelIds.png"
+            colour_path = label_dir / f"{stem}_gtFine_color.png"
+            with Image.open(image_path) as im, Image.open(label_path) as lb:
+                with Image.open(colour_path) as co:
+                    assert (im.mode, lb.mode, co.mode) == ("RGB", "L", "RGB")
+                    assert im.size == lb.size == co.size == (128, 64)
+                    ids = np.asarray(lb)
+                    colour = np.asarray(co)
+            assert set(np.unique(ids).tolist()) <= VALID_IDS
+            np.testing.assert_array_equal(colour, colours[ids])
+    assert not cities["train"] & cities["val"]
+    assert not cities["val"] & cities["test"]
+    assert not cities["train"] & cities["test"]
+    assert len(cities["train"]) >= 2
+    marker = json.loads((tmp_path / "minicity.json").read_text())
+    assert marker["seed"] == 3 and marker["version"] == GENERATOR_VERSION
+    assert marker["counts"] == counts
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_the_cityscapes_loader_reads_it(tmp_path: Path) -> None:
+    cityscapes = pytest.importorskip("dgcn.datasets.cityscapes")
+    make_minicity(tmp_path, train=3, val=1, **SMALL)
+    assert len(cityscapes.scan_split(tmp_path, "train")) == 3
+    assert len(cityscapes.scan_split(tmp_path, "val")) == 1
+
+
+def test_every_train_class_appears() -> None:
+    lut = id_to_train_id_lut()
+    seen: set[int] = set()
+    per_image = []
+    for i in range(60):
+        image, ids = generate_scene(np.random.default_rng([0, 0, i]))
+        assert image.shape == (128, 256, 3) and image.dtype == np.uint8
+        assert ids.shape == (128, 256) and ids.dtype == np.uint8
+        present = {int(t) for t in np.unique(lut[ids]) if t < NUM_CLASSES}
+        per_image.append(len(present))
+        seen |= present
+    assert seen == set(range(NUM_CLASSES))
+    assert np.mean(per_image) >= 10  # a scene holds many classes, not one each
+
+
+def test_void_pixels_appear(scenes: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    ego = sum(bool((ids == NAME_TO_ID["ego vehicle"]).any()) for _, ids in scenes)
+    unlabeled = sum(bool((ids == NAME_TO_ID["unlabeled"]).any()) for _, ids in scenes)
+    assert 0 < ego < len(scenes) and 0 < unlabeled < len(scenes)
+
+
+def _mean(scenes: list[tuple[np.ndarray, np.ndarray]], name: str) -> np.ndarray:
+    """The mean colour of a class, pooled over all pixels of all scenes."""
+    total, count = np.zeros(3), 0
+    for image, ids in scenes:
+        mask = ids == NAME_TO_ID[name]
+        total += image[mask].sum(0)
+        count += int(mask.sum())
+    assert count > 0, name
+    return total / count
+
+
+def test_road_and_sidewalk_look_the_same(scenes: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    road, sidewalk = _mean(scenes, "road"), _mean(scenes, "sidewalk")
+    assert np.abs(road - sidewalk).max() < 2.5
+    sky, vegetation = _mean(scenes, "sky"), _mean(scenes, "vegetation")
+    assert np.abs(sky - vegetation).max() > 60
+
+
+def _body_means(scenes: list[tuple[np.ndarray, np.ndarray]], name: str) -> np.ndarray:
+    """[images, 3]: the mean body-paint colour of a class in every image that shows it."""
+    out = []
+    for image, ids in scenes:
+        # the body paint only: no windows, wheels or under-body band
+        mask = (ids == NAME_TO_ID[name]) & (image.astype(np.int32).sum(-1) > 300)
+        if mask.sum() >= 20:
+            out.append(image[mask].mean(0))
+    assert len(out) >= 10, name
+    return np.array(out)
+
+
+def test_truck_bus_and_train_look_the_same(scenes: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    # within one image (same lighting) a truck and a bus have the same paint
+    diffs = []
+    for image, ids in scenes:
+        bright = image.astype(np.int32).sum(-1) > 300
+        truck = (ids == NAME_TO_ID["truck"]) & bright
+        bus = (ids == NAME_TO_ID["bus"]) & bright
+        if truck.sum() >= 20 and bus.sum() >= 20:
+            diffs.append(np.abs(image[truck].mean(0) - image[bus].mean(0)).max())
+    assert len(diffs) >= 3 and np.median(diffs) < 5
+    # across images (lighting varies by +-20 %) the three classes have the same mean paint: no
+    # difference above 3.5 standard errors (about 4 levels each at 240 scenes)
+    means = {name: _body_means(scenes, name) for name in ("truck", "bus", "train")}
+    for a in means.values():
+        for b in means.values():
+            diff = np.abs(a.mean(0) - b.mean(0))
+            stderr = np.sqrt(a.var(0) / len(a) + b.var(0) / len(b))
+            assert diff.max() < 15 and (diff / stderr).max() < 3.5
+    # ordinary classes differ clearly
+    car = _mean(scenes, "car")
+    assert np.abs(car - means["bus"].mean(0)).max() > 30
+
+
+def test_buses_are_longer_than_trucks(scenes: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    def aspect(name: str) -> float:
+        ratios = []
+        for _, ids in scenes:
+            mask = ids == NAME_TO_ID[name]
+            if mask.sum() < 30:
+                continue
+            cols, rows = np.nonzero(mask.any(0))[0], np.nonzero(mask.any(1))[0]
+            ratios.append((cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1))
+        return float(np.median(ratios))
+
+    assert aspect("truck") < aspect("bus") < aspect("train")
+
+
+def test_second_call_does_not_rewrite(tmp_path: Path) -> None:
+    make_minicity(tmp_path, train=2, val=1, **SMALL)
+    before = _mtimes(tmp_path)
+    assert make_minicity(tmp_path, train=2, val=1, **SMALL) == {"train": 2, "val": 1, "test": 0}
+    assert _mtimes(tmp_path) == before
+
+
+def test_other_parameters_need_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "mc"
+    make_minicity(out, train=2, val=1, **SMALL)
+    with pytest.raises(DatasetError, match="overwrite") as info:
+        make_minicity(out, train=2, val=1, seed=5, **SMALL)
+    assert str(out) in str(info.value) and "--out" in str(info.value)
+    counts = make_minicity(out, train=1, val=1, seed=5, overwrite=True, **SMALL)
+    assert counts == {"train": 1, "val": 1, "test": 0}
+    assert len(list((out / "leftImg8bit" / "train").glob("*/*.png"))) == 1
+    assert json.loads((out / "minicity.json").read_text())["seed"] == 5
+
+
+def test_refuses_a_folder_that_is_not_minicity(tmp_path: Path) -> None:
+    (tmp_path / "leftImg8bit" / "train" / "aachen").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=str(tmp_path)):
+        make_minicity(tmp_path, train=1, val=0, **SMALL)
+
+
+def test_interrupted_generation_is_redone(tmp_path: Path) -> None:
+    make_minicity(tmp_path, train=3, val=1, **SMALL)
+    reference = _files(tmp_path)
+    next(tmp_path.glob("leftImg8bit/train/*/*.png")).unlink()
+    (tmp_path / "minicity.json").unlink()
+    make_minicity(tmp_path, train=3, val=1, **SMALL)
+    assert _files(tmp_path) == reference
+
+
+def test_ensure_minicity(tmp_path: Path) -> None:
+    root = ensure_minicity(tmp_path / "mini", train=2, val=1, **SMALL)
+    assert root == tmp_path / "mini" and (root / "minicity.json").is_file()
+    before = _mtimes(root)
+    assert ensure_minicity(root) == root  # any finished MiniCity is reused as it is
+    assert _mtimes(root) == before
+
+
+def test_full_size_scene() -> None:
+    image, ids = generate_scene(np.random.default_rng(0), 1024, 2048)
+    assert image.shape == (1024, 2048, 3) and image.dtype == np.uint8
+    assert ids.shape == (1024, 2048) and ids.dtype == np.uint8
+    assert set(np.unique(ids).tolist()) <= VALID_IDS
+
+
+def test_too_small_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        generate_scene(np.random.default_rng(0), 8, 8)
+    with pytest.raises(DatasetError):
+        make_minicity(tmp_path, train=-1)
