@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from dgcn.errors import DgcnError
 
@@ -49,9 +50,15 @@ def _make_minicity(args: argparse.Namespace) -> int:
     height, width = args.size
     start = time.perf_counter()
     counts = make_minicity(
-        args.out, train=args.train, val=args.val, test=args.test, seed=args.seed,
-        height=height, width=width, overwrite=args.overwrite,
-    )  # fmt: skip
+        args.out,
+        train=args.train,
+        val=args.val,
+        test=args.test,
+        seed=args.seed,
+        height=height,
+        width=width,
+        overwrite=args.overwrite,
+    )
     listing = ", ".join(f"{split} {n}" for split, n in counts.items())
     print(
         f"MiniCity {height}x{width} in {args.out}: {listing} ({time.perf_counter() - start:.1f} s)"
@@ -71,6 +78,207 @@ def _check_data(args: argparse.Namespace) -> int:
     for split, n in counts.items():
         print(f"  {split:<12}{n:>6} images with labels")
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dgcn.config import load_config
+    from dgcn.training.loop import fit
+
+    cfg = load_config(args.config, args.opt)
+    run_dir = args.run_dir or f"runs/{cfg.name}"
+    summary = fit(
+        cfg,
+        run_dir,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        device=args.device,
+    )
+    if summary and _is_main():
+        print(
+            f"{cfg.name}: mIoU {100 * summary['miou']:.2f} % on {cfg.data.val_split} "
+            f"({cfg.eval.mode}); run in {run_dir}"
+        )
+    return 0
+
+
+def _is_main() -> bool:
+    from dgcn.config import distributed_env
+
+    return distributed_env()["rank"] == 0
+
+
+def _inference_config(args: argparse.Namespace):
+    from dgcn.inference_setup import load_for_inference
+
+    opts = list(args.opt or [])
+    if args.data_root:
+        opts.append(f"data.root={args.data_root}")
+    model, cfg = load_for_inference(args.checkpoint, args.official, args.config, opts)
+    for key in ("mode", "tile", "overlap", "scales", "flip"):
+        value = getattr(args, key, None)
+        if value is not None:
+            setattr(cfg.eval, key, value)
+    return model, cfg
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from torch.utils.data import DataLoader, Subset
+
+    from dgcn.datasets.build import build_dataset, image_paths
+    from dgcn.evaluation.inference import evaluate
+    from dgcn.evaluation.metrics import format_table
+    from dgcn.fileio import write_text_atomic
+    from dgcn.training import distributed
+
+    info = distributed.setup(args.device)
+    model, cfg = _inference_config(args)
+    model.to(info.device)
+    split = args.split or cfg.data.val_split
+    dataset = build_dataset(cfg.data, split, train=False)
+    indices = list(range(info.rank, len(dataset), info.world_size))
+    paths = image_paths(dataset)
+    loader = DataLoader(Subset(dataset, indices), batch_size=1, num_workers=args.workers)
+    start = time.perf_counter()
+    matrix = evaluate(
+        model,
+        loader,
+        cfg.model.num_classes,
+        mode=cfg.eval.mode,
+        tile=cfg.eval.tile,
+        overlap=cfg.eval.overlap,
+        scales=cfg.eval.scales,
+        flip=cfg.eval.flip,
+        device=info.device,
+        progress=not args.quiet,
+        export_dir=args.export,
+        image_paths=[paths[i] for i in indices],
+    )
+    seconds = time.perf_counter() - start
+    if info.is_main:
+        summary = matrix.summary()
+        result = {
+            "checkpoint": str(args.checkpoint),
+            "split": split,
+            "images": len(dataset),
+            "mode": cfg.eval.mode,
+            "tile": cfg.eval.tile,
+            "overlap": cfg.eval.overlap,
+            "scales": cfg.eval.scales,
+            "flip": cfg.eval.flip,
+            "processes": info.world_size,
+            "seconds": seconds,
+            **summary,
+            "confusion": matrix.matrix.tolist(),
+        }
+        output = args.output or str(
+            Path(args.checkpoint).with_name(f"eval-{split}-{cfg.eval.mode}.json")
+        )
+        write_text_atomic(output, json.dumps(result, indent=2) + "\n")
+        print(format_table(summary))
+        print(f"{len(dataset)} images in {seconds:.1f} s; results: {output}")
+        if args.export:
+            print(f"labelId PNGs for the Cityscapes evaluation script: {args.export}")
+    distributed.barrier()
+    distributed.cleanup()
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import torch
+    from torchvision import tv_tensors
+
+    from dgcn.datasets.build import build_dataset, image_paths
+    from dgcn.datasets.cityscapes import read_image
+    from dgcn.datasets.transforms import eval_transforms
+    from dgcn.evaluation.inference import predict
+    from dgcn.fileio import atomic_path
+    from dgcn.viz.palette import colorize, denormalize, overlay
+    from dgcn.viz.predictions import prediction_grid, save_figure
+
+    model, cfg = _inference_config(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    samples = []  # (name, image tensor [3,H,W], target or None)
+    if args.images:
+        for path in args.images:
+            image = read_image(Path(path))
+            tensor, _ = eval_transforms()(tv_tensors.Image(image), tv_tensors.Mask(image[0]))
+            samples.append((Path(path).stem, tensor.as_subclass(torch.Tensor), None))
+    else:
+        dataset = build_dataset(cfg.data, args.split or cfg.data.val_split, train=False)
+        paths = image_paths(dataset)
+        for i in range(min(args.count, len(dataset))):
+            image, mask = dataset[i]
+            samples.append((paths[i].stem.replace("_leftImg8bit", ""), image, mask))
+    from PIL import Image
+
+    preds = []
+    for name, image, _ in samples:
+        probs = predict(
+            model,
+            image[None],
+            cfg.eval.mode,
+            tile=cfg.eval.tile,
+            overlap=cfg.eval.overlap,
+            scales=cfg.eval.scales,
+            flip=cfg.eval.flip,
+        )
+        pred = probs.argmax(1)[0]
+        preds.append(pred)
+        for suffix, array in (
+            ("pred", colorize(pred)),
+            ("overlay", overlay(denormalize(image), pred)),
+        ):
+            with atomic_path(out / f"{name}_{suffix}.png") as tmp:
+                Image.fromarray(array).save(tmp, format="PNG")
+    with_targets = [(s, p) for s, p in zip(samples, preds, strict=True) if s[2] is not None]
+    if with_targets:
+        grid = prediction_grid(
+            [s[1] for s, _ in with_targets],
+            [s[2] for s, _ in with_targets],
+            [p for _, p in with_targets],
+            titles=[s[0] for s, _ in with_targets],
+        )
+        save_figure(grid, out / "grid.png")
+    print(
+        f"{len(samples)} predictions in {out}"
+        + (" (grid.png: image | truth | prediction | errors)" if with_targets else "")
+    )
+    return 0
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from dgcn.reproduce import reproduce
+
+    reproduce(
+        preset=args.preset,
+        data_root=args.data_root,
+        seeds=args.seeds,
+        rows=args.rows,
+        out=args.out,
+        overrides=args.opt,
+        progress=not args.quiet,
+        device=args.device,
+    )
+    return 0
+
+
+def _add_inference_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="runs/<name>/last.pt or the authors' .pth")
+    p.add_argument("--official", action="store_true", help="the file is the authors' checkpoint")
+    p.add_argument("--config", help="data/eval config for --official (cityscapes-official)")
+    p.add_argument("--data-root", help="dataset root (overrides data.root)")
+    p.add_argument("--split", help="split (default: the config's val split)")
+    p.add_argument("--mode", choices=["whole", "slide", "multiscale"])
+    p.add_argument("--tile", type=int, help="sliding-window tile (the authors: 832)")
+    p.add_argument("--overlap", type=float, help="sliding-window overlap (the authors: 1/3)")
+    p.add_argument("--scales", type=float, nargs="+", help="multi-scale factors")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +303,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run one real forward pass on the CPU (random weights)",
     )
     summary.set_defaults(func=_summary)
+
+    train = sub.add_parser("train", help="train one run (also under torchrun)")
+    train.add_argument("--config", required=True, help="preset name or YAML path")
+    train.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="e.g. train.lr=0.02")
+    train.add_argument("--run-dir", help="output folder (default runs/<config name>)")
+    train.add_argument("--resume", action="store_true", help="continue from run-dir/last.pt")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    train.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser("evaluate", help="mIoU, per-class IoU, pixel accuracy of a model")
+    _add_inference_args(evaluate)
+    evaluate.add_argument("--export", help="write labelId PNGs here (Cityscapes eval script)")
+    evaluate.add_argument("--output", help="results JSON (default next to the checkpoint)")
+    evaluate.add_argument("--workers", type=int, default=2)
+    evaluate.add_argument("--quiet", action="store_true")
+    evaluate.set_defaults(func=_evaluate)
+
+    predict = sub.add_parser("predict", help="colourised masks, overlays and grids as PNG")
+    _add_inference_args(predict)
+    predict.add_argument("--images", nargs="+", help="image files (else --count from --split)")
+    predict.add_argument("--count", type=int, default=8, help="images of the split to show")
+    predict.add_argument("--out", default="runs/predictions", help="output folder")
+    predict.set_defaults(func=_predict)
+
+    reproduce = sub.add_parser(
+        "reproduce", help="the ablation table: baseline, coordinate, feature, both (make demo)"
+    )
+    reproduce.add_argument("--preset", default="minicity-cpu", help="config preset of the rows")
+    reproduce.add_argument("--data-root", help="dataset root (Cityscapes for the GPU presets)")
+    reproduce.add_argument("--seeds", type=int, nargs="+", default=[0])
+    rows = ["baseline", "coordinate", "feature", "both"]
+    reproduce.add_argument("--rows", nargs="+", default=rows, choices=rows)
+    reproduce.add_argument("--out", help="output folder (default runs/reproduce/<timestamp>)")
+    reproduce.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    reproduce.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
+    reproduce.add_argument("--quiet", action="store_true")
+    reproduce.set_defaults(func=_reproduce)
 
     minicity = sub.add_parser(
         "make-minicity", help="generate MiniCity, a synthetic city in the Cityscapes layout"

@@ -1,13 +1,30 @@
-"""Configuration helpers.
+"""Configuration: typed dataclasses, YAML files, ``key=value`` overrides.
+
+A run is described by one :class:`Config` with four parts (``model``, ``data``, ``train``,
+``eval``). Files live in ``experiments/configs/<preset>.yaml``; a file may start from another
+with ``base: <preset>``. Overrides use dotted keys: ``--opt train.lr=0.02 data.root=/data/cs``.
+An unknown key is an error that names it and the closest valid key.
 
 Library code reads the environment only through this module.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dgcn.errors import ConfigError
 
 _TRUE = {"1", "true", "yes", "on"}
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 
 
 def smoke_mode() -> bool:
@@ -27,3 +44,322 @@ def torch_home_checkpoints() -> str:
     import torch.hub
 
     return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def distributed_env() -> dict[str, int]:
+    """RANK, WORLD_SIZE and LOCAL_RANK as set by ``torchrun`` (0, 1, 0 without it)."""
+    return {
+        "rank": int(os.environ.get("RANK", 0)),
+        "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+        "local_rank": int(os.environ.get("LOCAL_RANK", 0)),
+    }
+
+
+@dataclass
+class ModelConfig:
+    """Which network: a preset of ``dgcn.models.build_model`` and its overrides.
+
+    Attributes:
+        name: preset, e.g. ``dgcnet_official_r101``, ``dgcnet_paper_r18``, ``fcn_r18``.
+        num_classes: 19 for Cityscapes.
+        overrides: fields of ``dgcn.models.ModelSpec`` (``graphs``, ``downsample``, ``pooling``,
+            ``pretrained``, ``head_channels``, ``aux_channels``, ``output_stride``, ...).
+    """
+
+    name: str = "dgcnet_official_r101"
+    num_classes: int = 19
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Where the images are and how they are augmented.
+
+    Attributes:
+        dataset: ``cityscapes`` (a tree at ``root``) or ``minicity`` (generated at ``root`` on
+            first use with ``minicity_*``).
+        root: dataset root.
+        train_split, val_split: split names.
+        crop_size: training crop (h, w); scales: random scales; flip: random horizontal flip.
+        workers: DataLoader workers per process.
+        val_limit: evaluate on the first N validation images only (0 = all).
+    """
+
+    dataset: str = "cityscapes"
+    root: str = "data/cityscapes"
+    train_split: str = "train"
+    val_split: str = "val"
+    crop_size: list[int] = field(default_factory=lambda: [832, 832])
+    scales: list[float] = field(
+        default_factory=lambda: [round(0.7 + 0.1 * i, 1) for i in range(15)]
+    )
+    flip: bool = True
+    workers: int = 4
+    val_limit: int = 0
+    minicity_train: int = 200
+    minicity_val: int = 50
+    minicity_size: list[int] = field(default_factory=lambda: [128, 256])
+    minicity_seed: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation.
+
+    Attributes:
+        iterations: SGD steps (each over ``batch_size`` images in total).
+        batch_size: images per step, over all processes and accumulation steps.
+        micro_batch: images per forward pass per process (0 = batch_size / processes);
+            accumulation steps = batch_size / (micro_batch * processes).
+        lr, poly_power: ``lr * (1 - it / iterations) ** poly_power``, per iteration.
+        momentum, weight_decay: SGD.
+        loss: ``ohem`` or ``ce``; ohem_thresh, ohem_min_kept: the authors' OHEM (per image).
+        aux_weight: weight of the auxiliary CE on layer3.
+        precision: ``auto`` (bf16 on CUDA compute capability >= 8, fp16 + GradScaler below,
+            fp32 on CPU), ``fp32``, ``bf16``, ``fp16``.
+        channels_last, cudnn_benchmark, compile: CUDA speed options (ignored on CPU).
+        sync_bn: SyncBatchNorm under DDP on CUDA.
+        checkpoint_every, log_every, eval_every: in iterations (eval_every 0 = at the end only).
+        seed: seeds the model init, the data order and every augmentation.
+        threads: torch CPU threads (0 = torch's default).
+    """
+
+    iterations: int = 60_000
+    batch_size: int = 8
+    micro_batch: int = 0
+    lr: float = 0.01
+    poly_power: float = 0.9
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    loss: str = "ohem"
+    ohem_thresh: float = 0.7
+    ohem_min_kept: int = 100_000
+    aux_weight: float = 0.4
+    precision: str = "auto"
+    channels_last: bool = True
+    cudnn_benchmark: bool = True
+    compile: bool = False
+    sync_bn: bool = True
+    checkpoint_every: int = 2000
+    log_every: int = 20
+    eval_every: int = 0
+    seed: int = 0
+    threads: int = 0
+
+
+@dataclass
+class EvalConfig:
+    """Inference for evaluation.
+
+    Attributes:
+        mode: ``whole``, ``slide`` or ``multiscale``.
+        tile, overlap: sliding window (the authors: 832, 1/3).
+        scales, flip: multi-scale + flip.
+    """
+
+    mode: str = "slide"
+    tile: int = 832
+    overlap: float = 1 / 3
+    scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25, 1.5, 1.75])
+    flip: bool = False
+
+
+@dataclass
+class Config:
+    """A whole run: name plus the four parts."""
+
+    name: str = "run"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested dict (YAML/JSON-ready)."""
+        return dataclasses.asdict(self)
+
+
+def _valid_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            keys += _valid_keys(hints[f.name], prefix + f.name + ".")
+        else:
+            keys.append(prefix + f.name)
+    return keys
+
+
+#: common names from other codebases -> ours
+ALIASES = {
+    "learning_rate": "lr", "base_lr": "lr", "wd": "weight_decay", "power": "poly_power",
+    "max_iter": "iterations", "max_iters": "iterations", "num_steps": "iterations",
+    "batch": "batch_size", "bs": "batch_size", "num_workers": "workers", "crop": "crop_size",
+    "amp": "precision", "data_root": "root", "data_dir": "root",
+}  # fmt: skip
+
+
+def _unknown(key: str, valid: list[str], where: str) -> ConfigError:
+    section, _, leaf = key.rpartition(".")
+    alias = f"{section}.{ALIASES[leaf]}" if leaf in ALIASES else ""
+    siblings = [k for k in valid if k.rpartition(".")[0] == section]
+    if alias in valid:
+        match = [alias]
+    else:
+        leaves = difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in siblings], 1, 0.5)
+        match = [f"{section}.{leaves[0]}" if section else leaves[0]] if leaves else []
+        match = match or difflib.get_close_matches(key, valid, n=1, cutoff=0.4)
+    hint = f"; did you mean {match[0]!r}?" if match else f"; valid keys: {', '.join(valid)}"
+    return ConfigError(f"unknown config key {key!r} in {where}{hint}")
+
+
+def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
+    """Check (and gently convert) a value against a field's type."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], key, where)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        (item,) = typing.get_args(hint)
+        return [_coerce(v, item, key, where) for v in value]
+    if origin is dict or hint is Any:
+        if origin is dict and not isinstance(value, dict):
+            raise ConfigError(f"{key} in {where} must be a mapping, got {value!r}")
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} in {where} must be true or false, got {value!r}")
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{key} in {where} must be {hint.__name__}, got {value!r}")
+
+
+def _apply(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> None:
+    hints = typing.get_type_hints(type(obj))
+    names = {f.name for f in dataclasses.fields(obj)}
+    for key, value in data.items():
+        full = prefix + key
+        if key not in names:
+            raise _unknown(full, _valid_keys(Config), where)
+        if dataclasses.is_dataclass(hints[key]):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{full} in {where} must be a mapping of its keys")
+            _apply(getattr(obj, key), value, where, full + ".")
+        elif typing.get_origin(hints[key]) is dict and isinstance(value, dict):
+            # mappings merge across base files and overrides; a key set to null is removed
+            merged = {**getattr(obj, key), **value}
+            setattr(obj, key, {k: v for k, v in merged.items() if v is not None})
+        else:
+            setattr(obj, key, _coerce(value, hints[key], full, where))
+
+
+def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
+    """A preset name (``cityscapes-official``) or a YAML path -> the file's path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        return path
+    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    presets = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+    match = difflib.get_close_matches(str(name_or_path), presets, n=1, cutoff=0.4)
+    hint = f"; did you mean {match[0]!r}?" if match else ""
+    raise ConfigError(
+        f"unknown config {str(name_or_path)!r}{hint} (presets in {CONFIG_DIR}: "
+        f"{', '.join(presets)})"
+    )
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict, str]]:
+    if path in seen:
+        raise ConfigError(f"config {path} inherits from itself through 'base'")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config {path} is not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys, got {type(data).__name__}")
+    layers = []
+    base = data.pop("base", None)
+    if base is not None:
+        layers += _read_yaml(resolve_config_path(base), (*seen, path))
+    layers.append((data, str(path)))
+    return layers
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["train.lr=0.02", "data.flip=false"]`` -> nested dict, values parsed as YAML."""
+    nested: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value (e.g. train.lr=0.02)")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"override {item!r}: cannot parse the value ({err})") from err
+        parts = key.strip().split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r} conflicts with another override")
+        node[parts[-1]] = value
+    return nested
+
+
+def load_config(name_or_path: str | os.PathLike | None = None, overrides=None) -> Config:
+    """Load a preset or YAML file (following ``base:``), then apply overrides.
+
+    Args:
+        name_or_path: preset name in ``experiments/configs`` or a YAML path; None = defaults.
+        overrides: ``["key=value", ...]`` or an already nested dict.
+
+    Raises:
+        ConfigError: unknown file, key or a value of the wrong type, naming it.
+    """
+    config = Config()
+    if name_or_path is not None:
+        path = resolve_config_path(name_or_path)
+        config.name = path.stem
+        for data, where in _read_yaml(path):
+            _apply(config, data, where)
+    return apply_overrides(config, overrides)
+
+
+def apply_overrides(config: Config, overrides: list[str] | dict | None) -> Config:
+    """Apply ``key=value`` strings (or a nested dict) to a config in place; returns it."""
+    if overrides:
+        nested = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+        _apply(config, nested, "--opt")
+    return config
+
+
+def model_overrides(config: Config, pretrained: bool = True) -> dict[str, Any]:
+    """The model overrides, without ``pretrained`` when weights come from a checkpoint."""
+    return {k: v for k, v in config.model.overrides.items() if pretrained or k != "pretrained"}
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Rebuild a Config from :meth:`Config.to_dict` output (e.g. stored in a checkpoint)."""
+    config = Config()
+    _apply(config, data, "checkpoint")
+    return config
+
+
+def save_config(config: Config, path: str | os.PathLike) -> None:
+    """Write the config as YAML, atomically."""
+    from dgcn.fileio import write_text_atomic
+
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

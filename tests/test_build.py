@@ -78,8 +78,10 @@ def test_unknown_names_suggest_the_closest():
 
 
 def test_flops_on_meta_match_hand_count():
-    rows = {r["block"]: r for r in block_table(lambda: build_model("dgcnet_official_r101"),
-                                               (1, 3, 1024, 2048))}  # fmt: skip
+    rows = {
+        r["block"]: r
+        for r in block_table(lambda: build_model("dgcnet_official_r101"), (1, 3, 1024, 2048))
+    }
     # head.reduce: one 3x3 conv 2048 -> 512 on the 129 x 257 stride-8 map, 2 FLOPs per MAC
     assert rows["head.reduce"]["gflops"] * 1e9 == pytest.approx(2 * 2048 * 512 * 9 * 129 * 257)
     assert rows["total"]["params"] == 72_506_598

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import bn_rows, randomize_bn
 
 from dgcn.models import CoordinateGCN
 
@@ -32,7 +33,7 @@ def literal(module: CoordinateGCN, x: torch.Tensor, v: torch.Tensor) -> torch.Te
         nodes = v[n].flatten(1).T  # V_S: [N', D]
         adjacency = proj(module.query, nodes) @ proj(module.key, nodes).T  # A_S: [N', N']
         m = adjacency @ proj(module.value, nodes) @ module.state_update.weight[:, :, 0, 0].T
-        y = m @ module.reproject.weight[:, :, 0, 0].T  # [N', D]
+        y = bn_rows(module.reproject[1], m @ module.reproject[0].weight[:, :, 0, 0].T)
         outputs.append(y.T.reshape(-1, h, w))
     y = torch.stack(outputs)
     return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=True)
@@ -41,7 +42,8 @@ def literal(module: CoordinateGCN, x: torch.Tensor, v: torch.Tensor) -> torch.Te
 @pytest.mark.parametrize("size", [(32, 40), (21, 27), (9, 13)])
 @pytest.mark.parametrize("d", [4, 8])
 def test_linear_order_equals_literal_formula_avg(size, d):
-    module = CoordinateGCN(16, downsample=d, pooling="avg", zero_init=False).double()
+    module = CoordinateGCN(16, downsample=d, pooling="avg", zero_init=False).double().eval()
+    randomize_bn(module.reproject[1])
     x = torch.randn(2, 16, *size, dtype=torch.float64)
     v = block_means(x, d)
     torch.testing.assert_close(module.nodes(x), v, rtol=0, atol=1e-12)
@@ -50,7 +52,8 @@ def test_linear_order_equals_literal_formula_avg(size, d):
 
 @pytest.mark.parametrize("size", [(32, 32), (25, 19)])
 def test_linear_order_equals_literal_formula_conv(size):
-    module = CoordinateGCN(16, downsample=8, pooling="conv", zero_init=False).double()
+    module = CoordinateGCN(16, downsample=8, pooling="conv", zero_init=False).double().eval()
+    randomize_bn(module.reproject[1])
     x = torch.randn(1, 16, *size, dtype=torch.float64)
     v = module.nodes(x)
     assert v.shape[-2:] == (math.ceil(size[0] / 8), math.ceil(size[1] / 8))

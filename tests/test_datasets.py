@@ -26,10 +26,43 @@ from dgcn.datasets.transforms import (
 from dgcn.errors import DatasetError
 
 # the official Cityscapes labelId -> trainId map, written out by hand
-OFFICIAL = {0: 255, 1: 255, 2: 255, 3: 255, 4: 255, 5: 255, 6: 255, 7: 0, 8: 1, 9: 255, 10: 255,
-            11: 2, 12: 3, 13: 4, 14: 255, 15: 255, 16: 255, 17: 5, 18: 255, 19: 6, 20: 7, 21: 8,
-            22: 9, 23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 29: 255, 30: 255, 31: 16,
-            32: 17, 33: 18, -1: 255}  # fmt: skip
+OFFICIAL = {
+    0: 255,
+    1: 255,
+    2: 255,
+    3: 255,
+    4: 255,
+    5: 255,
+    6: 255,
+    7: 0,
+    8: 1,
+    9: 255,
+    10: 255,
+    11: 2,
+    12: 3,
+    13: 4,
+    14: 255,
+    15: 255,
+    16: 255,
+    17: 5,
+    18: 255,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    29: 255,
+    30: 255,
+    31: 16,
+    32: 17,
+    33: 18,
+    -1: 255,
+}
 
 
 def test_id_to_train_id_matches_the_official_table():
@@ -41,8 +74,10 @@ def test_id_to_train_id_matches_the_official_table():
 
 
 def test_label_table_matches_torchvision():
-    theirs = {c.id: (c.name, 255 if c.train_id == -1 else c.train_id, c.color)
-              for c in torchvision.datasets.Cityscapes.classes}  # fmt: skip
+    theirs = {
+        c.id: (c.name, 255 if c.train_id == -1 else c.train_id, c.color)
+        for c in torchvision.datasets.Cityscapes.classes
+    }
     ours = {lb.id: (lb.name, lb.train_id, lb.color) for lb in LABELS}
     assert ours == theirs
     assert len(CLASS_NAMES) == 19 and CLASS_NAMES[0] == "road" and CLASS_NAMES[-1] == "bicycle"

@@ -21,6 +21,9 @@ def test_every_parameter_gets_a_finite_gradient(variant, graphs):
     for p in module.parameters():  # leave zero init aside: every path must carry gradient
         if p.dim() > 1:
             torch.nn.init.normal_(p, std=0.2)
+    for m in module.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            torch.nn.init.ones_(m.weight)
     module(torch.randn(2, 16, 17, 15)).square().mean().backward()
     for name, p in module.named_parameters():
         assert p.grad is not None, name
@@ -40,8 +43,8 @@ def test_eval_mode_is_deterministic(variant):
 
 def test_paper_variant_is_the_sum_of_terms():
     module = DualGCN(16, "paper", "both").double()
-    torch.nn.init.normal_(module.coordinate.reproject.weight)
-    torch.nn.init.normal_(module.feature.reproject.weight)
+    torch.nn.init.normal_(module.coordinate.reproject[1].weight)
+    torch.nn.init.normal_(module.feature.reproject[1].weight)
     x = torch.randn(1, 16, 10, 12, dtype=torch.float64)
     expected = x + module.coordinate(x) + module.feature(x)
     torch.testing.assert_close(module(x), expected)

@@ -97,9 +97,15 @@ def authors_dualgcn(x, w):
 
     def bn(t, name):
         return F.batch_norm(
-            t, w[name + ".running_mean"], w[name + ".running_var"], w[name + ".weight"],
-            w[name + ".bias"], False, 0.0, 1e-5,
-        )  # fmt: skip
+            t,
+            w[name + ".running_mean"],
+            w[name + ".running_var"],
+            w[name + ".weight"],
+            w[name + ".bias"],
+            False,
+            0.0,
+            1e-5,
+        )
 
     def conv(t, name, **kw):
         fn = F.conv1d if w[name + ".weight"].dim() == 3 else F.conv2d

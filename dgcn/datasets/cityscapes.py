@@ -26,9 +26,10 @@ try:  # libpng through torchvision decodes about 1.6x faster than PIL; deprecate
     from torchvision.io import ImageReadMode, decode_png, read_file
 
     warnings.filterwarnings(
-        "ignore", message="The image decoding and encoding capabilities of TorchVision",
+        "ignore",
+        message="The image decoding and encoding capabilities of TorchVision",
         category=DeprecationWarning,
-    )  # fmt: skip
+    )
 except ImportError:  # a torchvision without the decoders: PIL does the same job
     decode_png = None
 
@@ -42,8 +43,11 @@ MODES = {
     "fine": ("gtFine", "_gtFine_labelIds.png"),
     "coarse": ("gtCoarse", "_gtCoarse_labelIds.png"),
 }
-ZIPS = {"leftImg8bit": "leftImg8bit_trainvaltest.zip", "gtFine": "gtFine_trainvaltest.zip",
-        "gtCoarse": "gtCoarse.zip"}  # fmt: skip
+ZIPS = {
+    "leftImg8bit": "leftImg8bit_trainvaltest.zip",
+    "gtFine": "gtFine_trainvaltest.zip",
+    "gtCoarse": "gtCoarse.zip",
+}
 
 _TRAIN_ID_LUT = torch.from_numpy(id_to_train_id_lut())
 _INVALID = torch.ones(256, dtype=torch.bool)

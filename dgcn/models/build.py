@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 from torch import nn
 
 from dgcn.errors import ConfigError
-from dgcn.models.backbone import deep_stem_resnet101, torchvision_resnet
+from dgcn.models.backbone import deep_stem_resnet101, micro_resnet, torchvision_resnet
 from dgcn.models.dual_gcn import DualGCN, DualGCNHead
 from dgcn.models.segnet import AuxHead, ContextFCNHead, DGCNet
 
@@ -18,8 +18,8 @@ class ModelSpec:
     """Everything that defines a network; presets fill it, ``**overrides`` replace fields.
 
     Attributes:
-        backbone: ``"resnet18"``, ``"resnet50"``, ``"resnet101"`` (torchvision) or
-            ``"deepstem_resnet101"`` (the authors').
+        backbone: ``"resnet18"``, ``"resnet50"``, ``"resnet101"`` (torchvision),
+            ``"deepstem_resnet101"`` (the authors') or ``"micro"`` (a narrow CPU ResNet).
         head: ``"official"`` (the authors' DualGCNHead), ``"paper"`` (DualGCN on the backbone
             feature + FCN classifier) or ``"fcn"`` (the baseline, no graph).
         graphs: ``"both"``, ``"coordinate"`` or ``"feature"``.
@@ -58,6 +58,12 @@ PRESETS: dict[str, ModelSpec] = {
     ),
     "dgcnet_paper_r18": ModelSpec(backbone="resnet18", head="paper", aux_channels=128),
     "fcn_r18": ModelSpec(backbone="resnet18", head="fcn", aux_channels=128),
+    # CPU demo presets: a narrow ResNet trained from scratch (MiniCity in minutes)
+    "dgcnet_paper_micro": ModelSpec(backbone="micro", head="paper", aux_channels=32),
+    "dgcnet_official_micro": ModelSpec(
+        backbone="micro", head="official", head_channels=64, aux_channels=32
+    ),
+    "fcn_micro": ModelSpec(backbone="micro", head="fcn", aux_channels=32),
 }
 
 
@@ -85,6 +91,10 @@ def build_from_spec(spec: ModelSpec, num_classes: int = 19) -> DGCNet:
     """Build a :class:`DGCNet` from a :class:`ModelSpec`."""
     if spec.backbone == "deepstem_resnet101":
         backbone = deep_stem_resnet101(spec.multi_grid, spec.pretrained)
+    elif spec.backbone == "micro":
+        if spec.pretrained:
+            raise ConfigError("the micro backbone has no pretrained weights; use pretrained=None")
+        backbone = micro_resnet(output_stride=spec.output_stride)
     elif spec.backbone.startswith("resnet") and spec.backbone[6:].isdigit():
         backbone = torchvision_resnet(int(spec.backbone[6:]), spec.output_stride, spec.pretrained)
     else:

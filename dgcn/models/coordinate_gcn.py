@@ -25,9 +25,11 @@ class CoordinateGCN(nn.Module):
     """The paper's coordinate-space GCN; returns the term X~_S (same shape as x).
 
     ``delta``, ``Psi`` and ``nu`` of the paper are the 1x1 convs ``query``, ``key`` and
-    ``value`` (``D -> D/2``); ``W_S`` is ``state_update`` and the final 1x1 conv back to ``D`` is
-    ``reproject``. As the paper says, there is no BN or ReLU inside the graph convolution and
-    no normalisation of ``A_S``.
+    ``value`` (``D -> D/2``); ``W_S`` is ``state_update`` and the reprojection back to ``D`` is
+    ``reproject`` (1x1 conv + BatchNorm). As the paper says, there is no BN or ReLU inside the
+    graph convolution and no normalisation of ``A_S``; the BN after the reprojection (as in the
+    authors' ``out`` and in GloRe) keeps the scale of ``X~_S`` independent of the number of
+    nodes, which the unnormalised products otherwise grow with.
 
     The product is evaluated as ``delta(V_S) (Psi(V_S)^T nu(V_S))``: a ``D/2 x D/2`` matrix first,
     so the cost is ``O(N' D^2)`` and the ``N' x N'`` adjacency is never formed.
@@ -37,9 +39,9 @@ class CoordinateGCN(nn.Module):
         downsample: d, the downsampling rate (a power of two); ``H, W`` need not be multiples.
         pooling: ``"avg"``: parameter-free d x d average pooling (partial windows at the border
             average what they cover); ``"conv"``: log2(d) depthwise 3x3 stride-2 convs.
-        zero_init: start ``reproject`` at zero so the block begins as ``X~_S = 0`` and the
-            pretrained features pass unchanged (the non-local-block practice; the paper is
-            silent on initialisation).
+        zero_init: start the reprojection's BN scale at zero so the block begins as
+            ``X~_S = 0`` and the pretrained features pass unchanged (the non-local-block
+            practice; the paper is silent on initialisation).
 
     Shape:
         x: [B, D, H, W] -> [B, D, H, W]
@@ -71,9 +73,11 @@ class CoordinateGCN(nn.Module):
         self.key = nn.Conv2d(channels, inner, 1)  # Psi
         self.value = nn.Conv2d(channels, inner, 1)  # nu
         self.state_update = nn.Conv2d(inner, inner, 1, bias=False)  # W_S (its weight is W_S^T)
-        self.reproject = nn.Conv2d(inner, channels, 1, bias=False)
+        self.reproject = nn.Sequential(
+            nn.Conv2d(inner, channels, 1, bias=False), nn.BatchNorm2d(channels)
+        )
         if zero_init:
-            nn.init.zeros_(self.reproject.weight)
+            nn.init.zeros_(self.reproject[1].weight)
 
     def nodes(self, x: torch.Tensor) -> torch.Tensor:
         """V_S = H_S X, the graph's nodes. Shape: [B, D, H, W] -> [B, D, h', w']."""
@@ -98,7 +102,8 @@ class CoordinateGCN(nn.Module):
         context = torch.bmm(k, val.transpose(1, 2))  # Psi^T nu: [B, D/2, D/2]
         m = torch.bmm(context.transpose(1, 2), q)  # (A_S nu(V))^T: [B, D/2, N']
         m = self.state_update(m.view(b, -1, h, w))  # M_S = A_S nu(V_S) W_S
-        # the 1x1 reprojection commutes with bilinear upsampling; doing it first is cheaper
+        # reprojected at node resolution, then upsampled: cheaper than the other way round
+        # (identical in eval mode, where conv and BN are affine per pixel)
         return resize(self.reproject(m), x.shape[-2:])
 
 

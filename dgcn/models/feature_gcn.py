@@ -23,11 +23,14 @@ class FeatureGCN(nn.Module):
     ``phi`` (pixels -> node assignment ``H_F``) is ``to_nodes``, ``theta`` (the node features) is
     ``to_features``, ``A_F`` is ``adjacency`` and ``W_F`` is ``state_update`` (both stored as
     kernel-1 Conv1d weights: ``adjacency.weight[:, :, 0] = A_F``,
-    ``state_update.weight[:, :, 0] = W_F^T``), ``Phi`` is ``reproject``. No BN or ReLU inside.
+    ``state_update.weight[:, :, 0] = W_F^T``), ``Phi`` is ``reproject`` (1x1 conv + BatchNorm,
+    as GloRe's and the authors' ``conv3``/``bn3``: ``V_F`` sums over all N pixels without
+    normalisation, so the BN keeps ``X~_F`` at a scale independent of the image size). No BN or
+    ReLU inside the graph convolution.
 
     Args:
         channels: D, input and output channels (a multiple of 4).
-        zero_init: start ``reproject`` at zero so the block begins as ``X~_F = 0``.
+        zero_init: start the reprojection's BN scale at zero so the block begins as ``X~_F = 0``.
 
     Shape:
         x: [B, D, H, W] -> [B, D, H, W]
@@ -42,9 +45,11 @@ class FeatureGCN(nn.Module):
         self.to_features = nn.Conv2d(channels, features, 1, bias=False)  # theta
         self.adjacency = nn.Conv1d(nodes, nodes, 1, bias=False)  # A_F
         self.state_update = nn.Conv1d(features, features, 1, bias=False)  # W_F (as W_F^T)
-        self.reproject = nn.Conv2d(features, channels, 1, bias=False)  # Phi
+        self.reproject = nn.Sequential(  # Phi
+            nn.Conv2d(features, channels, 1, bias=False), nn.BatchNorm2d(channels)
+        )
         if zero_init:
-            nn.init.zeros_(self.reproject.weight)
+            nn.init.zeros_(self.reproject[1].weight)
 
     def nodes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """H_F and V_F = phi(X)^T theta(X).

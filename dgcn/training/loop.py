@@ -1,0 +1,427 @@
+"""``fit``: the training loop for one GPU, many GPUs (``torchrun``) or a CPU.
+
+SGD with the poly schedule per iteration, CE/OHEM + aux loss, mixed precision chosen by the
+device, gradient accumulation, channels_last, DDP with SyncBatchNorm, atomic checkpoints,
+exact resume, JSONL metrics + curves PNG, tqdm progress, TensorBoard when installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from dgcn.config import Config, model_overrides, save_config
+from dgcn.datasets.build import build_dataset, prepare_data
+from dgcn.errors import ConfigError, DgcnError
+from dgcn.models import build_model
+from dgcn.training import distributed
+from dgcn.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from dgcn.training.losses import SegmentationLoss
+from dgcn.training.sampling import ResumableSampler, SeededDataset
+from dgcn.training.schedule import poly_scheduler
+
+LAST = "last.pt"
+METRICS = "metrics.jsonl"
+
+
+class TrainingError(DgcnError):
+    """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
+
+
+class RunDirError(DgcnError):
+    """A run directory exists and neither --resume nor --overwrite was given."""
+
+
+@dataclass
+class Precision:
+    """The autocast dtype (None = fp32) and whether a GradScaler is needed."""
+
+    dtype: torch.dtype | None
+    scaler: bool
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+
+def resolve_precision(preference: str, device: torch.device) -> Precision:
+    """``auto``: bf16 on CUDA compute capability >= 8, fp16 + GradScaler below, fp32 on CPU."""
+    table = {
+        "fp32": Precision(None, False),
+        "bf16": Precision(torch.bfloat16, False),
+        "fp16": Precision(torch.float16, True),
+    }
+    if preference == "auto":
+        if device.type != "cuda":
+            return table["fp32"]
+        major, _ = torch.cuda.get_device_capability(device)
+        return table["bf16"] if major >= 8 else table["fp16"]
+    if preference not in table:
+        raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, got {preference!r}")
+    if preference == "fp16" and device.type != "cuda":
+        raise ConfigError("train.precision=fp16 needs a CUDA GPU; use fp32 or bf16 on a CPU")
+    return table[preference]
+
+
+def accumulation_steps(cfg: Config, world_size: int) -> tuple[int, int]:
+    """(micro batch per process, accumulation steps) so that the global batch is exact."""
+    batch = cfg.train.batch_size
+    micro = cfg.train.micro_batch or max(1, batch // world_size)
+    if batch % (micro * world_size):
+        raise ConfigError(
+            f"train.batch_size={batch} is not a multiple of train.micro_batch={micro} x "
+            f"{world_size} processes; choose micro_batch so that it divides"
+        )
+    return micro, batch // (micro * world_size)
+
+
+def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None:
+    """Check the run directory before anything is written; returns the checkpoint to resume.
+
+    Raises:
+        RunDirError: the directory holds a run and neither flag was given.
+    """
+    last = run_dir / LAST
+    if resume:
+        if not last.is_file():
+            raise RunDirError(f"cannot resume: {last} does not exist (start without --resume)")
+        return last
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise RunDirError(
+                f"run directory {run_dir} already holds a run; pass --resume to continue it, "
+                "--overwrite to replace it, or choose another --run-dir"
+            )
+        shutil.rmtree(run_dir)
+    return None
+
+
+class MetricsLog:
+    """JSON lines, one record per log step; on resume, records past the resume point are
+    dropped so the file reads as one uninterrupted run."""
+
+    def __init__(self, path: Path, resume_iteration: int | None) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        if resume_iteration is not None and path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill
+                if record.get("iteration", 0) <= resume_iteration:
+                    self.records.append(record)
+        self._rewrite()
+
+    def _rewrite(self) -> None:
+        from dgcn.fileio import write_text_atomic
+
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
+
+    def append(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: JSONL + PNG only
+        return None
+    return SummaryWriter(str(run_dir / "tensorboard"))
+
+
+def _plot_curves(records: list[dict[str, Any]], path: Path) -> None:
+    try:
+        from dgcn.viz.predictions import save_figure, training_curves
+    except ImportError:  # matplotlib missing (core install): the JSONL log is still there
+        return
+    if records:
+        save_figure(training_curves(records), path)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG the loop draws from (CPU, CUDA, Python)."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def build_training_model(cfg: Config, info: distributed.DistInfo, pretrained: bool = True):
+    """The model on its device (same init on every rank), SyncBN when distributed on CUDA.
+
+    ``pretrained=False`` skips the backbone weights (a resumed run loads its own).
+    """
+    torch.manual_seed(cfg.train.seed)
+    overrides = model_overrides(cfg, pretrained)
+    model = build_model(cfg.model.name, cfg.model.num_classes, **overrides)
+    model.to(info.device)
+    if info.device.type == "cuda" and cfg.train.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if info.distributed and info.device.type == "cuda" and cfg.train.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
+def fit(
+    cfg: Config,
+    run_dir: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Train (and evaluate) one run; returns a summary dict (also written to summary.json).
+
+    Args:
+        cfg: the run's configuration.
+        run_dir: where checkpoints, logs and figures go.
+        resume: continue from ``run_dir/last.pt`` exactly.
+        overwrite: replace an existing run in ``run_dir``.
+        progress: show tqdm progress (rank 0).
+        device: ``auto``, ``cuda`` or ``cpu``.
+
+    Raises:
+        RunDirError, ConfigError, DatasetError, CheckpointError, TrainingError.
+    """
+    from tqdm.auto import tqdm
+
+    from dgcn.evaluation.inference import evaluate
+
+    run_dir = Path(run_dir)
+    info = distributed.setup(device)
+    resume_from = prepare_run_dir(run_dir, resume, overwrite) if info.is_main else None
+    distributed.barrier()
+    if resume and not info.is_main:
+        resume_from = run_dir / LAST
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if info.device.type == "cuda":
+        torch.backends.cudnn.benchmark = cfg.train.cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    precision = resolve_precision(cfg.train.precision, info.device)
+    micro, accumulation = accumulation_steps(cfg, info.world_size)
+
+    if info.is_main:
+        prepare_data(cfg.data)
+    distributed.barrier()
+    train_set = build_dataset(cfg.data, cfg.data.train_split, train=True)
+    model = build_training_model(cfg, info, pretrained=resume_from is None)
+    # the optimizer is built after SyncBN conversion, so BN scales and shifts are trained
+    # (the released script built it before, leaving them out of SGD)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.train.lr,
+        momentum=cfg.train.momentum,
+        weight_decay=cfg.train.weight_decay,
+    )
+    scheduler = poly_scheduler(optimizer, cfg.train.iterations, cfg.train.poly_power)
+    scaler = torch.amp.GradScaler(info.device.type, enabled=precision.scaler)
+    start = 0
+    if resume_from is not None:
+        state = load_checkpoint(resume_from)
+        load_model_weights(model, state, resume_from)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        start = int(state["iteration"])
+    ddp = model
+    if info.distributed:
+        ids = [info.device.index] if info.device.type == "cuda" else None
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.train.compile and info.device.type == "cuda":
+        ddp = torch.compile(ddp)
+    criterion = SegmentationLoss(
+        cfg.train.loss, cfg.train.aux_weight, cfg.train.ohem_thresh, cfg.train.ohem_min_kept
+    )
+    sampler = ResumableSampler(
+        len(train_set), micro, info.world_size, info.rank, accumulation, cfg.train.seed, start
+    )
+    loader = DataLoader(
+        SeededDataset(train_set),
+        batch_size=micro,
+        sampler=sampler,
+        num_workers=cfg.data.workers,
+        pin_memory=info.device.type == "cuda",
+        persistent_workers=cfg.data.workers > 0,
+        prefetch_factor=4 if cfg.data.workers else None,
+    )
+    batches = iter(loader)  # draws a base seed from the global RNG: restore the RNG after it
+    if resume_from is not None:
+        set_rng_state(state["rng"])
+
+    log = writer = None
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+        log = MetricsLog(run_dir / METRICS, start if resume_from else None)
+        writer = _tensorboard(run_dir)
+
+    def checkpoint(iteration: int) -> None:
+        if info.is_main:
+            save_checkpoint(
+                run_dir / LAST,
+                {
+                    "model_name": cfg.model.name,
+                    "config": cfg.to_dict(),
+                    "iteration": iteration,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "rng": rng_state(),
+                },
+            )
+
+    def run_eval(iteration: int) -> dict[str, Any]:
+        val_set = build_dataset(cfg.data, cfg.data.val_split, train=False)
+        indices = range(info.rank, len(val_set), info.world_size)
+        val_loader = DataLoader(
+            torch.utils.data.Subset(val_set, indices),
+            batch_size=1,
+            num_workers=min(2, cfg.data.workers),
+        )
+        model.eval()
+        matrix = evaluate(
+            model,
+            val_loader,
+            cfg.model.num_classes,
+            mode=cfg.eval.mode,
+            tile=cfg.eval.tile,
+            overlap=cfg.eval.overlap,
+            scales=cfg.eval.scales,
+            flip=cfg.eval.flip,
+            device=info.device,
+            progress=progress and info.is_main,
+        )
+        model.train()
+        summary = matrix.summary()
+        if info.is_main:
+            log.append(
+                {
+                    "iteration": iteration,
+                    "miou": summary["miou"],
+                    "pixel_accuracy": summary["pixel_accuracy"],
+                }
+            )
+            if writer is not None:
+                writer.add_scalar("val/miou", summary["miou"], iteration)
+        return summary
+
+    model.train()
+    bar = tqdm(
+        total=cfg.train.iterations,
+        initial=start,
+        desc=cfg.name,
+        unit="it",
+        disable=not (progress and info.is_main),
+        dynamic_ncols=True,
+    )
+    autocast = (
+        torch.autocast(info.device.type, dtype=precision.dtype)
+        if precision.dtype is not None
+        else contextlib.nullcontext()
+    )
+    window: list[dict[str, float]] = []
+    tick = time.perf_counter()
+    summary: dict[str, Any] = {}
+    for iteration in range(start, cfg.train.iterations):
+        optimizer.zero_grad(set_to_none=True)
+        parts_sum: dict[str, float] = {}
+        for step in range(accumulation):
+            images, masks = next(batches)
+            images = images.to(info.device, non_blocking=True)
+            masks = masks.to(info.device, non_blocking=True)
+            if info.device.type == "cuda" and cfg.train.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            sync = step == accumulation - 1 or not info.distributed
+            with contextlib.nullcontext() if sync else ddp.no_sync(), autocast:
+                outputs = ddp(images)
+                loss, parts = criterion(outputs, masks)
+            scaler.scale(loss / accumulation).backward()
+            for key, value in parts.items():
+                parts_sum[key] = parts_sum.get(key, 0.0) + float(value) / accumulation
+        if distributed.any_process(not math.isfinite(parts_sum["loss"]), info):
+            bar.close()
+            raise TrainingError(
+                f"non-finite loss ({parts_sum['loss']}) at iteration {iteration + 1}; training "
+                f"stopped and {run_dir / LAST} (the last good checkpoint, if any) is kept. "
+                "Lower train.lr or use train.precision=fp32"
+            )
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        done = iteration + 1
+        window.append(parts_sum)
+        bar.update(1)
+        if done % cfg.train.log_every == 0 or done == cfg.train.iterations:
+            elapsed = time.perf_counter() - tick
+            record = {
+                "iteration": done,
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds_per_iter": elapsed / len(window),
+            }
+            for key in window[0]:
+                record[key] = sum(w[key] for w in window) / len(window)
+            if info.device.type == "cuda":
+                record["gpu_mem_gib"] = torch.cuda.max_memory_allocated(info.device) / 2**30
+            if info.is_main:
+                log.append(record)
+                if writer is not None:
+                    for key, value in record.items():
+                        writer.add_scalar(f"train/{key}", value, done)
+            postfix = {"loss": f"{record['loss']:.3f}", "lr": f"{record['lr']:.2e}"}
+            if "gpu_mem_gib" in record:
+                postfix["mem"] = f"{record['gpu_mem_gib']:.1f}G"
+            bar.set_postfix(postfix)
+            window, tick = [], time.perf_counter()
+        if (
+            cfg.train.eval_every
+            and done % cfg.train.eval_every == 0
+            and done < cfg.train.iterations
+        ):
+            run_eval(done)
+        if done % cfg.train.checkpoint_every == 0 or done == cfg.train.iterations:
+            checkpoint(done)
+            if info.is_main:
+                _plot_curves(log.records, run_dir / "curves.png")
+    bar.close()
+    summary = run_eval(cfg.train.iterations) if cfg.train.iterations > 0 else {}
+    if info.is_main:
+        from dgcn.fileio import write_text_atomic
+
+        _plot_curves(log.records, run_dir / "curves.png")
+        result = {
+            "name": cfg.name,
+            "iterations": cfg.train.iterations,
+            "precision": precision.name,
+            "processes": info.world_size,
+            "accumulation": accumulation,
+            "micro_batch": micro,
+            "eval": summary,
+        }
+        write_text_atomic(run_dir / "summary.json", json.dumps(result, indent=2) + "\n")
+        if writer is not None:
+            writer.close()
+    distributed.barrier()
+    return summary

@@ -1,0 +1,339 @@
+"""Whole, sliding-window and multi-scale inference; evaluate() and the labelIds export."""
+
+import fnmatch
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from dgcn.evaluation import (
+    evaluate,
+    predict,
+    predict_multiscale,
+    predict_slide,
+    predict_whole,
+    save_label_png,
+    sliding_windows,
+)
+from dgcn.models import build_model
+
+
+class PixelModel(nn.Module):
+    """A 1x1 convolution: translation- and flip-equivariant, so windows change nothing."""
+
+    def __init__(self, num_classes: int = 5):
+        super().__init__()
+        self.conv = nn.Conv2d(3, num_classes, 1)
+
+    def forward(self, x):
+        return {"out": self.conv(x)}
+
+
+class WindowMeanModel(nn.Module):
+    """Logits [mean of the whole input, 0] at every pixel: each window gives its own value."""
+
+    def forward(self, x):
+        m = x.mean(dim=(1, 2, 3), keepdim=True).expand(-1, 1, *x.shape[-2:])
+        return {"out": torch.cat([m, torch.zeros_like(m)], dim=1)}
+
+
+class ConstantModel(nn.Module):
+    """The same logits everywhere, whatever the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.logits = nn.Parameter(torch.randn(1, 4, 1, 1))
+
+    def forward(self, x):
+        return {"out": self.logits.expand(x.shape[0], -1, *x.shape[-2:])}
+
+
+class TinyNet(nn.Module):
+    """A small CNN that is neither translation- nor flip-equivariant (stride, padding, a global
+    term), so a window or a flip changes its output."""
+
+    def __init__(self, num_classes: int = 5):
+        super().__init__()
+        self.down = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.classifier = nn.Conv2d(8, num_classes, 3, padding=1)
+        self.context = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        f = torch.relu(self.down(x))
+        logits = self.classifier(f) + self.context(f.mean((2, 3)))[:, :, None, None]
+        return {"out": F.interpolate(logits, x.shape[-2:], mode="bilinear", align_corners=True)}
+
+
+@pytest.fixture(scope="module")
+def fcn():
+    torch.manual_seed(0)
+    return build_model("fcn_r18", num_classes=5).eval()
+
+
+@pytest.fixture
+def tiny():
+    return TinyNet().eval()
+
+
+def test_probs_are_float32_softmax_at_input_size(tiny):
+    images = torch.randn(2, 3, 48, 64)
+    probs = predict_whole(tiny, images)
+    assert probs.shape == (2, 5, 48, 64) and probs.dtype == torch.float32
+    assert torch.allclose(probs.sum(1), torch.ones(2, 48, 64), atol=1e-5)
+    with torch.no_grad():
+        expected = tiny(images)["out"].softmax(1)
+    assert torch.allclose(probs, expected, atol=1e-6)
+
+
+def test_windows_of_an_odd_size_by_hand():
+    # 70 x 95, tile 32, overlap 1/3: stride = ceil(32 * 2/3) = 22
+    # rows: ceil((70-32)/22)+1 = 3 starting 0, 22, 44 -> last shifted back to 38..70
+    # cols: ceil((95-32)/22)+1 = 4 starting 0, 22, 44, 66 -> last shifted back to 63..95
+    rows = [(0, 32), (22, 54), (38, 70)]
+    cols = [(0, 32), (22, 54), (44, 76), (63, 95)]
+    expected = [(y1, y2, x1, x2) for y1, y2 in rows for x1, x2 in cols]
+    assert sliding_windows((70, 95), 32, 1 / 3) == expected
+    # a tile larger than the image in one dimension takes the image's size there
+    assert sliding_windows((64, 96), 64) == [(0, 64, 0, 64), (0, 64, 32, 96)]
+    assert sliding_windows((20, 30), (40, 10), 0.0) == [
+        (0, 20, 0, 10),
+        (0, 20, 10, 20),
+        (0, 20, 20, 30),
+    ]
+    assert sliding_windows((64, 64), 832) == [(0, 64, 0, 64)]
+
+
+def test_slide_with_a_large_tile_is_exactly_whole(fcn):
+    images = torch.randn(1, 3, 32, 40)
+    whole = predict_whole(fcn, images)
+    assert torch.equal(predict_slide(fcn, images, tile=40), whole)
+    assert torch.equal(predict_slide(fcn, images, tile=(64, 200)), whole)
+    assert torch.equal(predict_slide(fcn, images, tile=832), whole)
+
+
+def test_slide_averages_the_windows_by_hand():
+    images = torch.randn(2, 3, 70, 95)
+    probs = predict_slide(WindowMeanModel(), images, tile=32, overlap=1 / 3)
+    # independent bookkeeping over the hand-listed windows of the test above
+    x = images.numpy().astype(np.float64)
+    total = np.zeros((2, 70, 95))
+    count = np.zeros((70, 95))
+    for y1, y2 in [(0, 32), (22, 54), (38, 70)]:
+        for x1, x2 in [(0, 32), (22, 54), (44, 76), (63, 95)]:
+            m = x[:, :, y1:y2, x1:x2].mean(axis=(1, 2, 3))
+            total[:, y1:y2, x1:x2] += (1 / (1 + np.exp(-m)))[:, None, None]  # softmax([m, 0])[0]
+            count[y1:y2, x1:x2] += 1
+    assert (count > 0).all()
+    expected = total / count
+    assert np.allclose(probs[:, 0].numpy(), expected, atol=1e-6)
+    assert np.allclose(probs[:, 1].numpy(), 1 - expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("size,tile", [((70, 95), 32), ((64, 96), 64), ((33, 17), (8, 16))])
+def test_slide_equals_whole_for_a_pixelwise_model(size, tile):
+    model = PixelModel().eval()
+    images = torch.randn(2, 3, *size)
+    probs = predict_slide(model, images, tile=tile)
+    assert probs.shape == (2, 5, *size)
+    assert torch.isfinite(probs).all()  # every pixel covered (count > 0)
+    assert torch.allclose(probs, predict_whole(model, images), atol=1e-6)
+
+
+def test_multiscale_single_scale_no_flip_is_exactly_whole(fcn):
+    images = torch.randn(1, 3, 32, 48)
+    probs = predict_multiscale(fcn, images, scales=[1.0], flip=False)
+    assert torch.equal(probs, predict_whole(fcn, images))
+
+
+def test_multiscale_flip_on_a_flip_equivariant_model_is_whole():
+    model = PixelModel().eval()
+    images = torch.randn(2, 3, 40, 56)
+    probs = predict_multiscale(model, images, scales=[1.0], flip=True)
+    assert torch.allclose(probs, predict_whole(model, images), atol=1e-6)
+    # with the sliding window at each scale too
+    tiled = predict_multiscale(model, images, scales=[1.0], flip=True, tile=24)
+    assert torch.allclose(tiled, predict_whole(model, images), atol=1e-6)
+
+
+def test_multiscale_of_a_constant_model_is_constant():
+    model = ConstantModel().eval()
+    images = torch.randn(1, 3, 40, 56)
+    probs = predict_multiscale(model, images, scales=(0.5, 0.75, 1.25, 1.75), flip=True)
+    assert torch.allclose(probs, predict_whole(model, images), atol=1e-6)
+
+
+def test_multiscale_is_the_mean_of_resized_views(tiny):
+    images = torch.randn(1, 3, 64, 96)
+    probs = predict_multiscale(tiny, images, scales=(0.5, 1.0), flip=True)
+    with torch.no_grad():
+
+        def view(x):
+            small = F.interpolate(x, size=(32, 48), mode="bilinear", align_corners=True)
+            p = tiny(small)["out"].softmax(1)
+            return F.interpolate(p, size=(64, 96), mode="bilinear", align_corners=True)
+
+        views = [
+            view(images),
+            view(images.flip(-1)).flip(-1),
+            tiny(images)["out"].softmax(1),
+            tiny(images.flip(-1))["out"].softmax(1).flip(-1),
+        ]
+    assert torch.allclose(probs, sum(views) / 4, atol=1e-5)
+    # the views really differ for this model, so a dropped view would be caught
+    assert not torch.allclose(views[0], views[2], atol=1e-3)
+    assert not torch.allclose(views[2], views[3], atol=1e-3)
+
+
+def test_predict_dispatches_and_rejects_unknown_modes(tiny):
+    images = torch.randn(1, 3, 48, 48)
+    whole = predict_whole(tiny, images)
+    assert torch.equal(predict(tiny, images, mode="whole"), whole)
+    assert torch.equal(predict(tiny, images, mode="slide", tile=64), whole)
+    assert torch.equal(predict(tiny, images, mode="multiscale", tile=None, scales=[1.0]), whole)
+    small = predict(tiny, images, mode="slide", tile=32)
+    assert torch.equal(small, predict_slide(tiny, images, tile=32))
+    assert not torch.equal(small, whole)  # really went through windows
+    with pytest.raises(ValueError, match="unknown inference mode"):
+        predict(tiny, images, mode="sliding")
+    with pytest.raises(ValueError):
+        predict(tiny, images, mode="slide", tile=None)
+
+
+def _confusion(preds: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+    m = np.zeros((k, k), dtype=np.int64)
+    keep = target != 255
+    np.add.at(m, (target[keep], preds[keep]), 1)
+    return m
+
+
+def test_evaluate_counts_every_batch_and_restores_the_mode():
+    model = PixelModel().train()
+    gen = torch.Generator().manual_seed(3)
+    batches = []
+    for _ in range(3):
+        images = torch.randn(2, 3, 12, 20, generator=gen)
+        masks = torch.randint(0, 5, (2, 12, 20), generator=gen)
+        masks[torch.rand(masks.shape, generator=gen) < 0.25] = 255
+        batches.append((images, masks))
+    cm = evaluate(model, batches, num_classes=5, progress=False)
+    assert model.training
+    with torch.no_grad():
+        preds = torch.cat([model(x)["out"].argmax(1) for x, _ in batches]).numpy()
+    target = torch.cat([m for _, m in batches]).numpy()
+    assert np.array_equal(cm.matrix.numpy(), _confusion(preds, target, 5))
+
+
+# the official Cityscapes trainId -> labelId map, written out by hand
+TRAIN_TO_LABEL = {0: 7, 1: 8, 2: 11, 3: 12, 4: 13, 5: 17, 6: 19, 7: 20, 8: 21, 9: 22,
+                  10: 23, 11: 24, 12: 25, 13: 26, 14: 27, 15: 28, 16: 31, 17: 32, 18: 33,
+                  255: 0}  # fmt: skip
+
+
+def test_save_label_png_writes_label_ids(tmp_path):
+    train_ids = np.array([list(TRAIN_TO_LABEL)[:10], list(TRAIN_TO_LABEL)[10:]], dtype=np.int64)
+    path = tmp_path / "a" / "b.png"
+    save_label_png(torch.from_numpy(train_ids), path)
+    with Image.open(path) as im:
+        assert im.mode == "L" and im.size == (10, 2)
+        written = np.array(im)
+    assert written.tolist() == [[TRAIN_TO_LABEL[t] for t in row] for row in train_ids.tolist()]
+    assert os.listdir(path.parent) == ["b.png"]
+
+
+class SignModel(nn.Module):
+    """19 classes: road (train id 0) where channel 0 > 0, car (13) where it is < 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 19, 1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.bias.fill_(-100.0)
+            self.conv.bias[0] = 0
+            self.conv.bias[13] = 0
+            self.conv.weight[0, 0] = 10.0
+            self.conv.weight[13, 0] = -10.0
+
+    def forward(self, x):
+        return {"out": self.conv(x)}
+
+
+def _sign_images():
+    a = torch.ones(3, 8, 12)
+    b = torch.ones(3, 8, 12)
+    b[:, :, 6:] = -1
+    c = -torch.ones(3, 8, 12)
+    return [a, b, c]
+
+
+STEMS = [
+    ("frankfurt", "frankfurt_000000_000294"),
+    ("frankfurt", "frankfurt_000001_000019"),
+    ("munster", "munster_000000_000019"),
+]
+
+
+def _find_prediction(export_dir: Path, city: str, seq: str, frame: str) -> list[str]:
+    # what cityscapesscripts' evalPixelLevelSemanticLabeling does for each ground-truth file
+    pattern = f"{city}_{seq}_{frame}*.png"
+    return [
+        os.path.join(root, f)
+        for root, _, files in os.walk(export_dir)
+        for f in fnmatch.filter(files, pattern)
+    ]
+
+
+def test_evaluate_exports_label_id_pngs_for_the_cityscapes_script(tmp_path):
+    images = _sign_images()
+    masks = [torch.zeros(8, 12, dtype=torch.int64)] * 3
+    batches = [(torch.stack(images[:2]), torch.stack(masks[:2])), (images[2][None], masks[2][None])]
+    paths = [
+        tmp_path / "leftImg8bit" / "val" / city / f"{stem}_leftImg8bit.png" for city, stem in STEMS
+    ]
+    export = tmp_path / "results"
+    cm = evaluate(SignModel(), batches, progress=False, export_dir=export, image_paths=paths)
+    assert cm.matrix[0, 0] == 8 * 12 + 8 * 6 and cm.matrix[0, 13] == 8 * 6 + 8 * 12
+    expected = [np.full((8, 12), 7), np.concatenate([np.full((8, 6), 7), np.full((8, 6), 26)], 1)]
+    expected.append(np.full((8, 12), 26))
+    for (city, stem), values in zip(STEMS, expected, strict=True):
+        found = _find_prediction(export, *stem.split("_"))
+        assert len(found) == 1
+        assert Path(found[0]) == export / city / f"{stem}_leftImg8bit.png"
+        with Image.open(found[0]) as im:
+            assert im.mode == "L"
+            assert np.array_equal(np.array(im), values)
+    assert sum(len(files) for _, _, files in os.walk(export)) == 3  # no temporary files left
+
+
+class PathDataset(Dataset):
+    def __init__(self, root: Path):
+        self.root = root
+
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        return _sign_images()[i], torch.zeros(8, 12, dtype=torch.int64)
+
+    def image_path(self, i):
+        city, stem = STEMS[i]
+        return self.root / city / f"{stem}_leftImg8bit.png"
+
+
+def test_export_reads_paths_from_an_unshuffled_dataset(tmp_path):
+    export = tmp_path / "results"
+    loader = DataLoader(PathDataset(tmp_path), batch_size=2)
+    evaluate(SignModel(), loader, progress=False, export_dir=export)
+    with Image.open(export / "munster" / "munster_000000_000019_leftImg8bit.png") as im:
+        assert (np.array(im) == 26).all()
+    shuffled = DataLoader(PathDataset(tmp_path), batch_size=2, shuffle=True)
+    with pytest.raises(ValueError, match="image_paths"):
+        evaluate(SignModel(), shuffled, progress=False, export_dir=export)
+    with pytest.raises(ValueError, match="image_paths"):
+        evaluate(SignModel(), loader, progress=False, export_dir=export, image_paths=["x.png"])

@@ -1,0 +1,134 @@
+"""Colours and figures: shapes, the palette by hand, and PNGs written to disk."""
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from dgcn import viz
+from dgcn.datasets.labels import CLASS_NAMES
+from dgcn.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+
+def test_colorize_by_hand():
+    ids = torch.tensor([[0, 13, 255], [18, 19, 2]])
+    colors = viz.colorize(ids)
+    assert colors.shape == (2, 3, 3) and colors.dtype == np.uint8
+    assert tuple(colors[0, 0]) == (128, 64, 128)  # road
+    assert tuple(colors[0, 1]) == (0, 0, 142)  # car
+    assert tuple(colors[0, 2]) == (0, 0, 0)  # ignore
+    assert tuple(colors[1, 0]) == (119, 11, 32)  # bicycle
+    assert tuple(colors[1, 1]) == (0, 0, 0)  # not a train id
+    assert tuple(colors[1, 2]) == (70, 70, 70)  # building
+    assert np.array_equal(viz.colorize(ids.numpy().astype(np.uint8)), colors)
+
+
+def test_denormalize_inverts_the_imagenet_normalisation():
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    mean, std = np.array(IMAGENET_MEAN), np.array(IMAGENET_STD)
+    normalised = ((rgb / 255.0 - mean) / std).transpose(2, 0, 1).astype(np.float32)
+    back = viz.denormalize(torch.from_numpy(normalised))
+    assert back.shape == (5, 7, 3) and back.dtype == np.uint8
+    assert np.abs(back.astype(int) - rgb.astype(int)).max() <= 1
+
+
+def test_overlay_blends_and_keeps_ignored_pixels():
+    image = np.full((2, 2, 3), 100, dtype=np.uint8)
+    mask = np.array([[0, 255], [13, 0]])
+    assert np.array_equal(viz.overlay(image, mask, alpha=0.0), image)
+    full = viz.overlay(image, mask, alpha=1.0)
+    assert tuple(full[0, 0]) == (128, 64, 128) and tuple(full[1, 0]) == (0, 0, 142)
+    assert tuple(full[0, 1]) == (100, 100, 100)
+    half = viz.overlay(image, mask, alpha=0.5)
+    assert tuple(half[0, 0]) == (114, 82, 114)  # (100 + 128) / 2, (100 + 64) / 2, ...
+
+
+def test_error_map_colours():
+    pred = np.array([[0, 1, 2]])
+    target = np.array([[0, 2, 255]])
+    errors = viz.error_map(pred, target)
+    assert errors.shape == (1, 3, 3) and errors.dtype == np.uint8
+    correct, wrong, ignored = errors[0]
+    assert correct[0] == correct[1] == correct[2] and 0 < correct[0] < 128  # dark grey
+    assert wrong[0] > 200 and wrong[1] < 60 and wrong[2] < 60  # red
+    assert tuple(ignored) == (0, 0, 0)
+
+
+def test_legend_has_a_swatch_per_class():
+    fig = viz.legend()
+    assert isinstance(fig, Figure) and fig.dpi <= 100
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == list(CLASS_NAMES)
+
+
+def _batch(n=3, h=16, w=24, k=19):
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(n, 3, h, w, generator=gen)
+    targets = torch.randint(0, k, (n, h, w), generator=gen)
+    targets[:, :2] = 255
+    preds = torch.randint(0, k, (n, h, w), generator=gen)
+    return images, targets, preds
+
+
+def test_prediction_grid_has_four_panels_per_row():
+    images, targets, preds = _batch(3)
+    fig = viz.prediction_grid(images, targets, preds, titles=["a", "b", "c"])
+    assert isinstance(fig, Figure) and len(fig.axes) == 12 and fig.dpi <= 100
+    assert fig.axes[0].get_title() == "a"
+    assert fig.axes[1].get_title() == "ground truth"
+    # the errors panel shows the error map; its title gives the share of correct pixels
+    shown = fig.axes[3].images[0].get_array()
+    assert np.array_equal(np.asarray(shown), viz.error_map(preds[0], targets[0]))
+    valid = targets[0] != 255
+    acc = ((preds[0] == targets[0]) & valid).sum().item() / valid.sum().item()
+    assert f"{acc:.1%}" in fig.axes[3].get_title()
+    short = viz.prediction_grid(list(images), targets, preds, max_rows=2)
+    assert len(short.axes) == 8
+
+
+def test_iou_bars_order_and_reference():
+    per_class = {"car": 0.9, "road": 0.95, "sidewalk": None}
+    fig = viz.iou_bars(per_class, title="run")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["road", "sidewalk", "car"]
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == pytest.approx([95.0, 0.0, 90.0])
+    assert "92.5" in ax.get_title()  # mIoU over the classes with a value
+    with_ref = viz.iou_bars(per_class, reference={"road": 98.0, "car": 94.0})
+    assert len(with_ref.axes[0].patches) == 6
+
+
+def test_confusion_heatmap_is_row_normalised():
+    matrix = torch.tensor([[8, 2, 0], [0, 0, 0], [1, 1, 2]])
+    for log in (True, False):
+        fig = viz.confusion_heatmap(matrix, ["a", "b", "c"], log=log)
+        assert isinstance(fig, Figure)
+        shown = np.ma.filled(fig.axes[0].images[0].get_array(), 0.0)
+        expected = [[0.8, 0.2, 0.0], [0.0, 0.0, 0.0], [0.25, 0.25, 0.5]]
+        assert np.allclose(shown, expected)
+
+
+def test_training_curves_panels():
+    records = [{"iteration": i, "loss": 2.0 / i, "loss_main": 1.5 / i, "lr": 0.01 * (1 - i / 50)}
+               for i in range(1, 50)]  # fmt: skip
+    records += [{"iteration": 25, "miou": 0.31}, {"iteration": 49, "miou": 0.42}]
+    fig = viz.training_curves(records)
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    loss_ax, lr_ax, miou_ax = fig.axes
+    assert [line.get_label() for line in loss_ax.get_lines()] == ["loss", "loss_main"]
+    assert len(loss_ax.get_lines()[0].get_xdata()) == 49
+    assert list(miou_ax.get_lines()[0].get_ydata()) == [0.31, 0.42]
+    assert len(viz.training_curves(records[:49]).axes) == 2  # no evaluation yet
+    assert len(viz.training_curves([]).axes) == 1
+
+
+def test_save_figure_writes_a_small_png(tmp_path):
+    fig = viz.training_curves([{"iteration": 1, "loss": 1.0}, {"iteration": 2, "loss": 0.5}])
+    path = viz.save_figure(fig, tmp_path / "sub" / "curves.png", dpi=300)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as im:
+        width, height = im.size
+    # 4 x 3 inches at the capped 100 dpi
+    assert (width, height) == (400, 300)
+    assert [p.name for p in path.parent.iterdir()] == ["curves.png"]
