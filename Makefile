@@ -1,4 +1,4 @@
-# make demo  - the main job on a CPU (no dataset, no GPU needed)
+# make demo  - the main job on a CPU: the ablation table on MiniCity (no dataset, no GPU)
 # make test  - the whole check: ruff, pytest on tests/, nbval on notebooks/
 # Both create .venv and install the package with its extras on first use.
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/dgcn summary --model dgcnet_official_r18 --size 128 256
+	$(VENV)/bin/dgcn reproduce
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check $(SRC)
