@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from dgcn.cli import main
 from dgcn.config import load_config
@@ -356,3 +357,45 @@ def test_official_checkpoint_passed_as_ours_says_so(tmp_path, capsys):
     torch.save({"conv1.0.weight": torch.zeros(1)}, path)
     assert main(["evaluate", "--checkpoint", str(path)]) == 2
     assert "--official" in capsys.readouterr().err
+
+
+def test_predict_and_export_write_pngs(minicity, tmp_path, capsys):
+    run = tmp_path / "run"
+    opts = tiny_opts(minicity, **{"train.iterations": 2})
+    assert (
+        main(
+            ["train", "--config", "minicity-cpu", "--quiet", "--run-dir", str(run), "--opt", *opts]
+        )
+        == 0
+    )
+    out = tmp_path / "pred"
+    assert (
+        main(["predict", "--checkpoint", str(run / "last.pt"), "--count", "2", "--out", str(out)])
+        == 0
+    )
+    names = sorted(p.name for p in out.iterdir())
+    assert "grid.png" in names and sum(n.endswith("_pred.png") for n in names) == 2
+    export = tmp_path / "export"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(run / "last.pt"),
+                "--quiet",
+                "--workers",
+                "0",
+                "--export",
+                str(export),
+                "--output",
+                str(tmp_path / "e.json"),
+            ]
+        )
+        == 0
+    )
+    pngs = sorted(export.rglob("*.png"))
+    assert len(pngs) == 3  # the 3 validation images, one labelId PNG each
+    values = np.unique(np.array(Image.open(pngs[0])))
+    assert set(values.tolist()) <= {0, *range(7, 34)}  # label ids, not train ids
+    result = json.loads((tmp_path / "e.json").read_text())
+    assert result["images"] == 3 and 0 <= result["miou"] <= 1

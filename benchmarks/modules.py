@@ -1,0 +1,269 @@
+"""Graph modules and heads: forward+backward time and memory, and the cost of each order.
+
+1. CoordinateGCN, FeatureGCN, DualGCN (paper and official) and the whole heads at the issue's
+   shapes (2, 512, 97, 97), (1, 2048, 97, 97), (1, 512, 129, 257) -- on a CPU the sizes are
+   divided by ``--cpu-scale`` (default 2) in each spatial dimension to keep the run short.
+2. The coordinate graph in the O(HW) order vs the literal O((HW)^2) order (A_S formed) vs a
+   non-local block (an N x N attention over all pixels), time and memory vs N, as a plot.
+3. The official-variant DualGCN block vs the authors' released block, written here from the
+   description of their code (shared reference notes), side by side at the same shape.
+
+Memory: peak CUDA allocation on a GPU; on a CPU the bytes of the tensors autograd saves for
+backward (the activation memory), counted with ``torch.autograd.graph.saved_tensors_hooks``.
+
+    python benchmarks/modules.py [--repeats 3] [--cpu-scale 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, write_result  # noqa: E402
+
+from dgcn.models import CoordinateGCN, DualGCN, DualGCNHead, FeatureGCN  # noqa: E402
+from dgcn.models.common import resize  # noqa: E402
+from dgcn.models.segnet import ContextFCNHead  # noqa: E402
+
+SHAPES = [(2, 512, 97, 97), (1, 2048, 97, 97), (1, 512, 129, 257)]
+
+
+def measure(module: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Median forward+backward seconds and memory (MiB) of one call."""
+    cuda = x.is_cuda
+    saved = [0]
+
+    def pack(t):
+        saved[0] += t.numel() * t.element_size()
+        return t
+
+    times = []
+    for i in range(repeats + 1):
+        x_in = x.detach().requires_grad_(True)
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        saved[0] = 0
+        start = time.perf_counter()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = module(x_in)
+        out.float().square().mean().backward()
+        if cuda:
+            torch.cuda.synchronize()
+        if i:  # the first call warms up
+            times.append(time.perf_counter() - start)
+    memory = torch.cuda.max_memory_allocated() if cuda else saved[0]
+    return {"seconds": statistics.median(times), "mib": memory / 2**20}
+
+
+class LiteralCoordinateGCN(nn.Module):
+    """The coordinate graph in the literal order: A_S (N' x N') formed, then A_S nu(V)."""
+
+    def __init__(self, reference: CoordinateGCN) -> None:
+        super().__init__()
+        self.ref = reference
+
+    def forward(self, x):
+        ref = self.ref
+        v = ref.nodes(x)
+        b, _, h, w = v.shape
+        adjacency = ref.query(v).flatten(2).transpose(1, 2) @ ref.key(v).flatten(2)
+        m = (adjacency @ ref.value(v).flatten(2).transpose(1, 2)).transpose(1, 2)
+        m = ref.state_update(m.reshape(b, -1, h, w))
+        return resize(ref.reproject(m), x.shape[-2:])
+
+
+class NonLocal(nn.Module):
+    """An embedded-Gaussian non-local block: softmax attention over all N pixels (N x N)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        inner = channels // 2
+        self.theta = nn.Conv2d(channels, inner, 1)
+        self.phi = nn.Conv2d(channels, inner, 1)
+        self.g = nn.Conv2d(channels, inner, 1)
+        self.out = nn.Conv2d(inner, channels, 1)
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        q = self.theta(x).flatten(2).transpose(1, 2)
+        k = self.phi(x).flatten(2)
+        attention = torch.softmax(q @ k, dim=-1)  # N x N
+        y = (attention @ self.g(x).flatten(2).transpose(1, 2)).transpose(1, 2)
+        return x + self.out(y.reshape(b, -1, h, w))
+
+
+class AuthorsDualGCN(nn.Module):
+    """The authors' released DualGCN block, written from the description of their code: the
+    same layers and the same sequence of operations (reshapes, permutes, bmm, softmax)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.phi = nn.Conv2d(c, c // 2, 1, bias=False)
+        self.bn_phi = nn.BatchNorm2d(c // 2)
+        self.theta = nn.Conv2d(c, c // 4, 1, bias=False)
+        self.bn_theta = nn.BatchNorm2d(c // 4)
+        self.conv_adj = nn.Conv1d(c // 4, c // 4, 1, bias=False)
+        self.bn_adj = nn.BatchNorm1d(c // 4)
+        self.conv_wg = nn.Conv1d(c // 2, c // 2, 1, bias=False)
+        self.bn_wg = nn.BatchNorm1d(c // 2)
+        self.conv3 = nn.Conv2d(c // 2, c, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(c)
+        layers = []
+        for _ in range(3):
+            layers += [nn.Conv2d(c, c, 3, 2, 1, groups=c, bias=False), nn.BatchNorm2d(c)]
+        self.local = nn.Sequential(*layers)
+        self.node_k = nn.Conv2d(c, c // 2, 1)
+        self.node_v = nn.Conv2d(c, c // 2, 1)
+        self.node_q = nn.Conv2d(c, c // 2, 1)
+        self.att_wg = nn.Conv1d(c // 2, c // 2, 1, bias=False)
+        self.att_bn = nn.BatchNorm1d(c // 2)
+        self.out = nn.Sequential(nn.Conv2d(c // 2, c, 1), nn.BatchNorm2d(c))
+        self.final = nn.Sequential(nn.Conv2d(2 * c, c, 1, bias=False), nn.BatchNorm2d(c))
+
+    def spatial(self, x):
+        n, c, h, w = x.size()
+        k = self.node_k(x).view(n, c // 2, -1).permute(0, 2, 1)
+        q = self.node_q(x).view(n, c // 2, -1)
+        v = self.node_v(x).view(n, c // 2, -1).permute(0, 2, 1)
+        a = F.softmax(torch.bmm(q, v), dim=2)
+        av = torch.bmm(k, a).transpose(1, 2).contiguous()
+        av = self.att_bn(self.att_wg(av)).view(n, -1, h, w)
+        return F.relu_(self.out(av) + x)
+
+    def forward(self, x):
+        local = self.spatial(self.local(x))
+        local = F.interpolate(local, size=x.size()[2:], mode="bilinear", align_corners=True)
+        spatial_local = x * local + x
+        n = x.size(0)
+        x_sqz = self.bn_phi(self.phi(x)).view(n, x.size(1) // 2, -1)
+        b = self.bn_theta(self.theta(x)).view(n, x.size(1) // 4, -1)
+        z_idt = torch.matmul(x_sqz, b.transpose(1, 2))
+        z = z_idt.transpose(1, 2).contiguous()
+        z = self.bn_adj(self.conv_adj(z)).transpose(1, 2)
+        z = z + z_idt
+        z = self.bn_wg(self.conv_wg(z))
+        y = torch.matmul(z, b).view(n, x.size(1) // 2, *x.size()[2:])
+        g_out = F.relu_(x + self.bn3(self.conv3(y)))
+        return self.final(torch.cat((spatial_local, g_out), 1))
+
+
+def modules_for(c: int) -> dict[str, nn.Module]:
+    return {
+        "CoordinateGCN": CoordinateGCN(c),
+        "FeatureGCN": FeatureGCN(c),
+        "DualGCN paper": DualGCN(c, "paper"),
+        "DualGCN official": DualGCN(c, "official"),
+        "authors' DualGCN (replica)": AuthorsDualGCN(c),
+        "head official (2048->512)": DualGCNHead(2048, 512, 19) if c == 2048 else None,
+        "head paper (DualGCN on 2048 + FCN)": (
+            ContextFCNHead(2048, 19, DualGCN(2048, "paper")) if c == 2048 else None
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cpu-scale", type=int, default=2, help="spatial divisor on a CPU")
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    scale = 1 if device.type == "cuda" else args.cpu_scale
+    rows = []
+    for shape in SHAPES:
+        b, c, h, w = shape
+        h, w = -(-h // scale), -(-w // scale)
+        torch.manual_seed(0)
+        x = torch.randn(b, c, h, w, device=device)
+        for name, module in modules_for(c).items():
+            if module is None:
+                continue
+            result = measure(module.to(device).train(), x, args.repeats)
+            rows.append({"module": name, "shape": [b, c, h, w], **result})
+            print(
+                f"{name:<36}{str([b, c, h, w]):<24}{1000 * result['seconds']:>10.1f} ms"
+                f"{result['mib']:>10.1f} MiB"
+            )
+
+    # the orders of the coordinate graph vs a non-local block, as N grows
+    orders = []
+    c = 64
+    sides = [16, 32, 48, 64, 96] if device.type == "cpu" else [32, 64, 97, 129, 160, 192]
+    for side in sides:
+        torch.manual_seed(0)
+        x = torch.randn(1, c, side, side, device=device)
+        fast = CoordinateGCN(c, downsample=1, zero_init=False).to(device)
+        cases = {
+            "O(N) order": fast,
+            "literal O(N^2)": LiteralCoordinateGCN(fast),
+            "non-local": NonLocal(c).to(device),
+        }
+        for name, module in cases.items():
+            result = measure(module, x, args.repeats)
+            orders.append({"order": name, "nodes": side * side, **result})
+    plot = RESULTS / f"coordinate_orders_{device.type}.png"
+    try:
+        from dgcn.viz.predictions import save_figure
+
+        save_figure(_order_figure(orders), plot)
+    except ImportError:
+        plot = None
+    replica = {r["shape"][1]: r for r in rows if r["module"] == "authors' DualGCN (replica)"}
+    ours = {r["shape"][1]: r for r in rows if r["module"] == "DualGCN official"}
+    comparison = {
+        str(ours[k]["shape"]): {
+            "ours_ms": 1000 * ours[k]["seconds"],
+            "authors_ms": 1000 * replica[k]["seconds"],
+            "ours_mib": ours[k]["mib"],
+            "authors_mib": replica[k]["mib"],
+        }
+        for k in ours
+    }
+    path = write_result(
+        f"modules_{device.type}",
+        {
+            "command": "python benchmarks/modules.py " + " ".join(sys.argv[1:]),
+            "device": device.type,
+            "spatial_divisor": scale,
+            "memory": "peak CUDA allocation"
+            if device.type == "cuda"
+            else "bytes saved for backward",
+            "modules": rows,
+            "orders": orders,
+            "official_vs_authors": comparison,
+            "plot": str(plot) if plot else None,
+        },
+    )
+    print(f"wrote {path}" + (f" and {plot}" if plot else ""))
+
+
+def _order_figure(orders):
+    from dgcn.viz.palette import new_figure
+
+    fig = new_figure(figsize=(9, 3.5))
+    axes = fig.subplots(1, 2)
+    for name in dict.fromkeys(o["order"] for o in orders):
+        pts = [o for o in orders if o["order"] == name]
+        n = [p["nodes"] for p in pts]
+        axes[0].plot(n, [1000 * p["seconds"] for p in pts], marker="o", label=name)
+        axes[1].plot(n, [p["mib"] for p in pts], marker="o", label=name)
+    for ax, label in zip(axes, ("forward+backward (ms)", "memory (MiB)"), strict=True):
+        ax.set_xlabel("nodes N")
+        ax.set_ylabel(label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    axes[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+if __name__ == "__main__":
+    main()

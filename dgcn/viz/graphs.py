@@ -1,0 +1,322 @@
+"""Looking inside the graphs: coordinate affinities, feature-space assignments, adjacencies.
+
+Array helpers (:func:`coordinate_affinity`, :func:`feature_assignment`,
+:func:`capture_graph_input`) return tensors; the plotting helpers return a
+``matplotlib.figure.Figure`` built without pyplot (matplotlib is imported only when a figure is
+drawn). Used by notebooks/02_coordinate_gcn, 03_feature_gcn and 07_evaluation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from dgcn.models.common import resize
+from dgcn.models.coordinate_gcn import CoordinateGCN
+from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
+from dgcn.viz.palette import _numpy, new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+_PANEL_WIDTH = 3.2  # inches per image panel
+
+
+@contextlib.contextmanager
+def _evaluating(module: nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients for the duration; the previous mode is restored after.
+
+    Eval mode keeps BatchNorm layers from using (and updating) batch statistics.
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        module.train(was_training)
+
+
+def node_of_pixel(module: CoordinateGCN, pixel: tuple[int, int], grid: tuple[int, int]) -> int:
+    """The flat index of the graph node that holds feature pixel ``(y, x)``.
+
+    With average pooling node ``(i, j)`` averages the pixels ``d i .. d i + d - 1`` (rows) and
+    ``d j .. d j + d - 1`` (columns), so the node is ``(y // d, x // d)``. With ``log2(d)``
+    stride-2 3x3 convs (padding 1) node ``i`` is centred on pixel ``d i``, so the node is the
+    nearest centre, ``round(y / d)``. Both are clipped to the node grid.
+
+    Args:
+        module: the coordinate GCN (its ``downsample_rate`` and ``pooling``).
+        pixel: ``(y, x)`` in the coordinates of the feature map the module receives.
+        grid: the node grid ``(h', w')``.
+    """
+    d = module.downsample_rate
+    y, x = (int(p) for p in pixel)
+    if module.pooling == "conv":
+        i, j = (y + d // 2) // d, (x + d // 2) // d
+    else:
+        i, j = y // d, x // d
+    i, j = min(max(i, 0), grid[0] - 1), min(max(j, 0), grid[1] - 1)
+    return i * grid[1] + j
+
+
+def coordinate_affinity(
+    module: CoordinateGCN,
+    features: torch.Tensor,
+    pixel: tuple[int, int],
+    image_size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """One row of the coordinate graph ``A_S = delta(V_S) Psi(V_S)^T``, on the node grid.
+
+    The row of the node that holds ``pixel`` (see :func:`node_of_pixel`): entry ``(i, j)`` is
+    the (unnormalised) weight with which that node gathers node ``(i, j)``'s message in
+    ``M_S = A_S nu(V_S) W_S``. The module runs in eval mode without gradients and is left in
+    its previous mode.
+
+    Args:
+        module: the paper's :class:`~dgcn.models.CoordinateGCN` (the official branch forms no
+            node-by-node matrix).
+        features: the feature map that enters the module (e.g. from
+            :func:`capture_graph_input`).
+        pixel: ``(y, x)``, in feature-map coordinates, or in image coordinates when
+            ``image_size`` is given.
+        image_size: ``(H_img, W_img)`` of the image that produced ``features``; the pixel is then
+            mapped to the feature grid with ``align_corners=True`` (``y (h - 1) / (H_img - 1)``),
+            the convention of the network's upsampling.
+
+    Shape:
+        features: [1, D, H, W] -> [h', w'] (the node grid, ``h' = ceil(H / d)`` for avg pooling)
+    """
+    if not isinstance(module, CoordinateGCN):
+        raise TypeError(
+            f"coordinate_affinity needs the paper's CoordinateGCN, got {type(module).__name__} "
+            "(the official branch's softmax matrix is channel by channel, not node by node)"
+        )
+    if features.dim() != 4 or features.shape[0] != 1:
+        raise ValueError(f"features must be [1, D, H, W], got {tuple(features.shape)}")
+    height, width = features.shape[-2:]
+    if image_size is not None:
+        pixel = tuple(
+            round(p * (n - 1) / max(size - 1, 1))
+            for p, n, size in zip(pixel, (height, width), image_size, strict=True)
+        )
+    with _evaluating(module):
+        grid = tuple(module.nodes(features).shape[-2:])
+        matrix = module.adjacency(features)[0]  # [N', N']
+    row = matrix[node_of_pixel(module, pixel, grid)]
+    return row.view(grid).detach()
+
+
+def feature_assignment(
+    module: FeatureGCN | OfficialFeatureGCN, features: torch.Tensor
+) -> torch.Tensor:
+    """How strongly every pixel projects onto each feature-space node.
+
+    For the paper's :class:`~dgcn.models.FeatureGCN` this is ``H_F = phi(X)`` (its ``to_nodes``
+    1x1 conv); for :class:`~dgcn.models.OfficialFeatureGCN` the authors' projection ``B``
+    (``to_nodes``: 1x1 conv + BN). The module runs in eval mode without gradients.
+
+    Args:
+        module: a feature-space GCN.
+        features: the feature map that enters it.
+
+    Shape:
+        features: [1, D, H, W] -> [D2, H, W] (``D2 = D / 4`` nodes)
+    """
+    if not isinstance(module, (FeatureGCN, OfficialFeatureGCN)):
+        raise TypeError(f"feature_assignment needs a feature GCN, got {type(module).__name__}")
+    if features.dim() != 4 or features.shape[0] != 1:
+        raise ValueError(f"features must be [1, D, H, W], got {tuple(features.shape)}")
+    with _evaluating(module):
+        return module.to_nodes(features)[0].detach()
+
+
+def capture_graph_input(model: nn.Module, images: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+    """Run a DGCNet once and catch the feature map that enters its graph module.
+
+    The graph module is the :class:`~dgcn.models.DualGCN`: ``model.head.graph`` in the
+    official head (its input is the 512-channel reduction ``conva``), ``model.head.context``
+    in the paper head (its input is the backbone's layer4 feature X). The model runs in eval
+    mode without gradients (a forward pre-hook records the input) and is left in its previous
+    mode.
+
+    Args:
+        model: a :class:`~dgcn.models.DGCNet` with a graph.
+        images: normalised images.
+
+    Returns:
+        ``(graph module, its input)``.
+
+    Raises:
+        ValueError: the model has no graph module (the FCN baseline).
+
+    Shape:
+        images: [B, 3, H, W] -> features [B, D, H / s, W / s] (s = the output stride)
+    """
+    head = getattr(model, "head", None)
+    graph = getattr(head, "graph", None)
+    if graph is None:
+        graph = getattr(head, "context", None)
+    if graph is None:
+        raise ValueError(
+            f"{type(model).__name__} has no graph module (head.graph or head.context): "
+            "the FCN baseline has nothing to capture"
+        )
+    captured: list[torch.Tensor] = []
+
+    def hook(_module: nn.Module, args: tuple) -> None:
+        captured.append(args[0].detach())
+
+    handle = graph.register_forward_pre_hook(hook)
+    try:
+        with _evaluating(model):
+            model(images)
+    finally:
+        handle.remove()
+    return graph, captured[0]
+
+
+def _image_panel(ax, image: np.ndarray, title: str) -> None:
+    ax.imshow(image, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+
+
+def _upsampled(maps: torch.Tensor | np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize (align_corners=True, as the network) of [C, h, w] maps to ``size``."""
+    tensor = torch.as_tensor(_numpy(maps), dtype=torch.float32)
+    return resize(tensor[None], size)[0].numpy()
+
+
+def plot_affinity(
+    image_uint8: np.ndarray | torch.Tensor,
+    affinity: np.ndarray | torch.Tensor,
+    pixel: tuple[int, int],
+    title: str = "",
+) -> Figure:
+    """The image with a pixel marked | that pixel's node's row of ``A_S`` over the image.
+
+    The affinity (from :func:`coordinate_affinity`) is upsampled bilinearly to the image and
+    drawn half-transparent over a grey copy of it, with a colour bar; a cross marks the pixel.
+
+    Args:
+        image_uint8: the RGB image.
+        affinity: one row of the coordinate graph on the node grid.
+        pixel: ``(y, x)`` in image coordinates.
+        title: the right panel's title (default "affinity of the node").
+
+    Shape:
+        image_uint8: [H, W, 3], affinity: [h', w']
+    """
+    image = _numpy(image_uint8)
+    height, width = image.shape[:2]
+    heat = _upsampled(_numpy(affinity)[None], (height, width))[0]
+    grey = image.mean(axis=2)
+    fig = new_figure((2 * _PANEL_WIDTH + 0.8, _PANEL_WIDTH * height / width + 0.5))
+    left, right = fig.subplots(1, 2)
+    y, x = pixel
+    _image_panel(left, image, f"pixel (y={y}, x={x})")
+    right.imshow(grey, cmap="gray", interpolation="nearest")
+    shown = right.imshow(heat, cmap="magma", alpha=0.7, interpolation="nearest")
+    right.set_title(title or "affinity of its node", fontsize=9)
+    right.set_axis_off()
+    for ax in (left, right):
+        ax.plot([x], [y], marker="x", color="cyan", markersize=9, mew=2)
+    fig.colorbar(shown, ax=right, shrink=0.8)
+    return fig
+
+
+def plot_assignment(
+    image_uint8: np.ndarray | torch.Tensor,
+    assignment: np.ndarray | torch.Tensor,
+    nodes: int = 6,
+) -> Figure:
+    """The ``nodes`` feature-space nodes with the largest total response, one panel each.
+
+    The total response of node ``k`` is ``sum over pixels |H_F[k]|`` (the projection is
+    signed). Each panel shows the node's map upsampled to the image, with a diverging colour
+    scale centred on zero, half-transparent over a grey copy of the image.
+
+    Args:
+        image_uint8: the RGB image.
+        assignment: the projection of every pixel onto the nodes (:func:`feature_assignment`).
+        nodes: how many nodes to draw.
+
+    Shape:
+        image_uint8: [H_img, W_img, 3], assignment: [D2, H, W]
+    """
+    image = _numpy(image_uint8)
+    maps = _numpy(assignment).astype(np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"assignment must be [D2, H, W], got shape {maps.shape}")
+    count = max(1, min(nodes, maps.shape[0]))
+    order = np.argsort(-np.abs(maps).sum(axis=(1, 2)), kind="stable")[:count]
+    height, width = image.shape[:2]
+    upsampled = _upsampled(maps[order], (height, width))
+    grey = image.mean(axis=2)
+    columns = min(count, 3)
+    rows = -(-count // columns)
+    panel_height = _PANEL_WIDTH * height / width
+    fig = new_figure((columns * _PANEL_WIDTH, rows * (panel_height + 0.4)))
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, node, heat in zip(axes, order, upsampled, strict=False):
+        limit = float(np.abs(heat).max()) or 1.0
+        ax.imshow(grey, cmap="gray", interpolation="nearest")
+        ax.imshow(heat, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.7, interpolation="nearest")
+        ax.set_title(f"node {int(node)}", fontsize=9)
+        ax.set_axis_off()
+    for ax in axes[count:]:
+        ax.set_axis_off()
+    return fig
+
+
+def adjacency_heatmap(matrix: np.ndarray | torch.Tensor, title: str = "") -> Figure:
+    """A square matrix (an adjacency ``A``) as a heat map with a colour bar.
+
+    A diverging colour scale centred on zero when the matrix has both signs, else viridis;
+    the rows and columns are numbered when there are at most 16.
+
+    Args:
+        matrix: the matrix.
+        title: the axes' title.
+
+    Shape:
+        matrix: [n, n]
+    """
+    values = _numpy(matrix).astype(np.float64)
+    if values.ndim != 2 or values.shape[0] != values.shape[1]:
+        raise ValueError(f"matrix must be square [n, n], got shape {values.shape}")
+    n = values.shape[0]
+    fig = new_figure((4.2, 3.6))
+    ax = fig.add_subplot()
+    if values.size and values.min() < 0 < values.max():
+        limit = float(np.abs(values).max())
+        shown = ax.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    else:
+        shown = ax.imshow(values, cmap="viridis", interpolation="nearest")
+    if n <= 16:
+        ax.set_xticks(range(n))
+        ax.set_yticks(range(n))
+        ax.tick_params(labelsize=7)
+    ax.set_xlabel("node j")
+    ax.set_ylabel("node i")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.colorbar(shown, ax=ax, shrink=0.85)
+    return fig
+
+
+__all__ = [
+    "adjacency_heatmap",
+    "capture_graph_input",
+    "coordinate_affinity",
+    "feature_assignment",
+    "node_of_pixel",
+    "plot_affinity",
+    "plot_assignment",
+]

@@ -1,0 +1,149 @@
+"""Graph views: affinities and assignments against hand computations, captured inputs, figures."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from dgcn import models
+from dgcn.viz import graphs
+
+
+def _affinity_by_hand(module: models.CoordinateGCN, x: torch.Tensor, node: tuple[int, int]):
+    """delta(v_i) . Psi(v_j) for every node j, from the module's weights, written out."""
+    d = module.downsample_rate
+    v = F.avg_pool2d(x, d, d, ceil_mode=True)[0]  # [D, h', w']
+    rows = v.flatten(1).T  # [N', D]: one node per row
+    delta = rows @ module.query.weight[:, :, 0, 0].T + module.query.bias
+    psi = rows @ module.key.weight[:, :, 0, 0].T + module.key.bias
+    i = node[0] * v.shape[2] + node[1]
+    return (psi @ delta[i]).view(v.shape[1:])
+
+
+def test_coordinate_affinity_is_a_row_of_delta_psi():
+    module = models.CoordinateGCN(8, downsample=4, pooling="avg").double()
+    x = torch.randn(1, 8, 10, 13, dtype=torch.float64)  # 3 x 4 nodes, partial borders
+    affinity = graphs.coordinate_affinity(module, x, (6, 9))  # node (1, 2)
+    assert affinity.shape == (3, 4)
+    torch.testing.assert_close(affinity, _affinity_by_hand(module, x, (1, 2)))
+    last = graphs.coordinate_affinity(module, x, (9, 12))  # the partial corner node (2, 3)
+    torch.testing.assert_close(last, _affinity_by_hand(module, x, (2, 3)))
+
+
+def test_coordinate_affinity_in_image_coordinates():
+    module = models.CoordinateGCN(8, downsample=2).double()
+    x = torch.randn(1, 8, 9, 9, dtype=torch.float64)
+    # image 33 x 33 -> features 9 x 9 (align_corners): image pixel 16 is feature pixel 4
+    by_image = graphs.coordinate_affinity(module, x, (16, 32), image_size=(33, 33))
+    torch.testing.assert_close(by_image, graphs.coordinate_affinity(module, x, (4, 8)))
+    torch.testing.assert_close(by_image, _affinity_by_hand(module, x, (2, 4)))
+
+
+def test_node_of_pixel_for_strided_convs_is_the_nearest_centre():
+    module = models.CoordinateGCN(8, downsample=4, pooling="conv")
+    # stride-2 3x3 convs (padding 1) twice: node i is centred on pixel 4 i
+    assert graphs.node_of_pixel(module, (0, 0), (3, 3)) == 0
+    assert graphs.node_of_pixel(module, (5, 2), (3, 3)) == 1 * 3 + 1
+    assert graphs.node_of_pixel(module, (7, 11), (3, 3)) == 2 * 3 + 2  # clipped to the grid
+    x = torch.randn(1, 8, 9, 9)
+    assert graphs.coordinate_affinity(module, x, (4, 4)).shape == (3, 3)
+
+
+def test_coordinate_affinity_restores_the_mode_and_rejects_other_modules():
+    module = models.CoordinateGCN(8, downsample=2).train()
+    graphs.coordinate_affinity(module, torch.randn(1, 8, 4, 4), (0, 0))
+    assert module.training
+    with pytest.raises(TypeError):
+        graphs.coordinate_affinity(
+            models.OfficialCoordinateGCN(8, 2), torch.randn(1, 8, 4, 4), (0, 0)
+        )
+    with pytest.raises(ValueError):
+        graphs.coordinate_affinity(module, torch.randn(2, 8, 4, 4), (0, 0))
+
+
+def test_feature_assignment_is_the_1x1_conv():
+    module = models.FeatureGCN(16)
+    x = torch.randn(1, 16, 5, 7)
+    weight = module.to_nodes.weight[:, :, 0, 0]  # [D2, D]
+    expected = torch.einsum("kd,dhw->khw", weight, x[0])
+    assignment = graphs.feature_assignment(module, x)
+    assert assignment.shape == (4, 5, 7)
+    torch.testing.assert_close(assignment, expected)
+
+
+def test_feature_assignment_of_the_official_branch_uses_eval_bn():
+    module = models.OfficialFeatureGCN(16).train()
+    conv, bn = module.to_nodes
+    bn.running_mean.normal_()
+    bn.running_var.uniform_(0.5, 2.0)
+    bn.weight.data.normal_()
+    bn.bias.data.normal_()
+    before = bn.running_mean.clone()
+    x = torch.randn(1, 16, 5, 7)
+    rows = torch.einsum("kd,dhw->khw", conv.weight[:, :, 0, 0], x[0])
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    expected = (rows - bn.running_mean[:, None, None]) * scale[:, None, None]
+    expected = expected + bn.bias[:, None, None]
+    torch.testing.assert_close(graphs.feature_assignment(module, x), expected)
+    assert module.training and torch.equal(bn.running_mean, before)  # no statistics updated
+
+
+def test_capture_graph_input_of_the_paper_head_is_layer4():
+    model = models.build_model("dgcnet_paper_micro").train()
+    images = torch.randn(1, 3, 64, 96)
+    graph, features = graphs.capture_graph_input(model, images)
+    assert graph is model.head.context
+    assert model.training  # restored
+    model.eval()
+    with torch.no_grad():
+        expected = model.backbone(images)["out"]
+    assert features.shape == (1, 128, 8, 12)
+    torch.testing.assert_close(features, expected)
+
+
+def test_capture_graph_input_of_the_official_head_is_the_reduction():
+    model = models.build_model("dgcnet_official_micro").eval()
+    images = torch.randn(1, 3, 64, 64)
+    graph, features = graphs.capture_graph_input(model, images)
+    assert graph is model.head.graph
+    with torch.no_grad():
+        expected = model.head.reduce(model.backbone(images)["out"])
+    torch.testing.assert_close(features, expected)
+
+
+def test_capture_graph_input_rejects_the_baseline():
+    with pytest.raises(ValueError, match="no graph"):
+        graphs.capture_graph_input(models.build_model("fcn_micro"), torch.randn(1, 3, 32, 32))
+
+
+def test_figures():
+    image = np.random.default_rng(0).integers(0, 256, (32, 64, 3), dtype=np.uint8)
+    fig = graphs.plot_affinity(image, torch.randn(4, 8), (10, 20))
+    assert isinstance(fig, Figure) and fig.dpi <= 100
+    fig = graphs.plot_assignment(image, torch.randn(5, 8, 16), nodes=4)
+    assert isinstance(fig, Figure) and len([a for a in fig.axes if a.images]) == 4
+    assert isinstance(graphs.plot_assignment(image, torch.randn(2, 8, 16)), Figure)  # nodes > D2
+    assert isinstance(graphs.adjacency_heatmap(torch.randn(5, 5), "A"), Figure)
+    assert isinstance(graphs.adjacency_heatmap(np.eye(40)), Figure)
+    with pytest.raises(ValueError):
+        graphs.adjacency_heatmap(np.ones((2, 3)))
+
+
+def test_plot_assignment_picks_the_strongest_nodes():
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    maps = torch.zeros(5, 8, 8)
+    maps[3] = -2.0  # the largest total |response|, although negative
+    maps[1] = 1.0
+    fig = graphs.plot_assignment(image, maps, nodes=2)
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    assert titles == ["node 3", "node 1"]
+
+
+def test_module_does_not_import_matplotlib():
+    code = "import sys, dgcn.viz.graphs; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
