@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-SRC := $(wildcard dgcn tests benchmarks)
+SRC := $(wildcard dgcn tests benchmarks notebooks/[0-9]*.py)
 
 .PHONY: demo test lint format install clean book bench
 

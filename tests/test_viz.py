@@ -58,7 +58,7 @@ def test_error_map_colours():
 def test_legend_has_a_swatch_per_class():
     fig = viz.legend()
     assert isinstance(fig, Figure) and fig.dpi <= 100
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == list(CLASS_NAMES)
 
 

@@ -43,6 +43,14 @@ def test_coordinate_affinity_in_image_coordinates():
     torch.testing.assert_close(by_image, _affinity_by_hand(module, x, (2, 4)))
 
 
+def test_feature_pixel_follows_align_corners():
+    # 128 x 256 image, 16 x 32 feature: feature position u sits at image pixel u * 127 / 15
+    assert graphs.feature_pixel((0, 0), (128, 256), (16, 32)) == (0, 0)
+    assert graphs.feature_pixel((127, 255), (128, 256), (16, 32)) == (15, 31)
+    assert graphs.feature_pixel((59, 74), (128, 256), (16, 32)) == (7, 9)  # 6.97, 9.00
+    assert graphs.feature_pixel((3, 4), (7, 9), (1, 1)) == (0, 0)
+
+
 def test_node_of_pixel_for_strided_convs_is_the_nearest_centre():
     module = models.CoordinateGCN(8, downsample=4, pooling="conv")
     # stride-2 3x3 convs (padding 1) twice: node i is centred on pixel 4 i

@@ -4,6 +4,7 @@ matplotlib is imported only when a figure is drawn, so the array helpers (``colo
 ``denormalize``, ``overlay``, ``error_map``) work without it.
 """
 
+from dgcn.viz import graphs
 from dgcn.viz.palette import MAX_DPI, colorize, denormalize, error_map, legend, new_figure, overlay
 from dgcn.viz.predictions import (
     confusion_heatmap,
@@ -19,6 +20,7 @@ __all__ = [
     "confusion_heatmap",
     "denormalize",
     "error_map",
+    "graphs",
     "iou_bars",
     "legend",
     "new_figure",

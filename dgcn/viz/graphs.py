@@ -24,7 +24,7 @@ from dgcn.viz.palette import _numpy, new_figure
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-_PANEL_WIDTH = 3.2  # inches per image panel
+_PANEL_WIDTH = 2.6  # inches per image panel (260 px at 100 dpi, about a MiniCity image)
 
 
 @contextlib.contextmanager
@@ -40,6 +40,25 @@ def _evaluating(module: nn.Module) -> Iterator[None]:
             yield
     finally:
         module.train(was_training)
+
+
+def feature_pixel(
+    pixel: tuple[int, int], image_size: tuple[int, int], feature_size: tuple[int, int]
+) -> tuple[int, int]:
+    """The feature-map position of an image pixel, as the network's upsampling aligns them.
+
+    The logits are upsampled with ``align_corners=True``, which puts feature position ``u`` at
+    image pixel ``u (H_img - 1) / (h - 1)``; the inverse, rounded, is ``y (h - 1) / (H_img - 1)``.
+
+    Args:
+        pixel: ``(y, x)`` in the image.
+        image_size: ``(H_img, W_img)``.
+        feature_size: ``(h, w)`` of the feature map.
+    """
+    return tuple(
+        round(p * (n - 1) / max(size - 1, 1))
+        for p, n, size in zip(pixel, feature_size, image_size, strict=True)
+    )
 
 
 def node_of_pixel(module: CoordinateGCN, pixel: tuple[int, int], grid: tuple[int, int]) -> int:
@@ -86,8 +105,8 @@ def coordinate_affinity(
         pixel: ``(y, x)``, in feature-map coordinates, or in image coordinates when
             ``image_size`` is given.
         image_size: ``(H_img, W_img)`` of the image that produced ``features``; the pixel is then
-            mapped to the feature grid with ``align_corners=True`` (``y (h - 1) / (H_img - 1)``),
-            the convention of the network's upsampling.
+            mapped to the feature grid by :func:`feature_pixel` (the ``align_corners=True``
+            convention of the network's upsampling).
 
     Shape:
         features: [1, D, H, W] -> [h', w'] (the node grid, ``h' = ceil(H / d)`` for avg pooling)
@@ -101,10 +120,7 @@ def coordinate_affinity(
         raise ValueError(f"features must be [1, D, H, W], got {tuple(features.shape)}")
     height, width = features.shape[-2:]
     if image_size is not None:
-        pixel = tuple(
-            round(p * (n - 1) / max(size - 1, 1))
-            for p, n, size in zip(pixel, (height, width), image_size, strict=True)
-        )
+        pixel = feature_pixel(pixel, image_size, (height, width))
     with _evaluating(module):
         grid = tuple(module.nodes(features).shape[-2:])
         matrix = module.adjacency(features)[0]  # [N', N']
@@ -279,7 +295,7 @@ def adjacency_heatmap(matrix: np.ndarray | torch.Tensor, title: str = "") -> Fig
     """A square matrix (an adjacency ``A``) as a heat map with a colour bar.
 
     A diverging colour scale centred on zero when the matrix has both signs, else viridis;
-    the rows and columns are numbered when there are at most 16.
+    every row and column is numbered when there are at most 16, else integer ticks.
 
     Args:
         matrix: the matrix.
@@ -288,6 +304,8 @@ def adjacency_heatmap(matrix: np.ndarray | torch.Tensor, title: str = "") -> Fig
     Shape:
         matrix: [n, n]
     """
+    from matplotlib.ticker import MaxNLocator
+
     values = _numpy(matrix).astype(np.float64)
     if values.ndim != 2 or values.shape[0] != values.shape[1]:
         raise ValueError(f"matrix must be square [n, n], got shape {values.shape}")
@@ -302,7 +320,10 @@ def adjacency_heatmap(matrix: np.ndarray | torch.Tensor, title: str = "") -> Fig
     if n <= 16:
         ax.set_xticks(range(n))
         ax.set_yticks(range(n))
-        ax.tick_params(labelsize=7)
+    else:  # node indices are integers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.tick_params(labelsize=7)
     ax.set_xlabel("node j")
     ax.set_ylabel("node i")
     if title:
@@ -316,6 +337,7 @@ __all__ = [
     "capture_graph_input",
     "coordinate_affinity",
     "feature_assignment",
+    "feature_pixel",
     "node_of_pixel",
     "plot_affinity",
     "plot_assignment",

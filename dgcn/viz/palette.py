@@ -32,10 +32,33 @@ _LUT = np.zeros((256, 3), dtype=np.uint8)
 _LUT[: len(PALETTE)] = PALETTE
 
 
+_DISPLAY_READY = False
+
+
+def _register_notebook_display() -> None:
+    """Let a bare ``Figure`` render as PNG when it ends a notebook cell (no pyplot needed)."""
+    global _DISPLAY_READY
+    if _DISPLAY_READY:
+        return
+    _DISPLAY_READY = True
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:  # not in IPython: nothing to register
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        select_figure_formats(shell, {"png"})
+
+
 def new_figure(figsize: tuple[float, float], dpi: int = MAX_DPI) -> Figure:
-    """A matplotlib ``Figure`` outside pyplot (no global state, any backend), dpi <= 100."""
+    """A matplotlib ``Figure`` outside pyplot (no global state, any backend), dpi <= 100.
+
+    In a notebook, such figures display as PNG when they end a cell.
+    """
     from matplotlib.figure import Figure
 
+    _register_notebook_display()
     return Figure(figsize=figsize, dpi=min(dpi, MAX_DPI), layout="constrained")
 
 
@@ -155,7 +178,9 @@ def legend(
         Patch(facecolor=np.asarray(c) / 255, edgecolor="black", linewidth=0.5, label=name)
         for name, c in zip(class_names, colors, strict=False)
     ]
-    fig.legend(handles=handles, loc="center", ncols=columns, frameon=False, fontsize=9)
+    ax = fig.add_subplot()  # an axes (hidden) so notebooks' inline display draws the figure
+    ax.set_axis_off()
+    ax.legend(handles=handles, loc="center", ncols=columns, frameon=False, fontsize=9)
     return fig
 
 

@@ -1,0 +1,391 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Quick start
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/00_quick_start.ipynb)
+#
+# This book teaches the Dual Graph Convolutional Network (DGCNet; Zhang, Li, Arnab, Yang, Tong,
+# Torr, BMVC 2019) for semantic segmentation and reproduces its Cityscapes ablation. DGCNet adds
+# two graph convolutions to a dilated FCN: one over a coarse grid of *positions*
+# (coordinate space) and one over a handful of learned *feature clusters* (feature space), so
+# every pixel can draw on evidence from the whole image. This first notebook checks the
+# environment, tours **MiniCity** (the synthetic city that lets everything in the book run on a
+# laptop), pushes one image through a model, counts the parameters and FLOPs of the authors'
+# network, and ends with a map of the book.
+#
+# You will:
+#
+# - check the versions of PyTorch and torchvision, the device and whether smoke mode is on;
+# - look at MiniCity images and labels, their class frequencies, and the three groups of
+#   classes that are *deliberately* ambiguous without long-range context;
+# - run a small DGCNet on one image and read the shapes of what comes out;
+# - build the authors' ResNet-101 DGCNet on PyTorch's `meta` device (no memory allocated) and
+#   confirm its 72,506,598 parameters; read a table of parameters and FLOPs per block;
+# - see which notebook covers what.
+#
+# | mode | what runs | time |
+# |---|---|---|
+# | CPU smoke (`DGCN_SMOKE=1`) | statistics of 100 images, one micro forward, meta counts | ~15 s |
+# | GPU full | the same on all 200 training images | not measured |
+#
+# (Times for 2 CPU cores; nothing in this notebook needs a GPU.)
+
+# %%
+import os
+import subprocess
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB and not os.path.isdir("dgcn-book"):
+    subprocess.run(["git", "clone", "-q", "https://github.com/dgcn-book/dgcn-book"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "-e", "dgcn-book[notebooks]"], check=True
+    )
+if IN_COLAB:
+    os.chdir("dgcn-book")
+    sys.path.insert(0, os.getcwd())
+elif os.path.basename(os.getcwd()) == "notebooks":
+    os.chdir("..")  # run from the repository root: data/ and runs/ are shared by all notebooks
+
+import dgcn
+from dgcn import datasets, models, viz
+
+SMOKE = dgcn.smoke_mode()
+
+# %% [markdown]
+# Every constant that costs time, set once from `SMOKE`. Nothing in this notebook is expensive;
+# in smoke mode the class statistics read half of the training split. The `%matplotlib inline`
+# line makes the `Figure` objects returned by `dgcn.viz` render in the notebook.
+
+# %%
+# ruff: noqa: E402, B018 (imports where first needed; a cell's last expression is shown)
+# %matplotlib inline
+MINICITY = "data/minicity"
+STAT_IMAGES = 100 if SMOKE else 200  # training images read for the class statistics
+PREVIEW_IMAGES = 3  # rows of the preview grid
+FLOP_SIZE = (1, 3, 1024, 2048)  # one full Cityscapes frame, counted on the meta device
+
+# %% [markdown]
+# ## 1. The environment
+#
+# The package `dgcn` needs PyTorch and torchvision only; matplotlib and pandas draw the figures
+# and tables of the book. Every notebook runs on a CPU in *smoke mode* (set by `DGCN_SMOKE=1`
+# or `CI=1`): MiniCity, small models, a few iterations. Without smoke mode the notebooks use
+# the full settings, which for training means a GPU (notebook 06).
+
+# %%
+import platform
+
+import torch
+import torchvision
+
+device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+print(f"python       {platform.python_version()}")
+print(f"torch        {torch.__version__}")
+print(f"torchvision  {torchvision.__version__}")
+print(f"dgcn         {dgcn.__version__}")
+if device.type == "cuda":
+    print(f"device       {torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})")
+else:
+    print(f"device       cpu ({torch.get_num_threads()} threads)")
+print(f"smoke mode   {SMOKE}")
+print(f"Cityscapes   {'found' if os.path.isdir('data/cityscapes/leftImg8bit') else 'not found'}")
+
+# %% [markdown]
+# ## 2. MiniCity: a synthetic city in the Cityscapes layout
+#
+# Cityscapes (5,000 finely annotated 1024 x 2048 street scenes, 19 evaluated classes) needs a
+# registration and 11 GB of downloads. MiniCity is drawn by `dgcn.datasets.minicity` in a few
+# seconds: pinhole views of a straight street with the Cityscapes classes, written to disk
+# **exactly** like Cityscapes (`leftImg8bit/`, `gtFine/..._labelIds.png` with the real label
+# ids), so the same loader reads both. The default is 200 training and 50 validation images of
+# 128 x 256 pixels; the first call generates it (about 4 s), later calls reuse it.
+
+# %%
+root = datasets.ensure_minicity(MINICITY)
+train_pairs = datasets.scan_split(root, "train")
+val_pairs = datasets.scan_split(root, "val")
+print(f"{root}: {len(train_pairs)} training and {len(val_pairs)} validation images")
+print("first image:", train_pairs[0][0].relative_to(root))
+print("its label:  ", train_pairs[0][1].relative_to(root))
+
+# %% [markdown]
+# The loader maps the 34 Cityscapes label ids to the 19 *train ids* (0 = road ... 18 = bicycle,
+# 255 = ignored) and normalises the image with the ImageNet mean and standard deviation.
+# `viz.denormalize` turns an image back into pixels and `viz.colorize` paints train ids in the
+# Cityscapes colours.
+
+# %%
+train_set = datasets.Cityscapes(root, "train")  # no transform: ImageNet normalisation only
+image, mask = train_set[0]
+print("image:", tuple(image.shape), image.dtype, " mask:", tuple(mask.shape), mask.dtype)
+print("train ids in this mask:", sorted(mask.unique().tolist()))
+
+
+def preview(indices, titles=None, dataset=train_set):
+    """Image | colour label, one row per index (small glue for this notebook's figures)."""
+    fig = viz.new_figure((5.4, 1.45 * len(indices)), dpi=70)
+    axes = fig.subplots(len(indices), 2, squeeze=False)
+    for k, (row, index) in enumerate(zip(axes, indices, strict=True)):
+        picture, target = dataset[index]
+        name = dataset.image_path(index).name.replace("_leftImg8bit.png", "")
+        row[0].imshow(viz.denormalize(picture))
+        row[0].set_title(name if titles is None else f"{titles[k]}: {name}", fontsize=8)
+        row[1].imshow(viz.colorize(target), interpolation="nearest")
+        row[1].set_title("label (train ids)", fontsize=8)
+        for ax in row:
+            ax.set_axis_off()
+    return fig
+
+
+preview(range(PREVIEW_IMAGES))
+
+# %% [markdown]
+# ### Class frequencies
+#
+# Street scenes are dominated by a few classes: road and building cover most pixels, while
+# poles, signs, riders and bicycles are thin or rare. The table counts, over the training
+# images read, the share of labelled pixels of every class and the number of images in which it
+# appears. Rare classes are where segmentation models lose most of their mean IoU. The bars
+# of the plot below carry the Cityscapes colour of each class, so it doubles as the legend of
+# the colour labels.
+
+# %%
+import numpy as np
+import pandas as pd
+
+from dgcn.datasets.cityscapes import label_ids_to_train_ids, read_label
+
+pixels = np.zeros(256, dtype=np.int64)
+images_with = np.zeros(256, dtype=np.int64)
+presence = []  # the set of train ids of every image read
+for _, label_path in train_pairs[:STAT_IMAGES]:
+    ids = label_ids_to_train_ids(read_label(label_path).numpy())
+    counts = np.bincount(ids.ravel(), minlength=256)
+    pixels += counts
+    images_with += counts > 0
+    presence.append(set(np.flatnonzero(counts[: datasets.NUM_CLASSES]).tolist()))
+
+labelled = pixels[: datasets.NUM_CLASSES].sum()
+frequencies = pd.DataFrame(
+    {
+        "class": datasets.CLASS_NAMES,
+        "pixels %": 100 * pixels[: datasets.NUM_CLASSES] / labelled,
+        "images": images_with[: datasets.NUM_CLASSES],
+    }
+)
+print(f"{STAT_IMAGES} images, {100 * pixels[255] / pixels.sum():.1f} % of the pixels ignored")
+frequencies.round(2).set_index("class")
+
+# %%
+fig = viz.new_figure((7.0, 2.6))
+ax = fig.add_subplot()
+ax.bar(
+    frequencies["class"],
+    frequencies["pixels %"],
+    color=datasets.PALETTE / 255,
+    edgecolor="black",
+    lw=0.4,
+)
+ax.set_yscale("log")
+ax.set_ylabel("share of labelled pixels (%)")
+ax.tick_params(axis="x", rotation=90, labelsize=8)
+ax.set_title(f"MiniCity class frequencies ({STAT_IMAGES} training images)", fontsize=10)
+fig
+
+# %% [markdown]
+# ### Three deliberate ambiguities
+#
+# MiniCity is built so that *context matters*: three groups of classes share their local
+# appearance exactly and differ only in where they are or how large they are. A network that
+# sees a small window cannot separate them; one that reasons over the whole image can. This is
+# the kind of long-range reasoning the graph modules of DGCNet are meant to provide.
+#
+# 1. **road vs sidewalk**: one asphalt material (same colour, grain and blotches). The sidewalk
+#    is the strip along the facades; the road is the region between the two sidewalks.
+# 2. **truck vs bus vs train**: one body (same height, windows, wheels). Only the length tells
+#    them apart: a truck is 5.5-8 m, a bus 10.5-13.5 m, a train spans most of the image.
+# 3. **building vs wall**: walls use the facade texture of the ground floor. A building is tall
+#    and has windows higher up; a wall is a low strip with hedges and trees behind it.
+#
+# Below, one training image for each group (chosen by the classes its label contains).
+
+# %%
+ROAD, SIDEWALK, BUILDING, WALL, TRUCK, BUS, TRAIN = 0, 1, 2, 3, 14, 15, 16
+groups = {
+    "road and sidewalk": {ROAD, SIDEWALK},
+    "truck and bus": {TRUCK, BUS},
+    "train": {TRAIN},
+    "wall and building": {WALL, BUILDING},
+}
+chosen = {}
+for name, wanted in groups.items():
+    index = next(i for i, present in enumerate(presence) if wanted <= present and i not in chosen)
+    chosen[index] = name
+print({name: index for index, name in chosen.items()})
+preview(list(chosen), titles=list(chosen.values()))
+
+# %% [markdown]
+# ## 3. A model on one image
+#
+# `models.build_model(name)` builds a named preset (`models.PRESETS` lists them). The full
+# models use a ResNet-101; the CPU presets use a narrow ResNet with one block per stage
+# (`*_micro`) or a ResNet-18 (`*_r18`). Every network returns a dictionary in torchvision's
+# convention: `"out"`, the logits upsampled to the input size, and in training mode `"aux"`,
+# the logits of an auxiliary head on layer3 that only helps training.
+#
+# The weights here are **random**: the prediction is noise. Notebook 06 trains the model;
+# notebook 07 evaluates trained ones.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+torch.manual_seed(0)
+micro = models.build_model("dgcnet_paper_micro").eval()
+print(f"dgcnet_paper_micro: {sum(p.numel() for p in micro.parameters()):,} parameters")
+for name, child in micro.named_children():
+    print(
+        f"  {name:9s} {type(child).__name__:15s} {sum(p.numel() for p in child.parameters()):>9,}"
+    )
+
+# %%
+val_set = datasets.Cityscapes(root, "val")
+image, mask = val_set[0]
+with torch.no_grad():
+    features = micro.backbone(image[None])
+    outputs = micro(image[None])
+print("input          ", tuple(image[None].shape))
+print("layer3 (aux)   ", tuple(features["aux"].shape), "  stride 8, dilated")
+print("layer4 (out)   ", tuple(features["out"].shape), "  stride 8: the graph works here")
+print("logits         ", tuple(outputs["out"].shape), "  upsampled to the input")
+assert outputs["out"].shape == (1, datasets.NUM_CLASSES, *image.shape[-2:])
+prediction = outputs["out"].argmax(1)
+viz.prediction_grid(image[None], mask[None], prediction, titles=["random weights"])
+
+# %% [markdown]
+# ### The authors' network, without allocating it
+#
+# The authors' `DualSeg_res101` has about 72.5 million parameters: more than 280 MB of
+# float32 weights before a single activation. PyTorch's `meta` device builds a module whose
+# tensors have shapes but no storage, so we can count its parameters (and its FLOPs, next) on
+# any machine in a fraction of a second. The count below matches the authors' checkpoint
+# exactly: 72,506,598, of which 25,152,787 in the head and 4,729,875 in the auxiliary head.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+with torch.device("meta"):
+    official = models.build_model("dgcnet_official_r101")
+parts = {
+    name: sum(p.numel() for p in child.parameters()) for name, child in official.named_children()
+}
+total = sum(p.numel() for p in official.parameters())
+assert total == 72_506_598
+assert parts["head"] == 25_152_787 and parts["aux_head"] == 4_729_875
+for name, count in parts.items():
+    print(f"{name:9s} {count:>11,}")
+print(f"{'total':9s} {total:>11,}")
+
+# %% [markdown]
+# ## 4. Parameters and FLOPs per block
+#
+# `dgcn.models.profile.block_table` builds a model on the `meta` device and counts the FLOPs of
+# one training forward pass (auxiliary head included) with `torch.utils.flop_counter`
+# (a multiply-add counts as 2 FLOPs; convolutions and matrix products only). At a full
+# 1024 x 2048 Cityscapes frame the backbone dominates: dilation keeps layer3 and layer4 at
+# stride 8, so their 3x3 convolutions run on 129 x 257 maps. The graph module itself
+# (`head.graph`) is about 1 % of the FLOPs: global reasoning is cheap once the graph is small.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from dgcn.models import profile
+
+rows = profile.block_table(lambda: models.build_model("dgcnet_official_r101"), FLOP_SIZE)
+table = pd.DataFrame(rows).set_index("block")
+table["share of FLOPs %"] = 100 * table["gflops"] / table.loc["total", "gflops"]
+print(f"dgcnet_official_r101, training forward at {FLOP_SIZE[2]}x{FLOP_SIZE[3]}")
+table.round(1)
+
+# %% [markdown]
+# The same count for the micro model on a MiniCity image (128 x 256) shows why the CPU demo is
+# possible: about 0.4 GFLOPs per image instead of about 4,900.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+rows = profile.block_table(lambda: models.build_model("dgcnet_paper_micro"), (1, 3, 128, 256))
+pd.DataFrame(rows).set_index("block").round(3)
+
+# %% [markdown]
+# ## 5. A map of the book
+#
+# | notebook | what it does |
+# |---|---|
+# | 00 Quick start | environment, MiniCity, a model on one image, parameters and FLOPs |
+# | 01 Graph formulation | pixel graphs, one GCN layer by hand, dense cost, receptive fields |
+# | 02 Coordinate-space GCN | `V_S`, `A_S`, `M_S`; the O(N) order, verified; node affinities |
+# | 03 Feature-space GCN | feature nodes, `(I - A_F) V_F W_F`, reprojection; node maps |
+# | 04 The DGCNet model | fusion `X + X~_S + X~_F`, the head, paper vs authors' variants |
+# | 05 Cityscapes data | the dataset, its label table, augmentations of paper and code |
+# | 06 Training on a GPU | presets per GPU, precision, checkpoints, resuming, many GPUs |
+# | 07 Evaluation and visual inspection | mIoU, sliding and multi-scale inference, views |
+# | 08 Ablations and the paper's tables | the ablation rows and the downsampling study |
+#
+# From the command line, `make demo` runs the paper's ablation in miniature on MiniCity and
+# `dgcn --help` lists the commands (train, evaluate, predict, reproduce, make-minicity,
+# check-data).
+
+# %% [markdown]
+# ## Summary
+#
+# - The package `dgcn` holds everything the book uses; each notebook imports it and checks the
+#   equations against it. Smoke mode (`DGCN_SMOKE=1`) makes every notebook run on a CPU.
+# - MiniCity is a synthetic city in the Cityscapes layout with three groups of classes that only
+#   long-range context separates: road/sidewalk, truck/bus/train, wall/building.
+# - A DGCNet returns `{"out": logits}` at the input size (plus `"aux"` when training); the
+#   backbone works at output stride 8, and the graph module sits on its last feature map.
+# - The authors' network has 72,506,598 parameters and needs about 4.9 TFLOPs for one training
+#   forward pass on a 1024 x 2048 frame; its graph module is about 1 % of that.
+#
+# MiniCity numbers in this book show that the pipeline works; they are not Cityscapes accuracy:
+# the city is synthetic, the models are small and the schedules short.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Count the parameters and FLOPs of `fcn_r101` (the baseline without a graph) and of
+#    `dgcnet_paper_r101` with `profile.block_table`. Which costs more FLOPs, the paper's graph
+#    on 2048 channels or the authors' graph on 512? *Hint:* look at the `head.context` and
+#    `head.graph` rows; README.md lists the totals to compare with.
+# 2. Generate a MiniCity at 256 x 512 in another folder
+#    (`datasets.make_minicity("data/minicity-256", train=8, val=0, height=256, width=512)`) and
+#    look at its images: does anything become a fixed number of pixels, or does every size
+#    scale? *Hint:* the module docstring of `dgcn.datasets.minicity`.
+# 3. How do the class frequencies of the validation split compare with the training split?
+#    *Hint:* reuse the counting loop with `val_pairs`.
+# 4. Run the micro model in training mode (`micro.train()`) on two images and list the keys of
+#    its output. Why does the auxiliary output exist only in training? *Hint:* `DGCNet.forward`
+#    in `dgcn/models/segnet.py`.
+
+# %% [markdown]
+# ## References
+#
+# - L. Zhang, X. Li, A. Arnab, K. Yang, Y. Tong, P. H. S. Torr, *Dual Graph Convolutional
+#   Network for Semantic Segmentation*, BMVC 2019, arXiv:1909.06121 (Sec. 3 the model, Sec. 4
+#   the Cityscapes experiments).
+# - The authors' code: github.com/lxtGH/GALD-DGCNet (`libs/models/DualGCNNet.py`); the network
+#   as described for this project is in `shared/reference/official_dgcnet.md`.
+# - M. Cordts et al., *The Cityscapes Dataset for Semantic Urban Scene Understanding*, CVPR 2016.
+# - PyTorch: the `meta` device and `torch.utils.flop_counter.FlopCounterMode`;
+#   torchvision: `models.resnet101`, `models.segmentation.fcn.FCNHead`.

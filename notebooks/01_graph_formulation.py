@@ -1,0 +1,428 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Graph formulation
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/01_graph_formulation.ipynb)
+#
+# DGCNet treats a feature map as a graph and reasons over it with graph convolutions. Before
+# its two graphs (notebooks 02 and 03) this notebook sets up the language: a segmentation
+# network labels the nodes of a pixel graph; one graph convolution is
+# $\tilde X = \sigma(A X W)$ (paper Sec. 3.1); a convolution is a graph convolution on a fixed
+# local graph; and the obvious alternative, a dense graph over all pixels, costs gigabytes per
+# image. We end by measuring how far a dilated FCN actually *sees*: its receptive field in
+# theory and in practice, which is the gap the graph modules are meant to close.
+#
+# You will:
+#
+# - write a 3x3 convolution as a graph convolution on the grid graph and check it numerically;
+# - compute one GCN layer by hand on a 5-node graph, with loops and with matrices;
+# - tabulate the memory of a dense pixel adjacency at Cityscapes sizes;
+# - compute the theoretical receptive field of a dilated ResNet from its layers and measure
+#   the effective one with gradients.
+#
+# | mode | what runs | time |
+# |---|---|---|
+# | CPU smoke (`DGCN_SMOKE=1`) | toy graphs; receptive fields at 257 x 257, 2 inputs | ~15 s |
+# | GPU full | receptive fields at 513 x 513, 8 inputs | not measured |
+#
+# (Times for 2 CPU cores.)
+
+# %%
+import os
+import subprocess
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB and not os.path.isdir("dgcn-book"):
+    subprocess.run(["git", "clone", "-q", "https://github.com/dgcn-book/dgcn-book"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "-e", "dgcn-book[notebooks]"], check=True
+    )
+if IN_COLAB:
+    os.chdir("dgcn-book")
+    sys.path.insert(0, os.getcwd())
+elif os.path.basename(os.getcwd()) == "notebooks":
+    os.chdir("..")  # run from the repository root: data/ and runs/ are shared by all notebooks
+
+import dgcn
+from dgcn import datasets, models, viz
+
+SMOKE = dgcn.smoke_mode()
+
+# %% [markdown]
+# Every constant that costs time, set once from `SMOKE`.
+
+# %%
+# ruff: noqa: E402, B018, F401 (imports where needed; last expressions shown; setup imports)
+# %matplotlib inline
+ERF_SIZE = 257 if SMOKE else 513  # side of the square input of the receptive-field study
+ERF_SAMPLES = 2 if SMOKE else 8  # random inputs averaged for the effective receptive field
+
+# %% [markdown]
+# ## 1. Segmentation as a pixel graph
+#
+# A backbone turns an image into a feature map: $N = HW$ positions, each with a $D$-dimensional
+# feature. Stack the features as rows of $X \in \mathbb{R}^{N \times D}$. A *graph* over the
+# positions is a matrix $A \in \mathbb{R}^{N \times N}$: $A_{ij}$ says how much node $i$ listens
+# to node $j$. One graph convolution (paper Eq. 1) is
+#
+# $$\tilde X = \sigma(A X W), \qquad \tilde x_i = \sigma\Big(\sum_{j} A_{ij}\, x_j W\Big),$$
+#
+# with $W \in \mathbb{R}^{D \times D'}$ shared by all nodes and $\sigma$ a non-linearity. Each
+# node gathers the features of its neighbours, weighted by the edges, and transforms them with
+# the same $W$. Three choices define a graph layer: **what the nodes are** (pixels, a coarse
+# grid of positions, or abstract clusters), **where the edges come from** (fixed by the layout,
+# or computed from the features as DGCNet does), and **how they are normalised**.
+#
+# A convolution is the special case of a fixed, local graph. Take a 3x3 kernel whose nine taps
+# share one matrix $W$ (no dependence on the direction). Then
+# $\mathrm{conv}(X)_i = \sum_{j \in \mathcal{N}_3(i)} x_j W = (A_{\text{grid}} X W)_i$, where
+# $A_{\text{grid}}$ has a 1 for every pair of positions at most one step apart (8 neighbours
+# plus the node itself) and 0 elsewhere; zero padding is simply a missing neighbour. A real
+# convolution has nine different $W$s, one per direction, which a graph with one edge weight
+# cannot express: it is *more* expressive locally, but it never connects positions more than
+# one step apart. A graph can connect any two positions in one layer.
+
+# %%
+import torch
+import torch.nn.functional as F
+
+torch.manual_seed(0)
+H, W_GRID, D_IN, D_OUT = 4, 5, 3, 2
+rows, cols = torch.meshgrid(torch.arange(H), torch.arange(W_GRID), indexing="ij")
+rows, cols = rows.flatten(), cols.flatten()
+# A_grid[i, j] = 1 when positions i and j are at most one step apart (8-neighbourhood + self)
+A_grid = (
+    ((rows[:, None] - rows[None, :]).abs() <= 1) & ((cols[:, None] - cols[None, :]).abs() <= 1)
+).double()
+
+x = torch.randn(1, D_IN, H, W_GRID, dtype=torch.float64)
+weight = torch.randn(D_IN, D_OUT, dtype=torch.float64)  # W, shared by the nine taps
+kernel = weight.T[:, :, None, None].expand(D_OUT, D_IN, 3, 3)  # conv weight [out, in, 3, 3]
+by_conv = F.conv2d(x, kernel, padding=1)  # [1, D', H, W]
+X = x[0].flatten(1).T  # [N, D]: one row per position
+by_graph = A_grid @ X @ weight  # [N, D']
+torch.testing.assert_close(by_graph, by_conv[0].flatten(1).T)
+print(f"3x3 convolution with shared taps == A_grid X W on a {H}x{W_GRID} grid: checked")
+print(f"A_grid: {A_grid.shape[0]} x {A_grid.shape[1]}, {int(A_grid.sum())} non-zero entries")
+
+# %% [markdown]
+# The grid adjacency is sparse and banded: each row has at most 9 ones, near the diagonal and
+# near the diagonals $\pm W$ (the rows above and below).
+
+# %%
+from dgcn.viz import graphs
+
+graphs.adjacency_heatmap(A_grid, title=f"A_grid of a {H}x{W_GRID} grid (row-major positions)")
+
+# %% [markdown]
+# ## 2. One GCN layer by hand
+#
+# A 5-node toy graph: think of five image regions with 3-dimensional features. Kipf and
+# Welling's GCN (the form the paper builds on) adds self-loops and normalises the adjacency
+# symmetrically, so that high-degree nodes do not dominate:
+#
+# $$\hat A = \tilde D^{-1/2} (A + I)\, \tilde D^{-1/2}, \qquad \tilde D_{ii} = \sum_j (A + I)_{ij},
+# \qquad \tilde X = \mathrm{ReLU}(\hat A X W).$$
+#
+# Entry by entry, $\tilde x_{ik} = \max\big(0, \sum_j \sum_d \hat A_{ij} X_{jd} W_{dk}\big)$,
+# with $\hat A_{ij} = (A+I)_{ij} / \sqrt{\tilde D_{ii} \tilde D_{jj}}$. We compute it twice:
+# with explicit loops over $i, j, d, k$ (the definition) and with two matrix products.
+# DGCNet's graphs are *learned* and *not* normalised this way (notebooks 02 and 03); the layer
+# is the same.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+edges = [(0, 1), (0, 2), (1, 2), (1, 3), (3, 4)]  # undirected
+n = 5
+A = torch.zeros(n, n, dtype=torch.float64)
+for i, j in edges:
+    A[i, j] = A[j, i] = 1.0
+X = torch.tensor(
+    [[1.0, 0.0, 2.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [2.0, 0.0, 1.0], [0.0, 2.0, 1.0]],
+    dtype=torch.float64,
+)
+W = torch.tensor([[1.0, -1.0], [0.5, 1.0], [-1.0, 0.5]], dtype=torch.float64)
+
+# with loops: the definition, one scalar at a time
+A_loop = A + torch.eye(n, dtype=torch.float64)
+degree = [sum(A_loop[i, j].item() for j in range(n)) for i in range(n)]
+A_hat_loops = torch.zeros(n, n, dtype=torch.float64)
+for i in range(n):
+    for j in range(n):
+        A_hat_loops[i, j] = A_loop[i, j] / (degree[i] * degree[j]) ** 0.5
+out_loops = torch.zeros(n, W.shape[1], dtype=torch.float64)
+for i in range(n):
+    for k in range(W.shape[1]):
+        total = 0.0
+        for j in range(n):
+            for d in range(X.shape[1]):
+                total += A_hat_loops[i, j].item() * X[j, d].item() * W[d, k].item()
+        out_loops[i, k] = max(0.0, total)
+
+# with matrices
+D_inv_sqrt = torch.diag((A + torch.eye(n, dtype=torch.float64)).sum(1).rsqrt())
+A_hat = D_inv_sqrt @ (A + torch.eye(n, dtype=torch.float64)) @ D_inv_sqrt
+out_matrix = torch.relu(A_hat @ X @ W)
+
+torch.testing.assert_close(A_hat_loops, A_hat)
+torch.testing.assert_close(out_loops, out_matrix)
+torch.set_printoptions(precision=3, sci_mode=False)
+print("degrees with self-loops:", degree)
+print("A_hat =\n", A_hat)
+print("A_hat X W =\n", A_hat @ X @ W)
+print("ReLU(A_hat X W) =\n", out_matrix)
+
+# %% [markdown]
+# Matrix products are associative: $(\hat A X) W = \hat A (X W)$. The result is the same but
+# the cost is not. With $N$ nodes, $D$ input and $D'$ output channels, $(\hat A X) W$ costs
+# $N^2 D + N D D'$ multiply-adds and $\hat A (X W)$ costs $N D D' + N^2 D'$. Notebook 02 uses
+# the same freedom on the coordinate graph, where choosing the order turns an
+# $O(N^2)$ computation into an $O(N)$ one.
+
+# %%
+torch.testing.assert_close((A_hat @ X) @ W, A_hat @ (X @ W))
+graphs.adjacency_heatmap(A_hat, title="normalised adjacency of the toy graph")
+
+# %% [markdown]
+# ## 3. What a dense pixel graph costs
+#
+# The most general graph over pixels connects every position to every other: $A$ is a dense
+# $N \times N$ matrix, computed from the features (as in non-local networks). On Cityscapes
+# the stride-8 feature of the authors' backbone is 129 x 257 for a 1024 x 2048 frame (its
+# max-pool rounds up) and 97 x 97 for a 769 x 769 training crop, and the full image has two
+# million pixels. One float32 matrix of $N^2$ entries, for one image and one layer, before any
+# gradient is stored:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import pandas as pd
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:,.1f} {unit}"
+        count /= 1024
+
+
+sizes = {
+    "graph nodes at d = 8 (17 x 33)": (17, 33),
+    "stride-8 feature of a 769 crop": (97, 97),
+    "stride-8 feature of a frame": (129, 257),
+    "full frame 1024 x 2048": (1024, 2048),
+}
+table = pd.DataFrame(
+    [
+        {
+            "map": name,
+            "H x W": f"{h} x {w}",
+            "N": f"{h * w:,}",
+            "dense A (float32)": human_bytes(4 * (h * w) ** 2),
+            "GFLOPs of A X, D = 512": f"{2 * (h * w) ** 2 * 512 / 1e9:,.1f}",
+        }
+        for name, (h, w) in sizes.items()
+    ]
+).set_index("map")
+assert 4 * 33_153**2 == 4_396_485_636 and human_bytes(4_396_485_636) == "4.1 GiB"
+table
+
+# %% [markdown]
+# A dense graph on the stride-8 feature needs 4.1 GiB *per image and per layer* just to hold
+# $A$ (its gradient doubles that), and at full resolution 16 TiB. DGCNet avoids both: the
+# coordinate graph runs on a grid downsampled by $d = 8$ (the first row: 561 nodes, a 1.2 MiB
+# matrix, and it never even forms it, notebook 02), and the feature graph has only $D/4$
+# nodes (notebook 03).
+
+# %% [markdown]
+# ## 4. How far does a dilated FCN see?
+#
+# A plain FCN relies on stacked convolutions for context. The **theoretical receptive field**
+# of a unit is the input window it depends on at all. Going through the layers in order, with
+# $r$ the size of the window and $j$ the distance in input pixels between neighbouring units
+# (the *jump*), a layer with kernel $k$, dilation $\delta$ and stride $s$ gives
+#
+# $$r \leftarrow r + (k - 1)\,\delta\, j, \qquad j \leftarrow j\, s,$$
+#
+# starting from $r = j = 1$. On a ResNet the longest path runs through the 3x3 convolutions of
+# every block (the 1x1 shortcuts add nothing). DGCNet's backbones are *dilated*: layer3 and
+# layer4 keep stride 8 and use dilation 2 and 4 instead, which keeps the resolution and still
+# grows the window quickly.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from torch import nn
+
+from dgcn.models.backbone import micro_resnet
+
+
+def receptive_field(backbone: nn.Module) -> list[tuple[str, int, int]]:
+    """(stage, receptive field, jump) after each stage, from the convs and pools in order."""
+
+    def first(value):  # nn.Conv2d stores (k, k) tuples, nn.MaxPool2d plain ints
+        return value if isinstance(value, int) else value[0]
+
+    r, j, stages = 1, 1, []
+    for stage in ("stem", "layer1", "layer2", "layer3", "layer4"):
+        for name, layer in getattr(backbone, stage).named_modules():
+            if "downsample" in name or not isinstance(layer, (nn.Conv2d, nn.MaxPool2d)):
+                continue
+            k, dil, s = first(layer.kernel_size), first(layer.dilation), first(layer.stride)
+            r, j = r + (k - 1) * dil * j, j * s
+        stages.append((stage, r, j))
+    return stages
+
+
+torch.manual_seed(0)
+backbones = {
+    "micro (dgcnet_paper_micro)": micro_resnet(output_stride=8),
+    "ResNet-18, output stride 8": models.torchvision_resnet(18, output_stride=8),
+}
+theory = {}
+for label, backbone in backbones.items():
+    stages = receptive_field(backbone)
+    theory[label] = stages[-1][1]
+    print(label)
+    for stage, r, j in stages:
+        print(f"  after {stage:7s} receptive field {r:4d} px, stride {j}")
+assert theory["ResNet-18, output stride 8"] == 483 and theory["micro (dgcnet_paper_micro)"] == 239
+
+# %% [markdown]
+# The theoretical window of ResNet-18 at stride 8 (483 px) is already larger than a 257-pixel
+# input. But not every pixel of that window matters equally. Luo et al. (2016) define the
+# **effective receptive field** as the gradient of one output unit with respect to the input:
+# $\big|\partial\, y_{c} / \partial\, \text{image}\big|$, where $y_c$ is the sum over channels
+# of the layer4 feature at the centre position. We average it over random inputs, with random
+# weights (eval-mode BatchNorm), and measure the half-width $\rho_p$ of the smallest centred
+# square that holds a fraction $p$ of the gradient's total magnitude. In the figure, the dashed
+# square is the theoretical field (it extends beyond the input for ResNet-18) and the solid
+# square holds 95 % of the gradient.
+
+
+# %%
+def effective_receptive_field(backbone: nn.Module, size: int, samples: int) -> torch.Tensor:
+    """Mean |d (centre unit of layer4, summed over channels) / d input| over random inputs."""
+    backbone.eval()
+    images = torch.randn(samples, 3, size, size, requires_grad=True)
+    out = backbone(images)["out"]
+    cy, cx = out.shape[-2] // 2, out.shape[-1] // 2
+    out[:, :, cy, cx].sum().backward()  # eval mode: the samples do not interact
+    return images.grad.abs().sum(1).mean(0)  # [size, size]
+
+
+def half_width(grad: torch.Tensor, fraction: float) -> int:
+    """The smallest rho such that the centred (2 rho + 1)^2 square holds `fraction` of |grad|."""
+    total, c = grad.sum(), grad.shape[-1] // 2
+    for rho in range(c + 1):
+        if grad[c - rho : c + rho + 1, c - rho : c + rho + 1].sum() >= fraction * total:
+            return rho
+    return c
+
+
+torch.manual_seed(0)
+erf = {label: effective_receptive_field(b, ERF_SIZE, ERF_SAMPLES) for label, b in backbones.items()}
+for label, grad in erf.items():
+    rho50, rho95 = half_width(grad, 0.5), half_width(grad, 0.95)
+    print(
+        f"{label}: theory {theory[label]} px; 50 % of the gradient within {2 * rho50 + 1} px, "
+        f"95 % within {2 * rho95 + 1} px (input {ERF_SIZE} px)"
+    )
+
+# %%
+from matplotlib.colors import LogNorm
+from matplotlib.patches import Rectangle
+
+fig = viz.new_figure((7.2, 5.6), dpi=72)
+axes = fig.subplots(2, 2)
+centre = ERF_SIZE // 2
+for (label, grad), (ax_map, ax_cut) in zip(erf.items(), axes, strict=True):
+    normalised = (grad / grad.max()).clamp_min(1e-4).numpy()
+    shown = ax_map.imshow(normalised, cmap="inferno", norm=LogNorm(1e-4, 1))
+    half, rho95 = theory[label] // 2, half_width(grad, 0.95)
+    for size, style in ((2 * half + 1, "--"), (2 * rho95 + 1, "-")):
+        square = Rectangle((centre - size / 2, centre - size / 2), size, size, fill=False)
+        ax_map.add_patch(square)
+        square.set(edgecolor="cyan", linestyle=style, clip_on=True)
+    ax_map.set_xlim(-0.5, ERF_SIZE - 0.5)
+    ax_map.set_ylim(ERF_SIZE - 0.5, -0.5)
+    ax_map.set_title(f"{label}\n|gradient|, log scale", fontsize=8)
+    ax_map.set_axis_off()
+    fig.colorbar(shown, ax=ax_map, shrink=0.8)
+    offsets = torch.arange(ERF_SIZE) - centre
+    ax_cut.plot(offsets, (grad[centre] / grad[centre].max()).numpy(), lw=1)
+    for sign in (-1, 1):
+        ax_cut.axvline(sign * half, color="cyan", ls="--", lw=1)
+        ax_cut.axvline(sign * rho95, color="cyan", ls="-", lw=1)
+    ax_cut.set_xlabel("offset from the centre (px)")
+    ax_cut.set_ylabel("normalised |gradient|")
+    ax_cut.set_title("the centre row, linear scale", fontsize=8)
+    ax_cut.grid(alpha=0.3)
+fig
+
+# %% [markdown]
+# The gradient is concentrated in the middle of the theoretical window and fades towards its
+# edges (the log scale shows how far the faint tail reaches): the effective field is a
+# fraction of the theoretical one, as Luo et al. observed, and the shallow micro network is
+# dominated by the few pixels right under the unit. Training widens it, but a pixel on the
+# left of a street still sees the right side only weakly, through many layers. That is the
+# motivation of the paper's graph modules: in one layer, every node of the coordinate graph is
+# connected to every other node, and every pixel of the feature graph to every feature
+# cluster, whatever the distance.
+
+# %% [markdown]
+# ## Summary
+#
+# - A graph convolution $\tilde X = \sigma(A X W)$ gathers the neighbours' features with the
+#   weights of $A$ and transforms them with a shared $W$ (paper Eq. 1). A 3x3 convolution with
+#   shared taps is the special case of the fixed 8-neighbour grid graph.
+# - The same layer computed with loops and with matrices agrees; associativity lets us choose
+#   the cheaper order of the products, which notebook 02 exploits.
+# - A dense graph over the stride-8 pixels of a Cityscapes frame would need 4.1 GiB per image
+#   and layer for $A$ alone (16 TiB at full resolution): DGCNet uses small graphs instead.
+# - The dilated ResNet-18 sees 483 px in theory, but its effective receptive field is
+#   concentrated near the centre; graph reasoning connects distant positions in one step.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Replace the shared-tap kernel of Section 1 by a general 3x3 kernel (nine different
+#    matrices). Write the convolution as a sum of nine graph convolutions
+#    $\sum_{k=1}^{9} A_k X W_k$. *Hint:* $A_k$ has a single 1 per row, at the neighbour in
+#    direction $k$.
+# 2. In Section 2, replace the symmetric normalisation by the row normalisation
+#    $\tilde D^{-1}(A + I)$. What does each output row become? *Hint:* an average of the
+#    neighbours' transformed features.
+# 3. Compute the theoretical receptive field of the ResNet-18 at output stride 16 and 32
+#    (`models.torchvision_resnet(18, output_stride=16)`). Why does dilation grow the window as
+#    fast as striding does? *Hint:* the jump $j$.
+# 4. Measure the effective receptive field of a trained network: load a checkpoint from
+#    notebook 06 (`runs/notebooks/06/last.pt`) and compare $\rho_{95}$ with random weights.
+# 5. How large would a dense graph be on the 769 x 769 crops at stride 4 instead of 8?
+
+# %% [markdown]
+# ## References
+#
+# - L. Zhang, X. Li, A. Arnab, K. Yang, Y. Tong, P. H. S. Torr, *Dual Graph Convolutional
+#   Network for Semantic Segmentation*, BMVC 2019, arXiv:1909.06121: Sec. 3.1 (graph
+#   convolution, Eq. 1) and the discussion of the cost of non-local operations.
+# - T. N. Kipf, M. Welling, *Semi-Supervised Classification with Graph Convolutional
+#   Networks*, ICLR 2017 (the normalised adjacency of Section 2).
+# - W. Luo, Y. Li, R. Urtasun, R. Zemel, *Understanding the Effective Receptive Field in Deep
+#   Convolutional Neural Networks*, NeurIPS 2016.
+# - F. Yu, V. Koltun, *Multi-Scale Context Aggregation by Dilated Convolutions*, ICLR 2016;
+#   X. Wang et al., *Non-local Neural Networks*, CVPR 2018.
+# - torchvision: `models.resnet18` (`BasicBlock`), the `dilation` argument of `nn.Conv2d`.

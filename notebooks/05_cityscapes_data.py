@@ -1,0 +1,544 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: -all
+#     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Cityscapes data
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/05_cityscapes_data.ipynb)
+#
+# DGCNet is trained and evaluated on Cityscapes: 2,975 training and 500 validation street
+# scenes of 1024x2048 pixels with fine labels for 19 classes. This notebook shows what the
+# data looks like on disk, how the 34 label ids of the files become the 19 train ids the
+# network predicts, what the training augmentations do to an image and its mask (and checks
+# that they stay aligned), how to get Cityscapes onto Colab, and how the book runs without it:
+# MiniCity, a synthetic city written in exactly the same layout. When something is wrong with
+# the data, the loader stops with one line that says what and where; we provoke one.
+#
+# You will:
+#
+# - read the Cityscapes folder layout and the file names the loader expects;
+# - build the label table (id, train id, category, colour) and the 19-class palette;
+# - apply the `official`, `paper` and `minicity` augmentation presets and verify image/mask
+#   alignment, the padding values and the crop-before-resize shortcut numerically;
+# - check a Cityscapes tree with `dgcn check-data` (when you have one) and generate MiniCity;
+# - read the error the loader gives for a tree without `gtFine/`.
+#
+# | mode | where | time |
+# |---|---|---|
+# | smoke (`DGCN_SMOKE=1`) | 2-core CPU | 17-38 s |
+# | full (with Cityscapes: `dgcn check-data` decodes all 5,000 frames) | any CPU | not measured |
+#
+# (Smoke times measured on this project's 2-core CPU: the low figure on a quiet machine, the
+# high one while other jobs shared the cores.)
+
+# %%
+import os
+import subprocess
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB and not os.path.isdir("dgcn-book"):
+    subprocess.run(["git", "clone", "-q", "https://github.com/dgcn-book/dgcn-book"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "-e", "dgcn-book[notebooks]"], check=True
+    )
+if IN_COLAB:
+    os.chdir("dgcn-book")
+    sys.path.insert(0, os.getcwd())
+elif os.path.basename(os.getcwd()) == "notebooks":
+    os.chdir("..")  # run from the repository root: data/ and runs/ are shared by all notebooks
+
+import dgcn
+from dgcn import datasets, models, viz
+
+SMOKE = dgcn.smoke_mode()
+
+# %% [markdown]
+# Every expensive constant is set here, once. In smoke mode a Cityscapes tree, if present, is
+# only listed; in full mode every file is decoded and checked.
+
+# %%
+MINICITY = "data/minicity"
+CITYSCAPES = "data/cityscapes"
+OUT = "runs/notebooks/05"
+CROPS = 4  # random crops shown per augmentation preset
+DECODE_CITYSCAPES = not SMOKE  # `dgcn check-data` decodes every frame (minutes); else list only
+print(f"SMOKE={SMOKE}: {CROPS} crops per preset, decode Cityscapes: {DECODE_CITYSCAPES}")
+
+# %%
+# ruff: noqa: E402 (a notebook imports in the cell where a module is first needed)
+# %matplotlib inline
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from IPython.display import display
+from torchvision import tv_tensors
+from torchvision.transforms.v2 import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+from dgcn.datasets import labels, transforms
+
+_ = torch.manual_seed(0)
+_ = datasets.ensure_minicity(MINICITY)  # generated on first use (about 4 s), then reused
+
+# %% [markdown]
+# ## 1. The layout on disk
+#
+# Cityscapes comes as two zip files from the Cityscapes website (after registration):
+# `leftImg8bit_trainvaltest.zip` (the images, about 11 GB) and `gtFine_trainvaltest.zip` (the
+# fine labels, about 250 MB). Extract both into one folder; `data/README.md` shows the tree:
+#
+# ```
+# cityscapes/
+#   leftImg8bit/{train,val,test}/<city>/<city>_<seq>_<frame>_leftImg8bit.png
+#   gtFine/{train,val,test}/<city>/<city>_<seq>_<frame>_gtFine_labelIds.png
+# ```
+#
+# An image and its label share the stem `<city>_<seq>_<frame>`; `gtFine` also holds
+# `_color.png`, `_instanceIds.png` and `_polygons.json` files, which semantic segmentation does
+# not read. The `test` labels are withheld (evaluation on the test set goes through the
+# benchmark server). MiniCity uses the same tree, with invented city names; here is ours:
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def describe_tree(root):
+    root = Path(root)
+    print(f"{root}/")
+    for top in sorted(p for p in root.iterdir() if p.is_dir()):
+        print(f"  {top.name}/")
+        for split in sorted(p for p in top.iterdir() if p.is_dir()):
+            cities = sorted(p.name for p in split.iterdir() if p.is_dir())
+            files = sum(1 for _ in split.glob("*/*.png"))
+            print(f"    {split.name}/  cities: {', '.join(cities)}; {files} PNGs")
+    for extra in sorted(p for p in root.iterdir() if p.is_file()):
+        print(f"  {extra.name}")
+
+
+describe_tree(MINICITY)
+image_path, label_path = datasets.scan_split(MINICITY, "train")[0]
+print("first pair:", image_path.relative_to(MINICITY), "<->", label_path.relative_to(MINICITY))
+
+# %% [markdown]
+# ## 2. Labels: 34 ids in the files, 19 train ids in the network
+#
+# A `_labelIds.png` is an 8-bit grey image whose values are Cityscapes **label ids** (0 to 33).
+# Only 19 classes are evaluated; each has a **train id** 0 to 18, and every other label
+# (unlabeled, ego vehicle, parking, rail track, ...) maps to 255, which the loss and the
+# metrics ignore. `dgcn.datasets.labels.LABELS` is the one table the package uses for this:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+table = pd.DataFrame(datasets.LABELS)
+with pd.option_context("display.max_rows", 40, "display.width", 100):
+    print(table.to_string(index=False))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{datasets.NUM_CLASSES} train ids:")
+for train_id, name in enumerate(datasets.CLASS_NAMES):
+    print(f"  {train_id:>2} {name}")
+assert (table.train_id != 255).sum() == 19 and datasets.IGNORE_INDEX == 255
+
+# %% [markdown]
+# The colours of the 19 train ids (the Cityscapes palette, `viz.colorize` uses it; ignored
+# pixels are drawn black):
+
+# %%
+viz.legend()
+
+# %% [markdown]
+# The loader maps ids to train ids with a 256-entry lookup table before any transform, so every
+# augmentation sees train ids. On the first MiniCity label:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+image_u8, label_ids = datasets.load_pair(image_path, label_path)
+lut = labels.id_to_train_id_lut()
+ids = np.unique(label_ids.numpy())
+mapping = pd.DataFrame({"label id": ids, "train id": lut[ids]})
+mapping["name"] = [next(lb.name for lb in datasets.LABELS if lb.id == i) for i in ids]
+print(mapping.to_string(index=False))
+
+# %%
+image, mask = datasets.Cityscapes(MINICITY, "train")[0]
+print(f"item: image {tuple(image.shape)} {image.dtype}, mask {tuple(mask.shape)} {mask.dtype}")
+assert torch.equal(mask, torch.from_numpy(lut[label_ids.numpy()]).long())
+fig = viz.new_figure((9.6, 1.6))
+for ax, picture, title in zip(
+    fig.subplots(1, 3),
+    [viz.denormalize(image), viz.colorize(mask), viz.overlay(viz.denormalize(image), mask)],
+    ["image", "train ids", "overlay"],
+    strict=True,
+):
+    ax.imshow(picture, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+display(fig)
+
+# %% [markdown]
+# ## 3. Augmentations
+#
+# Training sees random crops, not whole frames. `dgcn.datasets.transforms` has three presets:
+#
+# - `official`: the authors' recipe, random scale 0.7 to 2.1 in steps of 0.1, crop 832x832,
+#   horizontal flip;
+# - `paper`: the paper's text, crop 768x768 and flip, no scaling;
+# - `minicity`: the CPU demo, crop 128x256 (a whole MiniCity image), scale 0.75 to 1.5, flip.
+#
+# Every preset ends with ImageNet normalisation and pads a crop that is smaller than the
+# window (a scaled image smaller than the crop) at the bottom and right: the image with **0**
+# after normalisation (the ImageNet mean colour, a neutral grey-brown) and the mask with
+# **255**, so padded pixels are ignored by the loss.
+#
+# **Crop before resize.** Scaling a 1024x2048 frame by 2.1 makes a 2150x4301 image, of which
+# an 832x832 crop keeps 7 %. `RandomScaleCrop` draws the scale and the window in the scaled
+# image's coordinates, maps the window back to source pixels and resizes only that region:
+# the cost is that of the output crop whatever the scale. The mask is resized with nearest
+# neighbours (by `torchvision.transforms.v2` because it is a `tv_tensors.Mask`), the image
+# bilinearly, through the same box, so they stay aligned.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+presets = pd.DataFrame(
+    [
+        {
+            "preset": name,
+            "crop (h, w)": crop,
+            "scales": f"{min(scales)} .. {max(scales)}",
+            "flip": flip,
+        }
+        for name, (crop, scales, flip) in transforms.PRESETS.items()
+    ]
+)
+print(presets.to_string(index=False))
+
+# %% [markdown]
+# The `official` and `paper` presets are meant for 1024x2048 frames, so we draw one MiniCity
+# scene at that size in memory (the generator places everything in metres, so any size works),
+# and apply the `minicity` preset to the 128x256 MiniCity image of section 2.
+
+# %%
+scene_rgb, scene_ids = datasets.generate_scene(np.random.default_rng([0, 0, 0]), 1024, 2048)
+scene = (
+    tv_tensors.Image(torch.from_numpy(scene_rgb).permute(2, 0, 1).contiguous()),
+    tv_tensors.Mask(torch.from_numpy(lut[scene_ids])),
+)
+small = (tv_tensors.Image(image_u8), tv_tensors.Mask(torch.from_numpy(lut[label_ids.numpy()])))
+
+
+def crops_figure(preset, sample, seed, count=CROPS):
+    """``count`` random crops of one sample by a preset: images on top, masks below."""
+    torch.manual_seed(seed)
+    pipeline = transforms.preset_transforms(preset)
+    crop_h, crop_w = transforms.PRESETS[preset][0]
+    fig = viz.new_figure((1.9 * count, 2 * 1.9 * crop_h / crop_w + 0.4))
+    axes = fig.subplots(2, count)
+    for i in range(count):
+        out_image, out_mask = pipeline(*sample)
+        axes[0, i].imshow(viz.denormalize(out_image), interpolation="nearest")
+        axes[1, i].imshow(viz.colorize(out_mask), interpolation="nearest")
+        axes[0, i].set_title(f"crop {i + 1}", fontsize=8)
+        for ax in axes[:, i]:
+            ax.set_axis_off()
+    fig.suptitle(f"preset {preset!r}: crop {crop_h}x{crop_w}", fontsize=9)
+    return fig
+
+
+crops_figure("official", scene, seed=41)  # a seed whose crops include scales 0.7 and 0.8
+
+# %% [markdown]
+# At scales 0.7 and 0.8 the frame is 717 and 819 pixels high, less than the 832 window: the
+# rest is padding at the bottom, grey in the image (0 after normalisation) and black (255,
+# ignored) in the mask. Large scales zoom in. The paper preset only crops and flips:
+
+# %%
+crops_figure("paper", scene, seed=0)
+
+# %% [markdown]
+# On the 128x256 MiniCity image the `minicity` preset's window is the whole image, so scales
+# below 1 pad and scales above 1 zoom in:
+
+# %%
+crops_figure("minicity", small, seed=0)
+
+# %% [markdown]
+# ### Verify: image and mask stay aligned, padding is 0 and 255
+#
+# Paint the image with the palette colour of its own mask. Any misalignment between the two
+# would show up as a pixel whose colour is not the colour of its label. With the image resized
+# by nearest neighbours as well (we switch the preset's interpolation), the two must agree
+# exactly on every pixel that is not padding; with the real bilinear interpolation they agree
+# everywhere except at class boundaries, where the image blends two colours.
+
+# %%
+painted = (
+    tv_tensors.Image(torch.from_numpy(viz.colorize(scene[1])).permute(2, 0, 1).contiguous()),
+    scene[1],
+)
+exact = transforms.preset_transforms("official")
+exact.transforms[0].interpolation = InterpolationMode.NEAREST
+bilinear = transforms.preset_transforms("official")
+torch.manual_seed(1)
+agreement = []
+for _ in range(8):
+    out_image, out_mask = exact(*painted)
+    labelled = out_mask != 255
+    colours = torch.from_numpy(viz.denormalize(out_image))
+    expected = torch.from_numpy(viz.colorize(out_mask))
+    assert torch.equal(colours[labelled], expected[labelled])
+    out_image, out_mask = bilinear(*painted)
+    labelled = out_mask != 255
+    same = (
+        torch.from_numpy(viz.denormalize(out_image)) == torch.from_numpy(viz.colorize(out_mask))
+    ).all(-1)
+    agreement.append(float(same[labelled].float().mean()))
+print("nearest: image colour == mask colour on every labelled pixel of 8 crops")
+print(f"bilinear: {100 * min(agreement):.1f} % to {100 * max(agreement):.1f} % of labelled pixels")
+assert min(agreement) > 0.95
+
+# %% [markdown]
+# The padding: scale 0.75 on a 128x256 image gives 96x192 pixels of content in a 128x256
+# window, the rest must be image 0 and mask 255:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+pad_test = transforms.train_transforms((128, 256), scales=(0.75,), flip=False)
+out_image, out_mask = pad_test(*small)
+assert (out_image[:, 96:] == 0).all() and (out_image[:, :, 192:] == 0).all()
+assert (out_mask[96:] == 255).all() and (out_mask[:, 192:] == 255).all()
+content = out_mask[:96, :192]
+print(f"output {tuple(out_image.shape)}: content 96x192, padded rows 96-127 and columns 192-255")
+print(
+    f"padding: image == 0 (normalised), mask == 255; ignored pixels in the content: "
+    f"{int((content == 255).sum())}"
+)
+
+# %% [markdown]
+# ### Verify: crop-first equals resize-then-crop
+#
+# A plain pipeline resizes the whole frame by the drawn scale and then crops. Drawing the same
+# three random numbers in the same order (scale, top, left) it gives the same window; the
+# crop-first result differs only by sub-pixel rounding of the box. We compare both on the
+# 1024x2048 scene and time them (timings on this shared machine are noisy):
+
+
+# %%
+def resize_then_crop(image, mask, crop, scales):
+    scale = scales[int(torch.randint(len(scales), ()))]
+    height, width = image.shape[-2:]
+    scaled = [round(height * scale), round(width * scale)]
+    out_h, out_w = min(crop[0], scaled[0]), min(crop[1], scaled[1])
+    top = int(torch.randint(scaled[0] - out_h + 1, ()))
+    left = int(torch.randint(scaled[1] - out_w + 1, ()))
+    big_image = TF.resize(image, scaled, antialias=False)
+    big_mask = TF.resize(mask, scaled)
+    return TF.crop(big_image, top, left, out_h, out_w), TF.crop(big_mask, top, left, out_h, out_w)
+
+
+crop, scales, _ = transforms.PRESETS["official"]
+crop_first = transforms.RandomScaleCrop(crop, scales)
+rows = []
+for seed in range(6):
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    fast_image, fast_mask = crop_first(*scene)
+    fast = time.perf_counter() - start
+    torch.manual_seed(seed)
+    start = time.perf_counter()
+    slow_image, slow_mask = resize_then_crop(*scene, crop, scales)
+    slow = time.perf_counter() - start
+    assert fast_mask.shape == slow_mask.shape
+    rows.append(
+        {
+            "seed": seed,
+            "output": tuple(fast_mask.shape),
+            "mask agreement %": round(100 * float((fast_mask == slow_mask).float().mean()), 2),
+            "image mean |diff|": round(
+                float((fast_image.float() - slow_image.float()).abs().mean()), 2
+            ),
+            "crop-first ms": round(1000 * fast, 1),
+            "resize-first ms": round(1000 * slow, 1),
+        }
+    )
+comparison = pd.DataFrame(rows)
+assert (comparison["mask agreement %"] > 99).all()
+display(comparison)
+
+# %% [markdown]
+# ### A training batch
+#
+# Through a `DataLoader`, the dataset with a preset yields batches the network takes as they
+# are: float images normalised, int64 masks with 255 = ignore, logits at the input size.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+train_set = datasets.Cityscapes(MINICITY, "train", transforms.preset_transforms("minicity"))
+loader = torch.utils.data.DataLoader(
+    train_set, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0)
+)
+images, masks = next(iter(loader))
+network = models.build_model("dgcnet_paper_micro").eval()
+with torch.no_grad():
+    logits = network(images)["out"]
+print(f"images {tuple(images.shape)} {images.dtype}, masks {tuple(masks.shape)} {masks.dtype}")
+print(
+    f"logits {tuple(logits.shape)}; mask values within {{0..18, 255}}: "
+    f"{bool(((masks < 19) | (masks == 255)).all())}"
+)
+
+# %% [markdown]
+# The masks agree on more than 99 % of the pixels and the images differ by a couple of grey
+# levels out of 255, at boundaries; the crop-first version costs the same at every scale.
+# `benchmarks/data_loading.py` measures the whole loader (decoding included) on 2048x1024
+# frames; the README reports its result.
+#
+# ## 4. Getting Cityscapes onto Colab (and Google Drive)
+#
+# Cityscapes cannot be downloaded without an account, so it cannot be fetched by this
+# notebook. The steps:
+#
+# 1. Register at the Cityscapes website and download `leftImg8bit_trainvaltest.zip` and
+#    `gtFine_trainvaltest.zip` (or, with `pip install cityscapesscripts`, run
+#    `csDownload leftImg8bit_trainvaltest.zip gtFine_trainvaltest.zip`, which asks for your
+#    login).
+# 2. Put the two zips in your Google Drive, e.g. `MyDrive/cityscapes-zips/`, once.
+# 3. In each Colab session, mount the Drive and unzip onto the VM's local disk, which reads
+#    thousands of small PNGs much faster than the Drive mount does:
+#
+# ```python
+# from google.colab import drive
+# drive.mount("/content/drive")
+# !unzip -q /content/drive/MyDrive/cityscapes-zips/leftImg8bit_trainvaltest.zip -d data/cityscapes
+# !unzip -q /content/drive/MyDrive/cityscapes-zips/gtFine_trainvaltest.zip -d data/cityscapes
+# !dgcn check-data --root data/cityscapes    # train 2975, val 500, test 1525
+# ```
+#
+# 4. Keep the **runs** on Drive (`--run-dir /content/drive/MyDrive/dgcn/runs/...`), so a
+#    disconnect loses nothing (notebook 06).
+#
+# The next cell checks `data/cityscapes` when it exists: in full mode with `dgcn check-data`,
+# which decodes every image and label and checks sizes and ids; in smoke mode it only pairs
+# the files of each split.
+
+# %%
+if not os.path.isdir(os.path.join(CITYSCAPES, "leftImg8bit")):
+    print(f"skipped: no Cityscapes at {CITYSCAPES} (see the steps above); the book uses MiniCity")
+elif DECODE_CITYSCAPES:
+    check = [sys.executable, "-m", "dgcn", "check-data", "--root", CITYSCAPES, "--quiet"]
+    done = subprocess.run(check, capture_output=True, text=True)
+    print(done.stdout + done.stderr)
+else:
+    for split in ("train", "val", "test"):
+        try:
+            print(f"{split:<6}{len(datasets.scan_split(CITYSCAPES, split)):>6} image/label pairs")
+        except dgcn.DatasetError as err:
+            print(f"{split:<6}{err}")
+
+# %% [markdown]
+# ## 5. MiniCity: the fallback
+#
+# Without Cityscapes, everything in this book runs on MiniCity (`dgcn.datasets.minicity`):
+# street scenes drawn from a seeded random generator and written in the Cityscapes layout
+# (`leftImg8bit`, `gtFine/*_labelIds.png` with real Cityscapes ids, `*_color.png`), so the
+# same loader reads it. `datasets.ensure_minicity(root)` generates it on first use
+# (200 training and 50 validation images of 128x256, about 4 s) and returns at once when a
+# finished MiniCity is already there; the same seed gives byte-identical files.
+# `datasets.check_tree` is what `dgcn check-data` runs: it decodes every file of every split and
+# checks sizes and ids. Some classes share their local look on purpose (road and sidewalk,
+# truck, bus and train, building and wall) so that context matters; MiniCity is a test bed for
+# the pipeline, and its numbers are not Cityscapes numbers.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+root = datasets.ensure_minicity(MINICITY)
+print(f"{root}: {datasets.check_tree(root, progress=False)}")
+print((root / "minicity.json").read_text())
+
+# %% [markdown]
+# ## 6. Clear errors
+#
+# A wrong tree stops with one `DatasetError` line that names the path and says what to do.
+# Here a folder holds the images but no `gtFine/` (a common mistake: only one zip extracted):
+
+# %%
+# NBVAL_CHECK_OUTPUT
+broken = Path(OUT) / "no_gtfine"
+shutil.rmtree(broken, ignore_errors=True)
+target = broken / image_path.relative_to(MINICITY)
+target.parent.mkdir(parents=True)
+shutil.copy(image_path, target)
+try:
+    datasets.Cityscapes(broken, "train")
+except dgcn.DatasetError as err:
+    print(f"{type(err).__name__}: {err}")
+
+# %% [markdown]
+# The command line prints the same line and exits with status 2, without a traceback:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+done = subprocess.run(
+    [sys.executable, "-m", "dgcn", "check-data", "--root", str(broken), "--quiet"],
+    capture_output=True,
+    text=True,
+)
+print(f"exit status {done.returncode}")
+print(done.stderr.strip())
+
+# %% [markdown]
+# ## Summary
+#
+# - Cityscapes is two zips extracted into one folder: `leftImg8bit/<split>/<city>/` and
+#   `gtFine/<split>/<city>/`, paired by file stem; MiniCity is written the same way.
+# - The files hold 34 label ids; the network predicts 19 train ids, everything else is 255 and
+#   ignored. `datasets.LABELS` is the one table.
+# - The `official` preset scales by 0.7-2.1 and crops 832, `paper` crops 768, `minicity` crops
+#   128x256; crops are padded with 0 (image) and 255 (mask). Image and mask stay aligned
+#   (exactly, with nearest interpolation), and cropping before resizing gives the same crops
+#   as resizing first.
+# - `dgcn check-data` validates a tree; the loader's errors name the file and the fix.
+#
+# ## Exercises
+#
+# 1. Which labels map to train id 255 although their category is not `void`? *Hint:*
+#    `table[(table.train_id == 255) & (table.category != "void")]`; why might Cityscapes leave
+#    them out of the evaluation?
+# 2. With the `official` preset, what fraction of a 832x832 crop is padding at scale 0.7 on a
+#    1024x2048 frame, and at 0.8? *Hint:* the scaled height is `round(1024 * scale)`.
+# 3. Remove the `_gtFine_labelIds.png` of one image from a copy of MiniCity and run
+#    `dgcn check-data` on it. What does the message tell you?
+# 4. Time `crop_first` and `resize_then_crop` at the scale 2.1 only. How does the ratio
+#    compare with scale 0.7? *Hint:* `transforms.RandomScaleCrop(crop, (2.1,))`.
+# 5. Generate a MiniCity at 256x512 with `datasets.make_minicity` in a new folder and look at
+#    the same scene at both sizes.
+#
+# ## References
+#
+# - Cordts et al., *The Cityscapes Dataset for Semantic Urban Scene Understanding*, CVPR 2016;
+#   the label definitions in the `cityscapesScripts` repository (`helpers/labels.py`).
+# - Zhang et al., *Dual Graph Convolutional Network for Semantic Segmentation*, BMVC 2019,
+#   Sec. 4 (datasets and implementation details: crop, flip); the authors' training script in
+#   github.com/lxtGH/GALD-DGCNet (random scale 0.7-2.1, crop 832, padding).
+# - torchvision: `transforms.v2` (`functional.resized_crop`, `functional.pad`),
+#   `tv_tensors.Image` / `tv_tensors.Mask`, `datasets.Cityscapes`.
+# - Package: `dgcn/datasets/labels.py`, `cityscapes.py`, `transforms.py`, `minicity.py`;
+#   `data/README.md`.

@@ -1,0 +1,502 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Evaluation and visual inspection
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/07_evaluation.ipynb)
+#
+# A single mIoU hides most of what a segmentation model does. This notebook takes the model
+# trained in notebook 06 (or trains a small one), evaluates it in the three test modes the
+# authors use (one forward pass on the whole image, a sliding window, multi-scale with
+# flipping), checks each mode against an independent computation, and then looks at the
+# errors: IoU per class, the images the model gets most wrong, which classes it confuses, and
+# what its two graphs do on real images (the feature-space nodes a pixel is projected onto and
+# the coordinate-space neighbours a pixel on the road/sidewalk boundary listens to). A last
+# cell runs the authors' Cityscapes protocol when the data and a checkpoint are present.
+#
+# You will:
+#
+# - write the three test modes as formulas and verify the package's implementation against
+#   them, including that a sliding window as large as the image *is* the whole image;
+# - compare the modes' mIoU and cost in one table;
+# - read IoU bars, prediction grids, the worst images and the confusion matrix;
+# - look inside the graphs: feature-space assignments and one row of the coordinate graph
+#   $A_S$ on a trained model;
+# - run (or see skipped) the Cityscapes evaluation with the authors' protocol.
+#
+# | mode | what runs | time |
+# |---|---|---|
+# | CPU smoke | 20 MiniCity val images, 3 modes (+ 30 iterations without notebook 06) | about 30 s |
+# | CPU full | 50 MiniCity val images (+ 250 iterations without notebook 06) | a few minutes |
+# | GPU, Cityscapes | 500 val images, sliding window 832, 1/3 overlap | not measured (no GPU) |
+
+# %%
+import os
+import subprocess
+import sys
+
+IN_COLAB = "google.colab" in sys.modules
+if IN_COLAB and not os.path.isdir("dgcn-book"):
+    subprocess.run(["git", "clone", "-q", "https://github.com/dgcn-book/dgcn-book"], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "-e", "dgcn-book[notebooks]"], check=True
+    )
+if IN_COLAB:
+    os.chdir("dgcn-book")
+    sys.path.insert(0, os.getcwd())
+elif os.path.basename(os.getcwd()) == "notebooks":
+    os.chdir("..")  # run from the repository root: data/ and runs/ are shared by all notebooks
+
+import dgcn
+from dgcn import datasets, models, viz
+
+SMOKE = dgcn.smoke_mode()
+
+# %%
+# ruff: noqa: E402, B018 (imports where first needed; a cell's last expression is shown)
+# %matplotlib inline
+from pathlib import Path
+
+VAL_IMAGES = 20 if SMOKE else 0  # MiniCity validation images evaluated (0 = all 50)
+TRAIN_ITERATIONS = 30 if SMOKE else 250  # only when notebook 06 left no MiniCity checkpoint
+SLIDE_TILE = 128  # MiniCity images are 128 x 256: three windows per image
+SCALES = (0.75, 1.0, 1.25, 1.5, 1.75)  # the authors' test scales
+WORST = 4  # how many of the worst images to show
+DRIVE_RUN_06 = Path("/content/drive/MyDrive/dgcn/runs/06/last.pt")  # notebook 06 on Colab
+CHECKPOINTS_06 = [Path("runs/notebooks/06/last.pt"), DRIVE_RUN_06]
+RUN_DIR = Path("runs/notebooks/07")
+CITYSCAPES_ROOT = Path("/content/drive/MyDrive/dgcn/cityscapes" if IN_COLAB else "data/cityscapes")
+CITYSCAPES_CHECKPOINTS = [Path("runs/cityscapes-official/last.pt"), *CHECKPOINTS_06]
+
+# %% [markdown]
+# ## 1. The model
+#
+# Notebook 06 leaves a MiniCity checkpoint in `runs/notebooks/06/last.pt` (on Colab, on
+# Drive: mount it first). When it is there we evaluate it; otherwise we train `minicity-cpu`
+# (the paper's equations on a micro ResNet) for a few iterations here. Either way the model
+# is small and briefly trained: its numbers show the evaluation pipeline at work, not what
+# DGCNet reaches on Cityscapes.
+
+# %%
+import torch
+
+from dgcn.config import load_config
+from dgcn.inference_setup import load_for_inference
+from dgcn.training.checkpoint import load_checkpoint
+from dgcn.training.loop import fit
+
+torch.manual_seed(0)
+
+
+def first_checkpoint(paths, dataset):
+    """The first existing checkpoint among ``paths`` trained on ``dataset``, or None."""
+    for path in paths:
+        if path.is_file() and load_checkpoint(path)["config"]["data"]["dataset"] == dataset:
+            return path
+    return None
+
+
+checkpoint = first_checkpoint(CHECKPOINTS_06, "minicity")
+if checkpoint is not None:
+    print(f"using notebook 06's checkpoint {checkpoint}")
+else:
+    overrides = [f"train.iterations={TRAIN_ITERATIONS}", "train.batch_size=4", "data.val_limit=10"]
+    train_cfg = load_config("minicity-cpu", overrides)
+    fit(train_cfg, RUN_DIR, overwrite=True, progress=False)
+    checkpoint = RUN_DIR / "last.pt"
+    print(f"no MiniCity checkpoint from notebook 06: trained {TRAIN_ITERATIONS} iterations here")
+model, cfg = load_for_inference(checkpoint)
+print(f"{cfg.model.name} {cfg.model.overrides}, {cfg.train.iterations} iterations")
+
+# %% [markdown]
+# The validation images, held in memory (MiniCity is small): normalised images
+# `[N, 3, 128, 256]` and masks of train ids `[N, 128, 256]`, 255 where a pixel is not scored.
+
+# %%
+from dgcn.datasets.build import build_dataset
+
+cfg.data.val_limit = VAL_IMAGES
+val_set = build_dataset(cfg.data, cfg.data.val_split, train=False)
+images = torch.stack([val_set[i][0] for i in range(len(val_set))])
+masks = torch.stack([val_set[i][1] for i in range(len(val_set))])
+print(f"{len(val_set)} images {list(images.shape)}, masks {list(masks.shape)}")
+
+# %% [markdown]
+# ## 2. Three ways to predict
+#
+# Let $f$ be the network and $\sigma$ the softmax over the $K = 19$ classes; every mode returns
+# probabilities $P \in [0, 1]^{K \times H \times W}$ and the prediction is $\arg\max_k P_k$.
+#
+# **Whole image.** One forward pass: $P = \sigma(f(I))$.
+#
+# **Sliding window.** The authors test Cityscapes (1024 x 2048) with square tiles of side
+# $t = 832$ overlapping by a fraction $o = 1/3$. Along each axis of length $L$ the stride is
+# $s = \lceil t (1 - o) \rceil$, the windows start at $0, s, 2s, \dots$, there are
+# $n = \lceil (L - t) / s \rceil + 1$ of them and the last one is shifted back to end at the
+# border. Each pixel $p$ averages the windows $\mathcal{W}(p)$ that contain it:
+#
+# $$
+# P(p) = \frac{1}{|\mathcal{W}(p)|} \sum_{w \in \mathcal{W}(p)} \sigma\big(f(I_w)\big)(p).
+# $$
+#
+# When $t \ge L$ on both axes there is a single window, the image itself, so sliding equals
+# whole. A tile sees less context than the whole image, which matters for a model whose
+# point is global context; the authors slide with tiles of their training crop size, 832.
+#
+# **Multi-scale + flip.** With scales $\mathcal{S}$ (the authors: 0.75, 1, 1.25, 1.5, 1.75),
+# a bilinear resize $R_s$ to $\operatorname{round}(sH) \times \operatorname{round}(sW)$ and the
+# horizontal flip $F$ (its own inverse),
+#
+# $$
+# P = \frac{1}{2 |\mathcal{S}|} \sum_{s \in \mathcal{S}} \Big[
+#   R_{1/s}\,\sigma\big(f(R_s I)\big) + R_{1/s}\,F\,\sigma\big(f(F R_s I)\big) \Big],
+# $$
+#
+# ten forward passes per image, each view weighted the same; on Cityscapes each scale is
+# itself predicted by sliding window. The windows the authors use on a Cityscapes frame:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from dgcn.evaluation import inference
+
+windows = inference.sliding_windows((1024, 2048), tile=832, overlap=1 / 3)
+print(f"Cityscapes 1024 x 2048, tile 832, overlap 1/3: {len(windows)} windows (y1, y2, x1, x2)")
+print(windows)
+print(f"MiniCity 128 x 256, tile {SLIDE_TILE}:", inference.sliding_windows((128, 256), SLIDE_TILE))
+
+# %% [markdown]
+# Now the checks, each against a computation that does not use the package's predictors:
+# (a) a tile at least as large as the image gives exactly the whole-image probabilities;
+# (b) the sliding window equals the formula above, windows written out by hand;
+# (c) multi-scale + flip equals the formula above with `torch.nn.functional.interpolate`.
+
+# %%
+import math
+
+import torch.nn.functional as F
+
+x = images[:2]
+height, width = x.shape[-2:]
+model.eval()
+whole = inference.predict_whole(model, x)
+big_tile = inference.predict_slide(model, x, tile=max(height, width), overlap=1 / 3)
+assert torch.equal(big_tile, whole)  # (a): one window, the image itself
+
+
+def softmax_of(batch):
+    with torch.no_grad():
+        return model(batch)["out"].softmax(dim=1)
+
+
+def window_starts(length, tile, overlap=1 / 3):
+    """Start of every window along one axis: stride ceil(t (1 - o)), the last one shifted back."""
+    if tile >= length:
+        return [0]
+    stride = math.ceil(tile * (1 - overlap))
+    return [min(i * stride, length - tile) for i in range(math.ceil((length - tile) / stride) + 1)]
+
+
+ys, xs = window_starts(height, SLIDE_TILE), window_starts(width, SLIDE_TILE)
+th, tw = min(SLIDE_TILE, height), min(SLIDE_TILE, width)
+total, count = torch.zeros_like(whole), torch.zeros(1, 1, height, width)
+for y1 in ys:
+    for x1 in xs:
+        total[..., y1 : y1 + th, x1 : x1 + tw] += softmax_of(x[..., y1 : y1 + th, x1 : x1 + tw])
+        count[..., y1 : y1 + th, x1 : x1 + tw] += 1
+slide = inference.predict_slide(model, x, tile=SLIDE_TILE, overlap=1 / 3)
+torch.testing.assert_close(slide, total / count)  # (b)
+
+views = []
+for s in SCALES:
+    size = (round(height * s), round(width * s))
+    scaled = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+    for flip in (False, True):
+        view = softmax_of(scaled.flip(-1)).flip(-1) if flip else softmax_of(scaled)
+        views.append(F.interpolate(view, size=(height, width), mode="bilinear", align_corners=True))
+multi = inference.predict_multiscale(model, x, scales=SCALES, flip=True)
+torch.testing.assert_close(multi, torch.stack(views).mean(0))  # (c)
+print(f"(a) tile >= image is whole; (b) windows at y {ys}, x {xs}; (c) {len(views)} views")
+
+# %% [markdown]
+# ## 3. The three modes on MiniCity
+#
+# The scores are read from one $K \times K$ confusion matrix $C$ over all scored pixels of the
+# split (rows: ground truth, columns: prediction), not averaged per image:
+# $\mathrm{IoU}_k = C_{kk} / (\sum_j C_{kj} + \sum_i C_{ik} - C_{kk})$, mIoU is their mean over
+# the classes that occur, pixel accuracy is $\operatorname{tr} C / \sum C$. We predict every
+# image once per mode (the predictions are kept for the inspection below) and count them with
+# `metrics.ConfusionMatrix`.
+
+# %%
+import time
+
+import pandas as pd
+
+from dgcn.evaluation import metrics
+
+MODES = {
+    "whole": dict(mode="whole"),
+    f"slide (tile {SLIDE_TILE}, 1/3)": dict(mode="slide", tile=SLIDE_TILE, overlap=1 / 3),
+    "multi-scale + flip": dict(mode="multiscale", tile=None, scales=SCALES, flip=True),
+}
+PASSES = {"whole": 1, "slide": len(ys) * len(xs), "multiscale": 2 * len(SCALES)}
+predictions, matrices, rows = {}, {}, []
+for name, options in MODES.items():
+    start = time.perf_counter()
+    predictions[name] = torch.cat(
+        [inference.predict(model, batch, **options).argmax(1) for batch in images.split(4)]
+    )
+    matrices[name] = metrics.ConfusionMatrix(datasets.NUM_CLASSES).update(predictions[name], masks)
+    rows.append(
+        {
+            "mode": name,
+            "forward passes / image": PASSES[options["mode"]],
+            "mIoU %": 100 * matrices[name].miou(),
+            "pixel accuracy %": 100 * matrices[name].pixel_accuracy(),
+            "seconds": time.perf_counter() - start,
+        }
+    )
+table = pd.DataFrame(rows).set_index("mode")
+table.round(1)
+
+# %% [markdown]
+# `inference.evaluate` is the same count over a `DataLoader`, the path `fit` and
+# `dgcn evaluate` take (it also shards the images over `torchrun` processes and sums the
+# matrices). It must give the identical matrix:
+
+# %%
+from torch.utils.data import DataLoader
+
+loader = DataLoader(val_set, batch_size=4)
+from_loader = inference.evaluate(model, loader, mode="whole", progress=False)
+assert torch.equal(from_loader.matrix, matrices["whole"].matrix)
+print(f"evaluate(): {from_loader}")
+
+# %% [markdown]
+# On Cityscapes the paper's best row (80.9) adds multi-scale testing together with OHEM and
+# multi-grid, so the share of the test mode alone is not in our reference numbers. On a
+# briefly trained MiniCity model the differences between the modes are small and can go
+# either way. The rest of the notebook inspects the mode with the highest mIoU.
+
+# %%
+BEST = table["mIoU %"].idxmax()
+preds = predictions[BEST]
+best_matrix = matrices[BEST]
+print(f"inspecting: {BEST}")
+
+# ## 4. IoU per class
+#
+# Bars in the Cityscapes order; "n/a" marks a class that appears neither in the ground truth
+# nor in the predictions of these images. About 13 of the 19 classes appear in a typical
+# MiniCity image; the small and rare ones (riders, motorcycles, traffic lights, a train on a
+# few images) are learnt last, the large ones (road, building, sky, vegetation) first. The
+# dashed line is the mIoU.
+
+# %%
+summary = best_matrix.summary()
+print(metrics.format_table(summary))
+viz.iou_bars(summary["per_class"], title=f"MiniCity val, {BEST}")
+
+# %% [markdown]
+# ## 5. Predictions and errors
+#
+# Each row: the image, the ground truth, the prediction, and the errors (grey = right,
+# red = wrong, black = not scored). The first three validation images:
+
+# %%
+fig = viz.prediction_grid(images[:3], masks[:3], preds[:3])
+fig.set_dpi(70)  # MiniCity's sensor noise makes large PNGs
+fig
+
+# %% [markdown]
+# ### The worst images
+#
+# Per image we build a confusion matrix of its own pixels and read its mIoU (over the
+# classes in its ground truth or its prediction) and its pixel accuracy, then sort. The worst
+# images tell more than the best: a missed class, a confusion between two classes that share
+# a texture, or a whole region wrong.
+
+# %%
+per_image = []
+for i in range(len(images)):
+    matrix = metrics.ConfusionMatrix(datasets.NUM_CLASSES).update(preds[i], masks[i])
+    per_image.append(
+        {"image": i, "mIoU %": 100 * matrix.miou(), "accuracy %": 100 * matrix.pixel_accuracy()}
+    )
+ranking = pd.DataFrame(per_image).set_index("image").sort_values("mIoU %")
+worst = ranking.index[:WORST].tolist()
+ranking.head(WORST).round(1)
+
+# %%
+titles = [f"image {i}: mIoU {ranking.loc[i, 'mIoU %']:.1f} %" for i in worst]
+fig = viz.prediction_grid(images[worst], masks[worst], preds[worst], titles=titles)
+fig.set_dpi(70)
+fig
+
+# %% [markdown]
+# ### Which classes are confused
+#
+# Row $t$ of the heat map is the ground-truth class $t$, divided by its number of pixels: the
+# diagonal is each class's recall, an off-diagonal cell $(t, p)$ the fraction of class $t$
+# predicted as $p$ (log colours show the small confusions). MiniCity is built so that some
+# confusions can only be resolved by context: road and sidewalk share one texture, truck, bus
+# and train share one body, walls share the facade material of buildings. Those are the cells
+# a context module such as DGCNet's graphs should empty.
+
+# %%
+viz.confusion_heatmap(best_matrix.matrix)
+
+# %% [markdown]
+# ## 6. Inside the graphs, on real predictions
+#
+# `viz.graphs.capture_graph_input` runs the network once and catches the feature map $X$
+# that enters its `DualGCN` (for the paper head, the backbone's layer4 output; D = 128 channels
+# in the micro backbone, at 1/8 of the image: 16 x 32 positions for a 128 x 256 image). The
+# `minicity-cpu` preset sets d = 2 for the coordinate graph, which gives 8 x 16 nodes; with
+# the paper's d = 8 only 2 x 4 would be left, while an 832 x 832 Cityscapes crop has 13 x 13
+# nodes at d = 8 and a whole 1024 x 2048 frame 16 x 32.
+#
+# **Feature space (Sec. 3.3).** $H_F = \phi(X)$ projects every pixel onto $D/4$ nodes; node
+# $k$'s feature is $V_F[k] = \sum_p H_F[k, p]\, \theta(X)[p]$. A map of $H_F[k]$ shows which
+# pixels make up node $k$, whatever their position: nodes that respond to one class wherever
+# it is (a "road node", a "vegetation node") are what the paper means by reasoning over
+# relations between classes. The maps are signed; the six nodes with the largest total
+# response are drawn.
+
+# %%
+from IPython.display import display
+
+from dgcn.datasets.labels import CLASS_NAMES
+from dgcn.viz import graphs
+
+road, sidewalk = CLASS_NAMES.index("road"), CLASS_NAMES.index("sidewalk")
+
+
+def road_sidewalk_boundary(mask):
+    """A road pixel with sidewalk beside it (left or right): the middle one, or None."""
+    is_sidewalk = mask == sidewalk
+    beside = torch.zeros_like(is_sidewalk)
+    beside[:, :-1] |= is_sidewalk[:, 1:]  # sidewalk on the right
+    beside[:, 1:] |= is_sidewalk[:, :-1]  # sidewalk on the left
+    points = ((mask == road) & beside).nonzero()
+    return None if len(points) == 0 else tuple(points[len(points) // 2].tolist())
+
+
+index = next((i for i in range(len(masks)) if road_sidewalk_boundary(masks[i])), 0)
+picture = viz.denormalize(images[index])
+graph, features = graphs.capture_graph_input(model, images[index : index + 1])
+assert isinstance(graph, models.DualGCN)
+print(f"image {index}: graph input X {list(features.shape)}, {type(graph).__name__}")
+if graph.feature is not None:
+    fig = graphs.plot_assignment(picture, graphs.feature_assignment(graph.feature, features))
+    fig.set_dpi(80)
+    display(fig)
+else:
+    print("skipped: this model has no feature-space graph")
+
+# %% [markdown]
+# **Coordinate space (Sec. 3.2).** $V_S = H_S X$ pools $d \times d$ blocks into nodes and
+# $A_S = \delta(V_S)\, \Psi(V_S)^\top$ weighs how much node $i$ gathers from node $j$ in
+# $M_S = A_S\, \nu(V_S)\, W_S$. We take a pixel on the boundary between road and sidewalk,
+# the pair that MiniCity makes indistinguishable by texture, and draw the row of $A_S$ of
+# the node that holds it: where on the image that node listens. $A_S$ is not normalised, so
+# only the relative sizes within the map matter.
+
+# %%
+pixel = road_sidewalk_boundary(masks[index])
+if not isinstance(graph.coordinate, models.CoordinateGCN):
+    print("skipped: no coordinate graph of the paper's form (node-by-node A_S) in this model")
+elif pixel is None:
+    print("skipped: no road/sidewalk boundary in these images")
+else:
+    size = tuple(masks.shape[-2:])
+    affinity = graphs.coordinate_affinity(graph.coordinate, features, pixel, image_size=size)
+    d = graph.coordinate.downsample_rate
+    print(f"boundary pixel {pixel} of image {index}; d = {d}, node grid {list(affinity.shape)}")
+    display(graphs.plot_affinity(picture, affinity, pixel, title="row of A_S for its node"))
+
+# %% [markdown]
+# ## 7. Cityscapes, the authors' protocol
+#
+# The authors score the 500 Cityscapes val images at full resolution (1024 x 2048) by
+# sliding window, tile 832, overlap 1/3, single scale, no flip (the 8 windows printed in
+# Sec. 2), and their best row adds multi-scale + flip. The cell runs when
+# `data/cityscapes/leftImg8bit` and a checkpoint trained on Cityscapes exist, e.g. the one
+# `dgcn train --config cityscapes-official` writes or notebook 06's on a GPU. The same from a
+# terminal: `dgcn evaluate --checkpoint runs/cityscapes-official/last.pt`; the authors'
+# released weights load with `--official`.
+
+# %%
+cs_checkpoint = first_checkpoint(CITYSCAPES_CHECKPOINTS, "cityscapes")
+if not (CITYSCAPES_ROOT / "leftImg8bit").is_dir():
+    print(f"skipped: no Cityscapes at {CITYSCAPES_ROOT} (see data/README.md)")
+elif cs_checkpoint is None:
+    print(f"skipped: no Cityscapes checkpoint in {[str(p) for p in CITYSCAPES_CHECKPOINTS]}")
+else:
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cs_model, cs_cfg = load_for_inference(
+        cs_checkpoint, overrides=[f"data.root={CITYSCAPES_ROOT}", "data.val_limit=0"]
+    )
+    cs_val = build_dataset(cs_cfg.data, "val", train=False)
+    start = time.perf_counter()
+    cs_matrix = inference.evaluate(
+        cs_model.to(device),
+        DataLoader(cs_val, batch_size=1, num_workers=4),
+        mode="slide",
+        tile=832,
+        overlap=1 / 3,
+        device=device,
+    )
+    print(f"{cs_checkpoint}: {len(cs_val)} images in {time.perf_counter() - start:.0f} s")
+    print(metrics.format_table(cs_matrix.summary()))
+
+# %% [markdown]
+# ## Summary
+#
+# - Whole image, sliding window and multi-scale + flip are three averages of softmax maps;
+#   the package matches the formulas, and a tile as large as the image is the whole image.
+# - The scores come from one confusion matrix over the split; per-class IoU, the worst images
+#   and the row-normalised confusion matrix show *where* a model fails, which one mIoU hides.
+# - `viz.graphs` opens the two graphs of a trained model: the feature-space projection
+#   $H_F$ groups pixels by content, a row of $A_S$ shows where a node gathers from.
+# - MiniCity numbers from a model trained for minutes on a CPU test the pipeline; the
+#   Cityscapes cell is the protocol behind the paper's numbers.
+#
+# ## Exercises
+#
+# 1. Evaluate with `SLIDE_TILE = 64` and `96`. How does mIoU change as the tile shrinks, and
+#    why should a context model suffer more than the FCN baseline? *Hint:* what can the
+#    coordinate graph see in a 64 x 64 window?
+# 2. Add the flip to the sliding mode (`inference.predict(..., mode="slide", flip=True)`) and
+#    verify it against the formula with one scale.
+# 3. Sort the images by pixel accuracy instead of mIoU. Are the worst images the same? Which
+#    metric punishes a missed small class?
+# 4. Draw the coordinate affinity for a pixel inside a bus and inside a truck. Do the nodes
+#    listen along the vehicle's length? *Hint:* MiniCity's truck, bus and train differ only in
+#    length.
+# 5. Train the FCN baseline (`model.overrides.head=fcn`) for the same iterations and compare
+#    its confusion matrix with this one in the road/sidewalk cells.
+#
+# ## References
+#
+# - Zhang et al., *Dual Graph Convolutional Network for Semantic Segmentation*, BMVC 2019:
+#   Sec. 3.2 (coordinate space, $A_S = \delta(V_S)\Psi(V_S)^\top$), Sec. 3.3 (feature space,
+#   $H_F = \phi(X)$), Sec. 4 (Cityscapes evaluation, multi-scale and flip in the best row).
+# - The authors' evaluation script in `lxtGH/GALD-DGCNet` (`predict_sliding`: tile 832,
+#   overlap 1/3), summarised in `shared/reference/official_dgcnet.md`.
+# - Cordts et al., *The Cityscapes Dataset for Semantic Urban Scene Understanding*, CVPR 2016
+#   (IoU over the whole split, 19 classes).
+# - PyTorch: [`torch.nn.functional.interpolate`](https://pytorch.org/docs/stable/generated/torch.nn.functional.interpolate.html).
