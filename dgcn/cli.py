@@ -125,7 +125,7 @@ def _inference_config(args: argparse.Namespace):
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader
 
     from dgcn.datasets.build import build_dataset, image_paths
     from dgcn.evaluation.inference import evaluate
@@ -138,23 +138,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     model.to(info.device)
     split = args.split or cfg.data.val_split
     dataset = build_dataset(cfg.data, split, train=False)
-    indices = list(range(info.rank, len(dataset), info.world_size))
+    subset = distributed.shard(dataset, info)
     paths = image_paths(dataset)
-    loader = DataLoader(Subset(dataset, indices), batch_size=1, num_workers=args.workers)
+    loader = DataLoader(subset, batch_size=1, num_workers=args.workers)
     start = time.perf_counter()
     matrix = evaluate(
         model,
         loader,
         cfg.model.num_classes,
-        mode=cfg.eval.mode,
-        tile=cfg.eval.tile,
-        overlap=cfg.eval.overlap,
-        scales=cfg.eval.scales,
-        flip=cfg.eval.flip,
+        **cfg.eval.inference_kwargs(),
         device=info.device,
         progress=not args.quiet,
         export_dir=args.export,
-        image_paths=[paths[i] for i in indices],
+        image_paths=[paths[i] for i in subset.indices],
     )
     seconds = time.perf_counter() - start
     if info.is_main:
@@ -217,15 +213,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     preds = []
     for name, image, _ in samples:
-        probs = predict(
-            model,
-            image[None],
-            cfg.eval.mode,
-            tile=cfg.eval.tile,
-            overlap=cfg.eval.overlap,
-            scales=cfg.eval.scales,
-            flip=cfg.eval.flip,
-        )
+        probs = predict(model, image[None], **cfg.eval.inference_kwargs())
         pred = probs.argmax(1)[0]
         preds.append(pred)
         for suffix, array in (

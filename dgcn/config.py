@@ -163,6 +163,16 @@ class EvalConfig:
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25, 1.5, 1.75])
     flip: bool = False
 
+    def inference_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``dgcn.evaluation.inference.predict`` / ``evaluate``."""
+        return {
+            "mode": self.mode,
+            "tile": self.tile,
+            "overlap": self.overlap,
+            "scales": self.scales,
+            "flip": self.flip,
+        }
+
 
 @dataclass
 class Config:
@@ -192,11 +202,21 @@ def _valid_keys(cls: type, prefix: str = "") -> list[str]:
 
 #: common names from other codebases -> ours
 ALIASES = {
-    "learning_rate": "lr", "base_lr": "lr", "wd": "weight_decay", "power": "poly_power",
-    "max_iter": "iterations", "max_iters": "iterations", "num_steps": "iterations",
-    "batch": "batch_size", "bs": "batch_size", "num_workers": "workers", "crop": "crop_size",
-    "amp": "precision", "data_root": "root", "data_dir": "root",
-}  # fmt: skip
+    "learning_rate": "lr",
+    "base_lr": "lr",
+    "wd": "weight_decay",
+    "power": "poly_power",
+    "max_iter": "iterations",
+    "max_iters": "iterations",
+    "num_steps": "iterations",
+    "batch": "batch_size",
+    "bs": "batch_size",
+    "num_workers": "workers",
+    "crop": "crop_size",
+    "amp": "precision",
+    "data_root": "root",
+    "data_dir": "root",
+}
 
 
 def _unknown(key: str, valid: list[str], where: str) -> ConfigError:

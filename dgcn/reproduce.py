@@ -94,15 +94,7 @@ def _figures(out: Path, records: list[dict[str, Any]], count: int = 4) -> list[P
         items = [dataset[i] for i in range(min(count, len(dataset)))]
         images = torch.stack([im for im, _ in items])
         targets = torch.stack([m for _, m in items])
-        preds = predict(
-            model,
-            images,
-            cfg.eval.mode,
-            tile=cfg.eval.tile,
-            overlap=cfg.eval.overlap,
-            scales=cfg.eval.scales,
-            flip=cfg.eval.flip,
-        ).argmax(1)
+        preds = predict(model, images, **cfg.eval.inference_kwargs()).argmax(1)
         path = out / f"predictions-{rec['row']}.png"
         save_figure(prediction_grid(images, targets, preds), path)
         written.append(path)

@@ -37,9 +37,9 @@
 #
 # | mode | what runs | time |
 # |---|---|---|
-# | CPU smoke | `minicity-cpu`, 30 iterations of batch 4, killed, resumed | about 40 s (2 cores) |
+# | CPU smoke | `minicity-cpu`, 40 iterations of batch 8, killed, resumed | about 20 s (2 cores) |
 # | GPU full | `cityscapes-official` (60k iterations, batch 8) or `-colab-t4` | not measured |
-# | CPU full | `minicity-cpu`, 250 iterations on MiniCity | a few minutes (2 cores) |
+# | CPU full | `minicity-cpu`, 250 iterations on MiniCity | about a minute (2 cores, estimate) |
 
 # %%
 import os
@@ -74,11 +74,10 @@ SMOKE = dgcn.smoke_mode()
 from pathlib import Path
 
 DRIVE = Path("/content/drive/MyDrive/dgcn")  # used only in Colab
-ITERATIONS = 30 if SMOKE else None  # None: the preset's (60,000 on Cityscapes, 250 on MiniCity)
+ITERATIONS = 40 if SMOKE else None  # None: the preset's (60,000 on Cityscapes, 250 on MiniCity)
 CHECKPOINT_EVERY = 10 if SMOKE else None  # None: the preset's
 LOG_EVERY = 5 if SMOKE else None
 EVAL_EVERY = 10 if SMOKE else None  # None: the preset's (0 = evaluate at the end only)
-BATCH_SIZE = 4 if SMOKE else None  # None: the preset's (8, as the paper)
 VAL_LIMIT = 10 if SMOKE else 0  # validation images evaluated at the end (0 = all)
 SIMULATE_DISCONNECT = SMOKE  # kill the first training process after its first checkpoint
 DATA_ROOT = DRIVE / "cityscapes" if IN_COLAB else Path("data/cityscapes")
@@ -185,7 +184,6 @@ for key, value in [
     ("train.checkpoint_every", CHECKPOINT_EVERY),
     ("train.log_every", LOG_EVERY),
     ("train.eval_every", EVAL_EVERY),
-    ("train.batch_size", BATCH_SIZE),
     ("data.val_limit", VAL_LIMIT or None),
 ]:
     if value is not None:

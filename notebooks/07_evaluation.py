@@ -39,8 +39,8 @@
 #
 # | mode | what runs | time |
 # |---|---|---|
-# | CPU smoke | 20 MiniCity val images, 3 modes (+ 30 iterations without notebook 06) | about 30 s |
-# | CPU full | 50 MiniCity val images (+ 250 iterations without notebook 06) | a few minutes |
+# | CPU smoke | 20 MiniCity val images, 3 modes (+ 40 iterations without notebook 06) | about 10 s |
+# | CPU full | 50 MiniCity val images (+ 250 iterations without notebook 06) | not measured |
 # | GPU, Cityscapes | 500 val images, sliding window 832, 1/3 overlap | not measured (no GPU) |
 
 # %%
@@ -71,7 +71,7 @@ SMOKE = dgcn.smoke_mode()
 from pathlib import Path
 
 VAL_IMAGES = 20 if SMOKE else 0  # MiniCity validation images evaluated (0 = all 50)
-TRAIN_ITERATIONS = 30 if SMOKE else 250  # only when notebook 06 left no MiniCity checkpoint
+TRAIN_ITERATIONS = 40 if SMOKE else 250  # only when notebook 06 left no MiniCity checkpoint
 SLIDE_TILE = 128  # MiniCity images are 128 x 256: three windows per image
 SCALES = (0.75, 1.0, 1.25, 1.5, 1.75)  # the authors' test scales
 WORST = 4  # how many of the worst images to show
@@ -113,7 +113,7 @@ checkpoint = first_checkpoint(CHECKPOINTS_06, "minicity")
 if checkpoint is not None:
     print(f"using notebook 06's checkpoint {checkpoint}")
 else:
-    overrides = [f"train.iterations={TRAIN_ITERATIONS}", "train.batch_size=4", "data.val_limit=10"]
+    overrides = [f"train.iterations={TRAIN_ITERATIONS}", "data.val_limit=10"]
     train_cfg = load_config("minicity-cpu", overrides)
     fit(train_cfg, RUN_DIR, overwrite=True, progress=False)
     checkpoint = RUN_DIR / "last.pt"

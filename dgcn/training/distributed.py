@@ -74,3 +74,11 @@ def any_process(flag: bool, info: DistInfo) -> bool:
     tensor = torch.tensor([1 if flag else 0], device=info.device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return bool(tensor.item())
+
+
+def shard(dataset, info: DistInfo):
+    """This process's share of a dataset for evaluation: items rank, rank + N, ... (no padding,
+    so every item is counted once when the confusion matrices are all-reduced)."""
+    from torch.utils.data import Subset
+
+    return Subset(dataset, range(info.rank, len(dataset), info.world_size))

@@ -295,22 +295,15 @@ def fit(
 
     def run_eval(iteration: int) -> dict[str, Any]:
         val_set = build_dataset(cfg.data, cfg.data.val_split, train=False)
-        indices = range(info.rank, len(val_set), info.world_size)
         val_loader = DataLoader(
-            torch.utils.data.Subset(val_set, indices),
-            batch_size=1,
-            num_workers=min(2, cfg.data.workers),
+            distributed.shard(val_set, info), batch_size=1, num_workers=min(2, cfg.data.workers)
         )
         model.eval()
         matrix = evaluate(
             model,
             val_loader,
             cfg.model.num_classes,
-            mode=cfg.eval.mode,
-            tile=cfg.eval.tile,
-            overlap=cfg.eval.overlap,
-            scales=cfg.eval.scales,
-            flip=cfg.eval.flip,
+            **cfg.eval.inference_kwargs(),
             device=info.device,
             progress=progress and info.is_main,
         )
