@@ -239,9 +239,9 @@ def check_tree(root: str | Path, progress: bool = True) -> dict[str, int]:
     from tqdm.auto import tqdm
 
     root = Path(root)
-    image_root = _require_folder(root, "leftImg8bit") if root.is_dir() else None
-    if image_root is None:
+    if not root.is_dir():
         scan_split(root)  # raises the missing-root message
+    image_root = _require_folder(root, "leftImg8bit")
     splits = [s for s in SPLITS if (image_root / s).is_dir()]
     if not splits:
         raise DatasetError(f"{image_root} holds no split folder ({', '.join(SPLITS[:3])})")

@@ -58,15 +58,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def all_reduce_mean(values: torch.Tensor) -> torch.Tensor:
-    """Average a tensor over processes (returns it unchanged for one process)."""
-    if dist.is_available() and dist.is_initialized():
-        values = values.clone()
-        dist.all_reduce(values)
-        values /= dist.get_world_size()
-    return values
-
-
 def any_process(flag: bool, info: DistInfo) -> bool:
     """True on every rank when ``flag`` is true on at least one (e.g. 'the loss is not finite')."""
     if not info.distributed:
