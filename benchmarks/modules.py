@@ -8,10 +8,11 @@
 3. The official-variant DualGCN block vs the authors' released block, written here from the
    description of their code (shared reference notes), side by side at the same shape.
 
-Memory: peak CUDA allocation on a GPU; on a CPU the bytes of the tensors autograd saves for
-backward (the activation memory), counted with ``torch.autograd.graph.saved_tensors_hooks``.
+Memory: peak CUDA allocation on a GPU; on a CPU the activation memory kept for backward: the
+distinct storages autograd saves (``torch.autograd.graph.saved_tensors_hooks``), each counted
+once, the module's parameters and input not counted.
 
-    python benchmarks/modules.py [--repeats 3] [--cpu-scale 2]
+    python benchmarks/modules.py [--repeats 3] [--rounds 5] [--cpu-scale 2]
 """
 
 from __future__ import annotations
@@ -37,12 +38,20 @@ SHAPES = [(2, 512, 97, 97), (1, 2048, 97, 97), (1, 512, 129, 257)]
 
 
 def measure(module: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median forward+backward seconds and memory (MiB) of one call."""
+    """Median forward+backward seconds and memory (MiB) of one call.
+
+    Memory on CUDA: the peak allocation during the call. On a CPU: the activation memory the
+    call keeps for backward, i.e. the distinct storages autograd saves (each counted once,
+    however many ops save it), not counting the module's parameters nor its input.
+    """
     cuda = x.is_cuda
-    saved = [0]
+    parameters = {p.untyped_storage().data_ptr() for p in module.parameters()}
+    saved: dict[int, int] = {}
 
     def pack(t):
-        saved[0] += t.numel() * t.element_size()
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in parameters and storage.data_ptr() != x.data_ptr():
+            saved[storage.data_ptr()] = storage.nbytes()
         return t
 
     times = []
@@ -51,7 +60,7 @@ def measure(module: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        saved[0] = 0
+        saved.clear()
         start = time.perf_counter()
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             out = module(x_in)
@@ -60,8 +69,25 @@ def measure(module: nn.Module, x: torch.Tensor, repeats: int) -> dict[str, float
             torch.cuda.synchronize()
         if i:  # the first call warms up
             times.append(time.perf_counter() - start)
-    memory = torch.cuda.max_memory_allocated() if cuda else saved[0]
+    memory = torch.cuda.max_memory_allocated() if cuda else sum(saved.values())
     return {"seconds": statistics.median(times), "mib": memory / 2**20}
+
+
+def side_by_side(ours: nn.Module, theirs: nn.Module, x: torch.Tensor, rounds: int) -> dict:
+    """Our official block vs the authors' block, measured in alternation (so that a busy
+    moment of the machine hits both), ``rounds`` x 3 calls each; medians."""
+    ours_s, theirs_s = [], []
+    for _ in range(rounds):
+        a, b = measure(ours, x, 3), measure(theirs, x, 3)
+        ours_s.append(a["seconds"])
+        theirs_s.append(b["seconds"])
+    return {
+        "ours_ms": 1000 * statistics.median(ours_s),
+        "authors_ms": 1000 * statistics.median(theirs_s),
+        "ours_mib": a["mib"],
+        "authors_mib": b["mib"],
+        "rounds": rounds,
+    }
 
 
 class LiteralCoordinateGCN(nn.Module):
@@ -173,6 +199,7 @@ def modules_for(c: int) -> dict[str, nn.Module]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="side-by-side rounds")
     parser.add_argument("--cpu-scale", type=int, default=2, help="spatial divisor on a CPU")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -216,17 +243,21 @@ def main() -> None:
         save_figure(_order_figure(orders), plot)
     except ImportError:
         plot = None
-    replica = {r["shape"][1]: r for r in rows if r["module"] == "authors' DualGCN (replica)"}
-    ours = {r["shape"][1]: r for r in rows if r["module"] == "DualGCN official"}
-    comparison = {
-        str(ours[k]["shape"]): {
-            "ours_ms": 1000 * ours[k]["seconds"],
-            "authors_ms": 1000 * replica[k]["seconds"],
-            "ours_mib": ours[k]["mib"],
-            "authors_mib": replica[k]["mib"],
-        }
-        for k in ours
-    }
+    comparison = {}
+    for shape in SHAPES:
+        b, c, h, w = shape
+        h, w = -(-h // scale), -(-w // scale)
+        torch.manual_seed(0)
+        x = torch.randn(b, c, h, w, device=device)
+        ours = DualGCN(c, "official").to(device).train()
+        theirs = AuthorsDualGCN(c).to(device).train()
+        result = side_by_side(ours, theirs, x, args.rounds)
+        comparison[str([b, c, h, w])] = result
+        print(
+            f"official block vs authors' {str([b, c, h, w]):<20}"
+            f"{result['ours_ms']:>9.1f} vs {result['authors_ms']:>7.1f} ms"
+            f"{result['ours_mib']:>9.1f} vs {result['authors_mib']:>7.1f} MiB"
+        )
     path = write_result(
         f"modules_{device.type}",
         {
@@ -235,7 +266,7 @@ def main() -> None:
             "spatial_divisor": scale,
             "memory": "peak CUDA allocation"
             if device.type == "cuda"
-            else "bytes saved for backward",
+            else "distinct storages saved for backward (parameters and input not counted)",
             "modules": rows,
             "orders": orders,
             "official_vs_authors": comparison,
@@ -261,7 +292,6 @@ def _order_figure(orders):
         ax.set_xscale("log")
         ax.set_yscale("log")
     axes[0].legend()
-    fig.tight_layout()
     return fig
 
 

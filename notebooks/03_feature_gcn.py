@@ -239,8 +239,13 @@ print(pd.DataFrame({name: value[:, 0] for name, value in columns.items()}).round
 # | $\phi(X)$, $\theta(X)$ | $N D D_2 + N D D_1$ |
 # | $V_F = H_F^\top \theta(X)$ | $N D_2 D_1$ |
 # | $(I - A_F) V_F$, then $W_F$ | $D_2^2 D_1 + D_2 D_1^2$ (no $N$) |
-# | $H_F M_F$ | $N D_2 D_1$ |
-# | $\Phi$ | $N D_1 D$ |
+# | $\Phi$ on $H_F M_F$, as $(\Phi M_F^\top)$ first, then times $H_F^\top$ | $D D_1 D_2 + N D D_2$ |
+#
+# The last row uses that $\Phi$'s convolution is a matrix $W$ ($D \times D_1$) applied at every
+# pixel: $W (H_F M_F)^\top = (W M_F^\top) H_F^\top$. Computed left to right, as the equation
+# reads, it costs $N D_2 D_1 + N D_1 D = 0.625\,N D^2$ and forms a $D_1 \times N$ tensor;
+# right to left $N D D_2 = 0.25\,N D^2$ and forms nothing of size $N$ but the output. The
+# package takes the second order (`feature_gcn.reassociated_conv`); the numbers are the same.
 #
 # Everything is linear in $N$, and the graph convolution itself does not depend on $N$ at
 # all. The memory of the graph ($A_F$, $V_F$, $M_F$) is fixed, $D_2^2 + 2 D_2 D_1$ numbers; a
@@ -259,7 +264,8 @@ for height, width in [(512, 1024), (768, 768), (832, 832), (1024, 2048)]:
     with torch.device("meta"):
         counted = profile.count_flops(models.FeatureGCN(D_paper), (1, D_paper, h, w))
     graph_macs = D2 * D2 * D1 + D2 * D1 * D1
-    macs = n * D_paper * (D2 + D1) + 2 * n * D2 * D1 + graph_macs + n * D1 * D_paper
+    macs = n * D_paper * (D2 + D1) + n * D2 * D1 + graph_macs
+    macs += D_paper * D1 * D2 + n * D_paper * D2  # Phi M_F^T first, then times H_F^T
     assert counted["Global"] == 2 * macs, (counted["Global"], 2 * macs)
     assert counted["adjacency"] + counted["state_update"] == 2 * graph_macs
     rows.append(

@@ -489,9 +489,10 @@ show(official_table)
 show(blocks("dgcnet_paper_r101"))
 
 # %% [markdown]
-# The dilated backbone takes 61 % (released) and 68 % (paper preset) of the FLOPs, most of
+# The dilated backbone takes 61 % (released) and 69 % (paper preset) of the FLOPs, most of
 # it in layer3 and layer4, which run at stride 8 instead of 16 and 32. The released graph
-# module is about 1 % of the network's FLOPs, the paper's, on 2048 channels, about 10 %. The
+# module is about 1 % of the network's FLOPs, the paper's, on 2048 channels, about 8 % (with
+# the feature graph's reprojection computed as $(\Phi M_F^\top) H_F^\top$, notebook 03). The
 # released head is still expensive: `reduce` and `classifier` are 3x3 convs from 2048 and
 # 2560 channels at stride 8.
 #

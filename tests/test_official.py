@@ -92,17 +92,18 @@ def test_unknown_and_missing_keys():
         convert_official_state_dict(state)
 
 
-def authors_dualgcn(x, w):
-    """The authors' DualGCN block written from the description, on their own key names."""
+def authors_dualgcn(x, w, training=False):
+    """The authors' DualGCN block written from the description, on their own key names
+    (BatchNorm on batch statistics when ``training``)."""
 
     def bn(t, name):
         return F.batch_norm(
             t,
-            w[name + ".running_mean"],
-            w[name + ".running_var"],
+            w[name + ".running_mean"].clone(),
+            w[name + ".running_var"].clone(),
             w[name + ".weight"],
             w[name + ".bias"],
-            False,
+            training,
             0.0,
             1e-5,
         )
@@ -138,7 +139,8 @@ def authors_dualgcn(x, w):
     return bn(conv(torch.cat([coord, feat], 1), "final.0"), "final.1")
 
 
-def test_official_block_matches_the_authors_equations():
+def authors_block_weights():
+    """The authors' block weights (float64, scaled by fan-in) and our block loaded with them."""
     prefix = "module.head.dualgcn."
     full = random_official_state_dict()
     authors = {
@@ -154,5 +156,34 @@ def test_official_block_matches_the_authors_equations():
     ours = {k[len("head.graph.") :]: v for k, v in converted.items() if k.startswith("head.graph.")}
     block = DualGCN(512, "official").double().eval()
     block.load_state_dict(ours, strict=True)
+    return authors, block
+
+
+def test_official_block_matches_the_authors_equations():
+    authors, block = authors_block_weights()
     x = torch.randn(1, 512, 21, 19, dtype=torch.float64)
     torch.testing.assert_close(block(x), authors_dualgcn(x, authors), rtol=1e-9, atol=1e-9)
+
+
+def test_official_block_gradients_match_the_authors_equations():
+    """Training mode: our memory-saving rewrites (gate recomputed in backward, reprojection
+    reassociated, fuse conv split) give the authors' outputs and gradients."""
+    authors, block = authors_block_weights()
+    block.train()
+    for key, value in authors.items():
+        value.requires_grad_(key.endswith(("weight", "bias")))
+    x = torch.randn(2, 512, 21, 19, dtype=torch.float64)
+    target = torch.randn_like(x)
+    x_ours, x_authors = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out_ours = block(x_ours)
+    out_authors = authors_dualgcn(x_authors, authors, training=True)
+    torch.testing.assert_close(out_ours, out_authors, rtol=1e-9, atol=1e-9)
+    (out_ours * target).sum().backward()
+    (out_authors * target).sum().backward()
+    torch.testing.assert_close(x_ours.grad, x_authors.grad, rtol=1e-8, atol=1e-8)
+    checked = 0
+    for name, param in block.named_parameters():
+        theirs = authors[ours_to_official("head.graph." + name)[len("head.dualgcn.") :]]
+        torch.testing.assert_close(param.grad, theirs.grad, rtol=1e-8, atol=1e-8, msg=name)
+        checked += 1
+    assert checked == len(list(block.parameters())) > 30

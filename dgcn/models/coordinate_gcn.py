@@ -154,4 +154,42 @@ class OfficialCoordinateGCN(nn.Module):
         m = torch.bmm(q.transpose(1, 2), attention).transpose(1, 2)  # [B, C/2, N']
         m = self.state_update(m).view(b, -1, h, w)
         g = torch.relu(self.reproject(m) + v)
-        return x * resize(g, x.shape[-2:]) + x
+        return gate(x, g)
+
+
+class _Gate(torch.autograd.Function):
+    """``x * up(g) + x`` that keeps only ``x`` and the small ``g`` for backward.
+
+    Autograd would save the upsampled ``up(g)``, a tensor as large as ``x``; here it is
+    recomputed from ``g`` in backward (a bilinear resize: cheap next to the convolutions).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, g)
+        return torch.addcmul(x, x, resize(g, x.shape[-2:]).to(x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, g = ctx.saved_tensors
+        grad_x = grad_g = None
+        with torch.enable_grad():
+            g_leaf = g.detach().requires_grad_(ctx.needs_input_grad[1])
+            up = resize(g_leaf, x.shape[-2:])
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.addcmul(grad, grad, up.detach().to(grad.dtype))
+        if ctx.needs_input_grad[1]:
+            (grad_g,) = torch.autograd.grad(up, g_leaf, (grad * x).to(up.dtype))
+        return grad_x, grad_g
+
+
+def gate(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """The authors' coordinate-branch output ``x * up(g) + x``, ``up`` the bilinear resize of
+    ``g`` to ``x``'s size, with the memory of ``up(g)`` spared in training (see ``_Gate``).
+
+    Shape:
+        x: [B, C, H, W], g: [B, C, h, w] -> [B, C, H, W]
+    """
+    if torch.is_grad_enabled() and (x.requires_grad or g.requires_grad):
+        return _Gate.apply(x, g)
+    return torch.addcmul(x, x, resize(g, x.shape[-2:]).to(x.dtype))

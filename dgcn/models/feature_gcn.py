@@ -62,12 +62,13 @@ class FeatureGCN(nn.Module):
         return h, torch.bmm(h, t.transpose(1, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, _, height, width = x.shape
+        height, width = x.shape[-2:]
         h, v = self.nodes(x)
         m = v - self.adjacency(v)  # (I - A_F) V_F: the Laplacian smoothing
         m = self.state_update(m.transpose(1, 2))  # (M_F)^T = W_F^T ((I - A_F) V_F)^T: [B, D1, D2]
-        y = torch.bmm(m, h)  # (H_F M_F)^T: [B, D1, N]
-        return self.reproject(y.view(b, -1, height, width))
+        # Phi's 1x1 conv W on Y = (H_F M_F)^T = M h, computed as (W M) h: the same numbers
+        # without forming Y ([B, D1, N]) and with 0.25 instead of 0.625 N D^2 multiply-adds
+        return self.reproject[1](reassociated_conv(self.reproject[0], m, h, height, width))
 
 
 class OfficialFeatureGCN(nn.Module):
@@ -111,5 +112,22 @@ class OfficialFeatureGCN(nn.Module):
         z = torch.bmm(f, proj.transpose(1, 2))  # [B, C/2, C/4]
         z = self.adjacency(z.transpose(1, 2)).transpose(1, 2) + z  # "(I - A) Z", sign learned
         z = self.state_update(z)
-        y = torch.bmm(z, proj).view(b, -1, h, w)
-        return torch.relu(x + self.reproject(y))
+        # reproject's 1x1 conv W on Y = Z B, computed as (W Z) B (see reassociated_conv)
+        conv, bn = self.reproject
+        out = bn(reassociated_conv(conv, z, proj, h, w))
+        out = out.add_(x) if out.dtype == x.dtype else out + x
+        return torch.relu_(out)
+
+
+def reassociated_conv(
+    conv: nn.Conv2d, m: torch.Tensor, h: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
+    """A bias-free 1x1 ``conv`` applied to ``Y = M h`` (node states times node-to-pixel map),
+    computed as ``(W M) h``: equal in exact arithmetic, without forming or saving ``Y`` and
+    with ``D D1 N`` instead of ``D1 (D2 + D) N`` multiply-adds (0.25 vs 0.625 N D^2 here).
+
+    Shape:
+        m: [B, D1, D2], h: [B, D2, N] -> [B, D, height, width] with N = height * width
+    """
+    wm = torch.matmul(conv.weight.flatten(1), m)  # [B, D, D2]
+    return torch.bmm(wm, h).view(m.shape[0], -1, height, width)
