@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/evaluation.py
 	$(PY) benchmarks/data_loading.py
+	$(PY) benchmarks/report.py --out benchmarks/results/README.md
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

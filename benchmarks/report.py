@@ -1,0 +1,165 @@
+"""The benchmark results in ``benchmarks/results/*.json`` as Markdown tables (the README's).
+
+Every table names the machine and the command that wrote its numbers; a JSON file that is
+missing (e.g. no CUDA run yet) is said to be missing rather than skipped silently.
+
+    python benchmarks/report.py [--results benchmarks/results] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS  # noqa: E402
+
+from dgcn.fileio import write_text_atomic  # noqa: E402
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def where(record: dict) -> str:
+    m = record["machine"]
+    device = m.get("gpu") or f"{m['cpu']}, {m['cores']} cores"
+    return f"{device}, torch {m['torch']}, {record['date'][:10]}: `{record['command'].strip()}`"
+
+
+def modules(record: dict) -> str:
+    scale = record["spatial_divisor"]
+    note = f" (spatial size divided by {scale})" if scale > 1 else ""
+    rows = [
+        [
+            r["module"],
+            "x".join(map(str, r["shape"])),
+            f"{1000 * r['seconds']:.1f}",
+            f"{r['mib']:.1f}",
+        ]
+        for r in record["modules"]
+    ]
+    out = [
+        f"Forward+backward of one call{note}; memory: {record['memory']}.",
+        "",
+        table(["module", "input", "ms", "MiB"], rows),
+        "",
+        "The official-variant block against the authors' block (replica), measured in alternation:",
+        "",
+    ]
+    rows = []
+    for shape, r in record["official_vs_authors"].items():
+        rows.append(
+            [
+                shape.replace(", ", "x").strip("[]"),
+                f"{r['ours_ms']:.1f}",
+                f"{r['authors_ms']:.1f}",
+                f"{100 * (r['ours_ms'] / r['authors_ms'] - 1):+.0f} %",
+                f"{r['ours_mib']:.1f}",
+                f"{r['authors_mib']:.1f}",
+                f"{100 * (r['ours_mib'] / r['authors_mib'] - 1):+.0f} %",
+            ]
+        )
+    header = ["input", "ours ms", "authors' ms", "time", "ours MiB", "authors' MiB", "memory"]
+    out.append(table(header, rows))
+    return "\n".join(out)
+
+
+def train_step(record: dict) -> str:
+    size = "x".join(map(str, record["size"]))
+    rows = []
+    for v in record["variants"]:
+        row = [v["name"], f"{v['seconds_per_iter']:.3f}", f"{v['images_per_s']:.1f}"]
+        row.append(f"{v['peak_gib']:.1f}" if "peak_gib" in v else "-")
+        row.append(f"{100 * v['mfu']:.0f} %" if "mfu" in v else "-")
+        rows.append(row)
+    check = record["numerical_check"]
+    return "\n".join(
+        [
+            f"`{record['model']}`, batch {record['batch']}, {size}: "
+            f"{record['forward_gflops_per_image']:.1f} GFLOPs per image forward.",
+            "",
+            table(["variant", "s/iteration", "images/s", "peak GiB", "MFU"], rows),
+            "",
+            f"Fastest vs fp32 eager: {record['speedup_fastest_vs_fp32']:.2f}x. Fast path vs fp32:"
+            f" max |logit diff| {check['max_abs_logit_diff']:.3f} (max |logit|"
+            f" {check['max_abs_logit']:.2f}), loss {check['loss_fast']:.4f} vs"
+            f" {check['loss_fp32']:.4f}, max |parameter diff| after one SGD step"
+            f" {check['max_abs_param_diff_after_step']:.1e}.",
+        ]
+    )
+
+
+def evaluation(record: dict) -> str:
+    size = "x".join(map(str, record["size"]))
+    rows = [
+        [r["mode"], r["precision"], f"{r['images_per_s']:.2f}", f"{r['seconds_for_500']:.0f}"]
+        for r in record["rows"]
+    ]
+    return "\n".join(
+        [
+            f"`{record['model']}` on {size} images, tile {record['tile']}, 1/3 overlap:",
+            "",
+            table(["mode", "precision", "images/s", "s for 500 images"], rows),
+        ]
+    )
+
+
+def data_loading(record: dict) -> str:
+    best = record["best_samples_per_s"]
+    rows = [[name, f"{best[name]:.1f}"] for name in best]
+    return "\n".join(
+        [
+            f"{record['input']}, {record['torch_threads']} torch thread, best of"
+            f" {len(record['samples_per_s']['ours'])} rounds:",
+            "",
+            table(["pipeline", "samples/s per worker"], rows),
+            "",
+            f"Speed-up: {record['speedup']:.2f}x.",
+        ]
+    )
+
+
+# title, JSON names (a "{device}" part for the scripts that run on CUDA and on a CPU), renderer
+SECTIONS = [
+    ("Graph modules and heads", "modules_{device}", modules),
+    ("Training step", "train_step_{device}", train_step),
+    ("Evaluation", "evaluation_{device}", evaluation),
+    ("Input pipeline", "data_loading", data_loading),
+]
+
+
+def report(results: Path) -> str:
+    parts = []
+    for title, pattern, render in SECTIONS:
+        devices = ("cuda", "cpu") if "{device}" in pattern else ("",)
+        for device in devices:
+            path = results / (pattern.format(device=device) + ".json")
+            label = f"{title}, {device.upper()}" if device else title
+            if not path.exists():
+                parts.append(f"#### {label}\n\nNot measured (no `{path.name}`).")
+                continue
+            record = json.loads(path.read_text())
+            parts.append(f"#### {label}\n\n{where(record)}\n\n{render(record)}")
+    return "\n\n".join(parts) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help="write the report here (atomically)")
+    args = parser.parse_args()
+    text = report(args.results)
+    if args.out:
+        write_text_atomic(args.out, text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
