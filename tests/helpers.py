@@ -14,3 +14,22 @@ def randomize_bn(bn: torch.nn.BatchNorm2d) -> None:
 def bn_rows(bn: torch.nn.BatchNorm2d, rows: torch.Tensor) -> torch.Tensor:
     """Eval-mode BatchNorm on [N, D] rows, written out."""
     return (rows - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
+
+
+# command-line overrides for a tiny MiniCity run (the `minicity` fixture of conftest.py)
+TINY = [
+    "data.root={root}",
+    "data.minicity_train=8",
+    "data.minicity_val=3",
+    "data.minicity_size=[64,128]",
+    "data.crop_size=[64,128]",
+    "train.batch_size=4",
+    "train.log_every=1",
+    "train.threads=1",
+]
+
+
+def tiny_opts(root, **extra) -> list[str]:
+    """The TINY overrides on the MiniCity at ``root``, plus ``extra`` as ``key=value``."""
+    opts = [o.format(root=root) for o in TINY]
+    return opts + [f"{k}={v}" for k, v in extra.items()]

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import tiny_opts
 from PIL import Image
 
 from dgcn.cli import main
 from dgcn.config import load_config
-from dgcn.datasets import generate_scene, make_minicity
+from dgcn.datasets import generate_scene
 from dgcn.datasets.labels import id_to_train_id_lut
 from dgcn.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dgcn.errors import ConfigError
@@ -26,29 +27,6 @@ from dgcn.training.checkpoint import load_checkpoint
 from dgcn.training.losses import SegmentationLoss, ohem_mask
 from dgcn.training.sampling import ResumableSampler
 from dgcn.training.schedule import poly_scheduler
-
-TINY = [
-    "data.root={root}",
-    "data.minicity_train=8",
-    "data.minicity_val=3",
-    "data.minicity_size=[64,128]",
-    "data.crop_size=[64,128]",
-    "train.batch_size=4",
-    "train.log_every=1",
-    "train.threads=1",
-]
-
-
-def tiny_opts(root, **extra):
-    opts = [o.format(root=root) for o in TINY]
-    return opts + [f"{k}={v}" for k, v in extra.items()]
-
-
-@pytest.fixture(scope="module")
-def minicity(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mc") / "minicity"
-    make_minicity(root, train=8, val=3, height=64, width=128, progress=False)
-    return root
 
 
 def batch_from_scenes(n=2, height=64, width=128):
