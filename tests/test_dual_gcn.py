@@ -1,9 +1,13 @@
-"""DualGCN: shapes, gradients, determinism, the paper's sum and autocast."""
+"""DualGCN: shapes, gradients, determinism, the paper's sum, autocast, the split conv."""
+
+import copy
 
 import pytest
 import torch
+from torch import nn
 
 from dgcn.models import DualGCN, DualGCNHead
+from dgcn.models.common import ConcatConv
 
 CASES = [(v, g) for v in ("paper", "official") for g in ("both", "coordinate", "feature")]
 
@@ -64,3 +68,21 @@ def test_bad_arguments():
         DualGCN(16, "authors")
     with pytest.raises(ValueError, match="graphs"):
         DualGCN(16, "paper", "spatial")
+
+
+def test_concat_conv_equals_the_conv_on_the_concatenation():
+    conv = nn.Conv2d(7, 5, 3, padding=2, dilation=2, bias=True).double()
+    layers = [conv, nn.BatchNorm2d(5).double(), nn.ReLU()]
+    split = ConcatConv(*layers)
+    plain = nn.Sequential(*copy.deepcopy(layers))
+    parts = [torch.randn(2, c, 9, 11, dtype=torch.float64, requires_grad=True) for c in (3, 1, 3)]
+    out_split = split(*parts)
+    out_plain = plain(torch.cat(parts, dim=1))
+    torch.testing.assert_close(out_split, out_plain)
+    grads_split = torch.autograd.grad(out_split.sum(), [*parts, conv.weight, conv.bias])
+    grads_plain = torch.autograd.grad(out_plain.sum(), [*parts, plain[0].weight, plain[0].bias])
+    for got, want in zip(grads_split, grads_plain, strict=True):
+        torch.testing.assert_close(got, want)
+    assert list(split.state_dict()) == list(plain.state_dict())  # same checkpoint keys
+    with pytest.raises(ValueError, match="groups=1"):
+        ConcatConv(nn.Conv2d(4, 4, 3, groups=2))

@@ -6,10 +6,9 @@ Derived in notebooks/04_dgcnet_model.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from dgcn.models.common import conv_bn_relu
+from dgcn.models.common import ConcatConv, conv_bn_relu
 from dgcn.models.coordinate_gcn import CoordinateGCN, OfficialCoordinateGCN
 from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
 
@@ -64,7 +63,11 @@ class DualGCN(nn.Module):
             )
         if graphs in ("both", "feature"):
             self.feature = OfficialFeatureGCN(channels) if official else FeatureGCN(channels)
-        self.fuse = ConcatFuse(2 * channels, channels) if (official and graphs == "both") else None
+        self.fuse = (
+            ConcatConv(*conv_bn_relu(2 * channels, channels, 1, relu=False))
+            if (official and graphs == "both")
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.variant == "paper":
@@ -78,28 +81,6 @@ class DualGCN(nn.Module):
             branch = self.coordinate if self.coordinate is not None else self.feature
             return branch(x)
         return self.fuse(self.coordinate(x), self.feature(x))
-
-
-class ConcatFuse(nn.Sequential):
-    """1x1 conv (no bias) + BN on the channel concatenation of its inputs (the authors'
-    ``final``), computed as ``sum_i W_i x_i`` with ``W = [W_1 | W_2 | ...]``: the same numbers
-    without the concatenated tensor, which autograd would keep for backward (2C channels at full
-    resolution) next to the branch outputs that it keeps anyway.
-
-    Shape:
-        parts: [B, C_i, H, W] with sum C_i = in_channels -> [B, out_channels, H, W]
-    """
-
-    def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(*conv_bn_relu(in_channels, out_channels, 1, relu=False))
-
-    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
-        conv, bn = self
-        weights = conv.weight.split([p.shape[1] for p in parts], dim=1)
-        out = F.conv2d(parts[0], weights[0])
-        for part, weight in zip(parts[1:], weights[1:], strict=True):
-            out = out.add_(F.conv2d(part, weight))
-        return bn(out)
 
 
 class DualGCNHead(nn.Module):
@@ -133,11 +114,11 @@ class DualGCNHead(nn.Module):
         self.reduce = conv_bn_relu(in_channels, channels)
         self.graph = DualGCN(channels, variant, graphs, downsample, pooling)
         self.project = conv_bn_relu(channels, channels)
-        self.classifier = nn.Sequential(
+        self.classifier = ConcatConv(
             *conv_bn_relu(in_channels + channels, channels),
             nn.Conv2d(channels, num_classes, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.project(self.graph(self.reduce(x)))
-        return self.classifier(torch.cat([x, y], dim=1))
+        return self.classifier(x, y)  # = classifier(cat([x, y])), without the concatenation
