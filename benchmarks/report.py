@@ -17,12 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS  # noqa: E402
 
 from dgcn.fileio import write_text_atomic  # noqa: E402
-
-
-def table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+from dgcn.markdown import markdown_table as table  # noqa: E402
 
 
 def where(record: dict) -> str:

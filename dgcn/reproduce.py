@@ -23,6 +23,7 @@ import yaml
 from dgcn.config import CONFIG_DIR, apply_overrides, distributed_env, load_config
 from dgcn.datasets.labels import CLASS_NAMES
 from dgcn.fileio import write_text_atomic
+from dgcn.markdown import markdown_table
 
 #: the ablation rows as model overrides of the preset's network
 ROWS: dict[str, dict[str, str]] = {
@@ -55,11 +56,14 @@ def results_table(records: list[dict[str, Any]], paper: dict[str, float]) -> str
     rows = [r for r in ROWS if any(rec["row"] == r for rec in records)]
     ours = {r: _mean_std([100 * rec["miou"] for rec in records if rec["row"] == r]) for r in rows}
     seeds = sorted({rec["seed"] for rec in records})
-    lines = [
-        f"| row | ours mIoU % ({len(seeds)} seed{'s' if len(seeds) > 1 else ''}) | ours delta "
-        "| paper mIoU % (Cityscapes val) | paper delta |",
-        "|---|---|---|---|---|",
+    header = [
+        "row",
+        f"ours mIoU % ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})",
+        "ours delta",
+        "paper mIoU % (Cityscapes val)",
+        "paper delta",
     ]
+    lines = []
     for row in rows:
         mean, std = ours[row]
         text = f"{mean:.1f} +- {std:.1f}" if len(seeds) > 1 else f"{mean:.1f}"
@@ -69,10 +73,15 @@ def results_table(records: list[dict[str, Any]], paper: dict[str, float]) -> str
             f"{ref - paper['baseline']:+.1f}" if ref is not None and row != "baseline" else ""
         )
         lines.append(
-            f"| {LABELS[row]} | {text} | {delta if row != 'baseline' else ''} | "
-            f"{ref if ref is not None else ''} | {ref_delta} |"
+            [
+                LABELS[row],
+                text,
+                delta if row != "baseline" else "",
+                ref if ref is not None else "",
+                ref_delta,
+            ]
         )
-    return "\n".join(lines)
+    return markdown_table(header, lines)
 
 
 def _figures(out: Path, records: list[dict[str, Any]], count: int = 4) -> list[Path]:
