@@ -134,7 +134,11 @@ def bn_eval(values, norm, dim=1):
 #
 # We verify both against the package in float64: the paper block against its two graph
 # modules built separately with the same weights, the released block against the written-out
-# conv + BN.
+# conv + BN on the concatenation. (The package never forms $[\,S; F\,]$: splitting
+# $W_{\text{fuse}} = [\,W_S \;\; W_F\,]$ gives $W_S S + W_F F$, the same numbers, without a
+# $2C$-channel tensor that training would have to keep for backward; `dgcn.models.common.ConcatConv`
+# does this for the fusion and for the head's classifier, and `benchmarks/modules.py` measures
+# the memory it saves.)
 
 # %%
 C = 16
