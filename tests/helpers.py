@@ -33,3 +33,19 @@ def tiny_opts(root, **extra) -> list[str]:
     """The TINY overrides on the MiniCity at ``root``, plus ``extra`` as ``key=value``."""
     opts = [o.format(root=root) for o in TINY]
     return opts + [f"{k}={v}" for k, v in extra.items()]
+
+
+def train_argv(run, opts, *flags: str) -> list[str]:
+    """``dgcn train`` on the ``minicity-cpu`` preset into ``run``, quiet, with ``flags`` (e.g.
+    ``--resume``) and the ``--opt`` overrides ``opts``."""
+    return [
+        "train",
+        "--config",
+        "minicity-cpu",
+        "--quiet",
+        "--run-dir",
+        str(run),
+        *flags,
+        "--opt",
+        *opts,
+    ]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_opts
+from helpers import tiny_opts, train_argv
 
 from dgcn.cli import main
 from dgcn.models import DualGCN, build_model
@@ -99,18 +99,14 @@ def test_train_and_evaluate_on_device(device, minicity, tmp_path, capsys):
     fp32 on a CPU), then a whole-image evaluation of the checkpoint on the same device."""
     run = tmp_path / "run"
     opts = tiny_opts(minicity, **{"train.iterations": 2, "train.precision": "auto"})
-    args = ["--device", device, "--quiet"]
-    assert (
-        main(["train", "--config", "minicity-cpu", "--run-dir", str(run), *args, "--opt", *opts])
-        == 0
-    )
+    assert main(train_argv(run, opts, "--device", device)) == 0
     summary = json.loads((run / "summary.json").read_text())
     expected = "fp32" if device == "cpu" else ("bf16", "fp16")
     assert summary["precision"] in expected
     output = tmp_path / "eval.json"
     checkpoint = str(run / "last.pt")
     evaluate = ["evaluate", "--checkpoint", checkpoint, "--workers", "0", "--mode", "whole"]
-    assert main([*evaluate, *args, "--output", str(output)]) == 0
+    assert main([*evaluate, "--device", device, "--quiet", "--output", str(output)]) == 0
     result = json.loads(output.read_text())
     assert sum(map(sum, result["confusion"])) > 0
     if device == "cuda":  # the same pixels counted, nearly the same predictions as the CPU

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import tiny_opts
+from helpers import tiny_opts, train_argv
 from PIL import Image
 
 from dgcn.cli import main
@@ -129,16 +129,7 @@ def hashes(folder: Path) -> dict[str, str]:
 
 def test_sigkill_then_resume_is_bit_identical(minicity, tmp_path):
     opts = tiny_opts(minicity, **{"train.iterations": 12, "train.checkpoint_every": 3})
-    straight = dgcn(
-        "train",
-        "--config",
-        "minicity-cpu",
-        "--quiet",
-        "--run-dir",
-        str(tmp_path / "a"),
-        "--opt",
-        *opts,
-    )
+    straight = dgcn(*train_argv(tmp_path / "a", opts))
     assert straight.returncode == 0, straight.stderr
 
     run = tmp_path / "b"
@@ -148,14 +139,7 @@ def test_sigkill_then_resume_is_bit_identical(minicity, tmp_path):
             sys.executable,
             "-m",
             "dgcn",
-            "train",
-            "--config",
-            "minicity-cpu",
-            "--quiet",
-            "--run-dir",
-            str(run),
-            "--opt",
-            *opts,
+            *train_argv(run, opts),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -171,17 +155,7 @@ def test_sigkill_then_resume_is_bit_identical(minicity, tmp_path):
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     killed_at = load_checkpoint(run / "last.pt")["iteration"]
     assert 3 <= killed_at < 12
-    resumed = dgcn(
-        "train",
-        "--config",
-        "minicity-cpu",
-        "--quiet",
-        "--run-dir",
-        str(run),
-        "--resume",
-        "--opt",
-        *opts,
-    )
+    resumed = dgcn(*train_argv(run, opts, "--resume"))
     assert resumed.returncode == 0, resumed.stderr
 
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(run / "last.pt")
@@ -219,16 +193,7 @@ def test_torchrun_two_processes_train_and_allreduced_confusion(minicity, tmp_pat
     run = subprocess.run(
         [
             *torchrun,
-            "train",
-            "--config",
-            "minicity-cpu",
-            "--quiet",
-            "--device",
-            "cpu",
-            "--run-dir",
-            str(tmp_path / "ddp"),
-            "--opt",
-            *opts,
+            *train_argv(tmp_path / "ddp", opts, "--device", "cpu"),
         ],
         capture_output=True,
         text=True,
@@ -275,54 +240,23 @@ def test_unknown_config_key_suggests_the_closest():
 def test_user_errors_are_one_line_exit_2_and_touch_nothing(case, minicity, tmp_path, capsys):
     run = tmp_path / "run"
     opts = tiny_opts(minicity, **{"train.iterations": 1})
-    assert (
-        main(
-            ["train", "--config", "minicity-cpu", "--quiet", "--run-dir", str(run), "--opt", *opts]
-        )
-        == 0
-    )
+    assert main(train_argv(run, opts)) == 0
     capsys.readouterr()
     before = hashes(tmp_path)
     if case == "unknown_key":
-        argv = [
-            "train",
-            "--config",
-            "minicity-cpu",
-            "--run-dir",
-            str(run),
-            "--resume",
-            "--opt",
-            "train.lrr=1",
-        ]
+        argv = train_argv(run, ["train.lrr=1"], "--resume")
         expected = "unknown config key 'train.lrr'"
     elif case == "missing_checkpoint":
         argv = ["evaluate", "--checkpoint", str(tmp_path / "nope.pt")]
         expected = "not found"
     elif case == "other_model":
         argv = [
-            "train",
-            "--config",
-            "minicity-cpu",
-            "--quiet",
-            "--run-dir",
-            str(run),
-            "--resume",
-            "--opt",
-            *opts,
+            *train_argv(run, opts, "--resume"),
             "model.name=fcn_micro",
         ]
         expected = "another model"
     else:
-        argv = [
-            "train",
-            "--config",
-            "minicity-cpu",
-            "--quiet",
-            "--run-dir",
-            str(run),
-            "--opt",
-            *opts,
-        ]
+        argv = train_argv(run, opts)
         expected = "already holds a run"
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -340,12 +274,7 @@ def test_official_checkpoint_passed_as_ours_says_so(tmp_path, capsys):
 def test_predict_and_export_write_pngs(minicity, tmp_path, capsys):
     run = tmp_path / "run"
     opts = tiny_opts(minicity, **{"train.iterations": 2})
-    assert (
-        main(
-            ["train", "--config", "minicity-cpu", "--quiet", "--run-dir", str(run), "--opt", *opts]
-        )
-        == 0
-    )
+    assert main(train_argv(run, opts)) == 0
     out = tmp_path / "pred"
     assert (
         main(["predict", "--checkpoint", str(run / "last.pt"), "--count", "2", "--out", str(out)])
