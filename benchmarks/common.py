@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,12 +41,15 @@ def machine() -> dict:
 
 
 def write_result(name: str, payload: dict) -> Path:
-    """Write ``benchmarks/results/<name>.json`` atomically, with the machine and a timestamp."""
+    """Write ``benchmarks/results/<name>.json`` atomically, with the machine, a timestamp and
+    the command line of the running script."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    script = f"benchmarks/{Path(sys.argv[0]).name}"
     record = {
         "benchmark": name,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
+        "command": " ".join(["python", script, *sys.argv[1:]]),
         **payload,
     }
     path = RESULTS / f"{name}.json"

@@ -105,7 +105,6 @@ def main() -> None:
     path = write_result(
         "data_loading",
         {
-            "command": "python benchmarks/data_loading.py " + " ".join(sys.argv[1:]),
             "input": "MiniCity PNG 2048x1024, preset official (scale 0.7-2.1, crop 832, flip)",
             "torch_threads": 1,
             "samples_per_round": args.samples,

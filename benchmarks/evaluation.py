@@ -83,7 +83,6 @@ def main() -> None:
     path = write_result(
         f"evaluation_{device.type}",
         {
-            "command": "python benchmarks/evaluation.py " + " ".join(sys.argv[1:]),
             "model": name,
             "size": [height, width],
             "tile": tile,

@@ -261,7 +261,6 @@ def main() -> None:
     path = write_result(
         f"modules_{device.type}",
         {
-            "command": "python benchmarks/modules.py " + " ".join(sys.argv[1:]),
             "device": device.type,
             "spatial_divisor": scale,
             "memory": "peak CUDA allocation"

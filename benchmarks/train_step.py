@@ -220,7 +220,6 @@ def main() -> None:
     path = write_result(
         f"train_step_{device.type}",
         {
-            "command": "python benchmarks/train_step.py " + " ".join(sys.argv[1:]),
             "model": args.model,
             "size": [args.height, args.width],
             "batch": args.batch,
