@@ -82,11 +82,11 @@ def _check_data(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from dgcn.config import load_config
-    from dgcn.training.loop import fit
+    from dgcn.training.frozen import train
 
     cfg = load_config(args.config, args.opt)
     run_dir = args.run_dir or f"runs/{cfg.name}"
-    summary = fit(
+    summary = train(
         cfg,
         run_dir,
         resume=args.resume,
@@ -127,7 +127,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from torch.utils.data import DataLoader
 
-    from dgcn.datasets.build import build_dataset, image_paths
+    from dgcn.datasets.build import build_dataset, image_paths, prepare_data
     from dgcn.evaluation.inference import evaluate
     from dgcn.evaluation.metrics import format_table
     from dgcn.fileio import write_text_atomic
@@ -135,6 +135,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     info = distributed.setup(args.device)
     model, cfg = _inference_config(args)
+    if info.is_main:
+        prepare_data(cfg.data)  # MiniCity: generated when absent
+    distributed.barrier()
     model.to(info.device)
     split = args.split or cfg.data.val_split
     dataset = build_dataset(cfg.data, split, train=False)
@@ -186,7 +189,7 @@ def _predict(args: argparse.Namespace) -> int:
     import torch
     from torchvision import tv_tensors
 
-    from dgcn.datasets.build import build_dataset, image_paths
+    from dgcn.datasets.build import build_dataset, image_paths, prepare_data
     from dgcn.datasets.cityscapes import read_image
     from dgcn.datasets.transforms import eval_transforms
     from dgcn.evaluation.inference import predict
@@ -204,6 +207,7 @@ def _predict(args: argparse.Namespace) -> int:
             tensor, _ = eval_transforms()(tv_tensors.Image(image), tv_tensors.Mask(image[0]))
             samples.append((Path(path).stem, tensor.as_subclass(torch.Tensor), None))
     else:
+        prepare_data(cfg.data)  # MiniCity: generated when absent
         dataset = build_dataset(cfg.data, args.split or cfg.data.val_split, train=False)
         paths = image_paths(dataset)
         for i in range(min(args.count, len(dataset))):
@@ -235,6 +239,16 @@ def _predict(args: argparse.Namespace) -> int:
         f"{len(samples)} predictions in {out}"
         + (" (grid.png: image | truth | prediction | errors)" if with_targets else "")
     )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from dgcn.training.checkpoint import export_weights
+    from dgcn.training.frozen import file_sha256
+
+    path = export_weights(args.checkpoint, args.out)
+    size = path.stat().st_size / 2**20
+    print(f"{path}: {size:.1f} MiB, sha256 {file_sha256(path)}")
     return 0
 
 
@@ -320,16 +334,33 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = sub.add_parser(
         "reproduce", help="the ablation table: baseline, coordinate, feature, both (make demo)"
     )
-    reproduce.add_argument("--preset", default="minicity-cpu", help="config preset of the rows")
+    reproduce.add_argument(
+        "--preset",
+        default="minicity-ablation",
+        help="config preset of the rows (default: the CPU ablation on a frozen MiniCity backbone)",
+    )
     reproduce.add_argument("--data-root", help="dataset root (Cityscapes for the GPU presets)")
     reproduce.add_argument("--seeds", type=int, nargs="+", default=[0])
-    rows = ["baseline", "coordinate", "feature", "both"]
-    reproduce.add_argument("--rows", nargs="+", default=rows, choices=rows)
+    reproduce.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="ROW",
+        help="rows to run: baseline coordinate feature both global-pool official-baseline "
+        "official-coordinate official-feature official-both (default: the four paper rows, "
+        "plus global-pool on a frozen backbone)",
+    )
     reproduce.add_argument("--out", help="output folder (default runs/reproduce/<timestamp>)")
     reproduce.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="config overrides")
     reproduce.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     reproduce.add_argument("--quiet", action="store_true")
     reproduce.set_defaults(func=_reproduce)
+
+    export = sub.add_parser(
+        "export", help="a run's weights and config without optimizer state, with its sha256"
+    )
+    export.add_argument("--checkpoint", required=True, help="runs/<name>/last.pt")
+    export.add_argument("--out", required=True, help="the file to write")
+    export.set_defaults(func=_export)
 
     minicity = sub.add_parser(
         "make-minicity", help="generate MiniCity, a synthetic city in the Cityscapes layout"

@@ -1,10 +1,12 @@
 """``dgcn reproduce``: the paper's ablation table (baseline, + coordinate GCN, + feature GCN,
 both), trained and evaluated with one preset, written beside the paper's numbers.
 
-With no arguments it runs the CPU preset ``minicity-cpu`` on MiniCity (generated if absent):
-the whole pipeline in a few minutes, numbers that say nothing about Cityscapes but show the
-relative effect of the graphs on a city built so that context matters. With
-``--preset cityscapes-paper --data-root <cityscapes>`` on a GPU it is the real reproduction.
+With no arguments it runs the CPU preset ``minicity-ablation``: one committed MiniCity backbone
+(undilated, so its receptive field cannot see a whole vehicle) is frozen, its features are
+computed once, and each row trains only its head on them (about a minute a row on two cores).
+Every row's baseline is the same head with the graph module replaced by identity, and a control
+row puts image-level pooling where the graphs go. With ``--preset cityscapes-paper --data-root
+<cityscapes>`` on a GPU every row is trained end to end: the real reproduction.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 import time
 from datetime import datetime
@@ -22,28 +25,58 @@ import yaml
 
 from dgcn.config import CONFIG_DIR, apply_overrides, distributed_env, load_config
 from dgcn.datasets.labels import CLASS_NAMES
+from dgcn.datasets.minicity import CONTEXT_CLASSES
+from dgcn.errors import ConfigError
 from dgcn.fileio import write_text_atomic
 from dgcn.markdown import markdown_table
 
-#: the ablation rows as model overrides of the preset's network
+DEFAULT_PRESET = "minicity-ablation"
+
+#: the ablation rows as model overrides of the preset's network. The four paper rows keep the
+#: preset's head; their baseline is that head without graphs. ``global-pool`` is the control
+#: (image-level pooling where the graphs go); ``official-*`` is the row set of the authors'
+#: released head (``head: official``), with its own baseline.
 ROWS: dict[str, dict[str, str]] = {
-    "baseline": {"head": "fcn"},
+    "baseline": {"graphs": "none"},
     "coordinate": {"graphs": "coordinate"},
     "feature": {"graphs": "feature"},
     "both": {"graphs": "both"},
+    "global-pool": {"graphs": "global-pool"},
+    "official-baseline": {"head": "official", "graphs": "none"},
+    "official-coordinate": {"head": "official", "graphs": "coordinate"},
+    "official-feature": {"head": "official", "graphs": "feature"},
+    "official-both": {"head": "official", "graphs": "both"},
 }
+PAPER_ROWS = ("baseline", "coordinate", "feature", "both")
 LABELS = {
-    "baseline": "baseline (dilated FCN)",
+    "baseline": "baseline (head without graphs)",
     "coordinate": "+ coordinate-space GCN",
     "feature": "+ feature-space GCN",
     "both": "+ both (DGCNet)",
+    "global-pool": "control: + image-level pooling",
+    "official-baseline": "authors' head: baseline (identity graph)",
+    "official-coordinate": "authors' head: + coordinate GCN",
+    "official-feature": "authors' head: + feature GCN",
+    "official-both": "authors' head: + both",
 }
+
+
+def baseline_of(row: str) -> str:
+    """The row a row's gain is measured against (same head, graph module = identity)."""
+    return "official-baseline" if row.startswith("official-") else "baseline"
+
+
+def default_rows(preset: str, overrides: list[str] | None = None) -> tuple[str, ...]:
+    """The four paper rows, plus the control row when the preset trains heads on a frozen
+    backbone (a minute more; on a GPU preset each row is a whole training run)."""
+    frozen = bool(load_config(preset, overrides).frozen.backbone)
+    return (*PAPER_ROWS, "global-pool") if frozen else PAPER_ROWS
 
 
 def paper_numbers() -> dict[str, float]:
     """The paper's Cityscapes val mIoU per ablation row, from experiments/paper_results.yaml."""
     data = yaml.safe_load((CONFIG_DIR.parent / "paper_results.yaml").read_text())
-    return {r["row"]: r["miou"] for r in data["cityscapes_val_r101"] if r["row"] in ROWS}
+    return {r["row"]: r["miou"] for r in data["cityscapes_val_r101"] if r["row"] in PAPER_ROWS}
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -51,32 +84,70 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def context_miou(per_class: dict[str, float | None]) -> float:
+    """Mean IoU over MiniCity's context-ambiguous classes present in ``per_class`` (a fraction)."""
+    values = [per_class[n] for n in CONTEXT_CLASSES if per_class.get(n) is not None]
+    return statistics.fmean(values) if values else math.nan
+
+
+def gain(records: list[dict[str, Any]], row: str, key: str = "miou") -> dict[str, float] | None:
+    """A row's gain over its baseline in points: mean difference, the pooled std of the two
+    rows' seeds, and their ratio (None when the baseline was not run).
+
+    The pooled std is ``sqrt((s_row^2 + s_baseline^2) / 2)``, ``s`` the sample std over seeds.
+    """
+    base = baseline_of(row)
+    ours = [100 * r[key] for r in records if r["row"] == row]
+    theirs = [100 * r[key] for r in records if r["row"] == base]
+    if not ours or not theirs or row == base:
+        return None
+    (m1, s1), (m0, s0) = _mean_std(ours), _mean_std(theirs)
+    pooled = math.sqrt((s1**2 + s0**2) / 2)
+    return {
+        "delta": m1 - m0,
+        "pooled_std": pooled,
+        "ratio": (m1 - m0) / pooled if pooled else math.inf,
+    }
+
+
+def _format(values: list[float], seeds: int) -> str:
+    mean, std = _mean_std(values)
+    return f"{mean:.1f} +- {std:.1f}" if seeds > 1 else f"{mean:.1f}"
+
+
 def results_table(records: list[dict[str, Any]], paper: dict[str, float]) -> str:
-    """Markdown: our mIoU (mean +- std over seeds) and delta beside the paper's."""
+    """Markdown: per row our mIoU (mean +- std over seeds), its gain over the row's baseline
+    (and, with several seeds, the gain in pooled standard deviations), the mIoU over the
+    context-ambiguous classes, and the paper's Cityscapes number and gain beside them."""
     rows = [r for r in ROWS if any(rec["row"] == r for rec in records)]
-    ours = {r: _mean_std([100 * rec["miou"] for rec in records if rec["row"] == r]) for r in rows}
-    seeds = sorted({rec["seed"] for rec in records})
+    seeds = len({rec["seed"] for rec in records})
     header = [
         "row",
-        f"ours mIoU % ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})",
+        f"ours mIoU % ({seeds} seed{'s' if seeds > 1 else ''})",
         "ours delta",
+        *(["delta / pooled std"] if seeds > 1 else []),
+        "context classes mIoU %",
         "paper mIoU % (Cityscapes val)",
         "paper delta",
     ]
     lines = []
     for row in rows:
-        mean, std = ours[row]
-        text = f"{mean:.1f} +- {std:.1f}" if len(seeds) > 1 else f"{mean:.1f}"
-        delta = f"{mean - ours['baseline'][0]:+.1f}" if "baseline" in ours else ""
-        ref = paper.get(row)
+        mine = [rec for rec in records if rec["row"] == row]
+        g = gain(records, row)
+        ref = paper.get(row.removeprefix("official-"))
         ref_delta = (
-            f"{ref - paper['baseline']:+.1f}" if ref is not None and row != "baseline" else ""
+            f"{ref - paper['baseline']:+.1f}"
+            if ref is not None and row != baseline_of(row) and "baseline" in paper
+            else ""
         )
+        context = [100 * context_miou(rec["per_class"]) for rec in mine if "per_class" in rec]
         lines.append(
             [
                 LABELS[row],
-                text,
-                delta if row != "baseline" else "",
+                _format([100 * rec["miou"] for rec in mine], seeds),
+                f"{g['delta']:+.1f}" if g else "",
+                *([f"{g['ratio']:.1f}" if g else ""] if seeds > 1 else []),
+                _format(context, seeds) if context else "",
                 ref if ref is not None else "",
                 ref_delta,
             ]
@@ -84,36 +155,65 @@ def results_table(records: list[dict[str, Any]], paper: dict[str, float]) -> str
     return markdown_table(header, lines)
 
 
+def per_class_table(records: list[dict[str, Any]]) -> str:
+    """Markdown: IoU % per class (mean over seeds) for every row; * marks a context class."""
+    rows = [r for r in ROWS if any(rec["row"] == r for rec in records)]
+    lines = []
+    for name in CLASS_NAMES:
+        cells = []
+        for row in rows:
+            values = [
+                100 * rec["per_class"][name]
+                for rec in records
+                if rec["row"] == row and rec["per_class"].get(name) is not None
+            ]
+            cells.append(f"{statistics.fmean(values):.1f}" if values else "n/a")
+        lines.append([f"{name} *" if name in CONTEXT_CLASSES else name, *cells])
+    return markdown_table(["class", *rows], lines)
+
+
 def _figures(out: Path, records: list[dict[str, Any]], count: int = 4) -> list[Path]:
-    """Prediction grids per row (first seed) and per-class IoU bars (baseline vs both)."""
+    """Prediction grids per row, validation-mIoU curves of every row (first seed) and per-class
+    IoU bars (both vs baseline, context classes marked)."""
     import torch
 
     from dgcn.datasets.build import build_dataset
     from dgcn.evaluation.inference import predict
     from dgcn.inference_setup import load_for_inference
-    from dgcn.viz.predictions import iou_bars, prediction_grid, save_figure
+    from dgcn.viz.predictions import iou_bars, prediction_grid, row_curves, save_figure
 
     written = []
     first_seed = min(rec["seed"] for rec in records)
-    for rec in records:
-        if rec["seed"] != first_seed:
-            continue
+    by_row = {rec["row"]: rec for rec in records if rec["seed"] == first_seed}
+    curves = {}
+    for row, rec in by_row.items():
         model, cfg = load_for_inference(Path(rec["run_dir"]) / "last.pt")
         dataset = build_dataset(cfg.data, cfg.data.val_split, train=False)
         items = [dataset[i] for i in range(min(count, len(dataset)))]
         images = torch.stack([im for im, _ in items])
         targets = torch.stack([m for _, m in items])
         preds = predict(model, images, **cfg.eval.inference_kwargs()).argmax(1)
-        path = out / f"predictions-{rec['row']}.png"
+        path = out / f"predictions-{row}.png"
         save_figure(prediction_grid(images, targets, preds), path)
         written.append(path)
-    by_row = {rec["row"]: rec for rec in records if rec["seed"] == first_seed}
+        log = Path(rec["run_dir"]) / "metrics.jsonl"
+        lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        curves[LABELS[row]] = [(r["iteration"], 100 * r["miou"]) for r in lines if "miou" in r]
+    if any(len(points) > 1 for points in curves.values()):
+        save_figure(
+            row_curves(curves, "validation mIoU while training (first seed)"), out / "curves.png"
+        )
+        written.append(out / "curves.png")
     if "both" in by_row:
         reference = by_row.get("baseline", {}).get("per_class")
         fig = iou_bars(
             by_row["both"]["per_class"],
-            reference,
-            title="per-class IoU: both graphs (bars) vs baseline (reference)",
+            None
+            if reference is None
+            else {k: 100 * v for k, v in reference.items() if v is not None},
+            title="both graphs vs baseline (grey), * context class",
+            reference_name="baseline",
+            marked=CONTEXT_CLASSES,
         )
         save_figure(fig, out / "per-class-iou.png")
         written.append(out / "per-class-iou.png")
@@ -121,37 +221,44 @@ def _figures(out: Path, records: list[dict[str, Any]], count: int = 4) -> list[P
 
 
 def reproduce(
-    preset: str = "minicity-cpu",
+    preset: str = DEFAULT_PRESET,
     data_root: str | None = None,
     seeds: list[int] | tuple[int, ...] = (0,),
-    rows: list[str] | tuple[str, ...] = tuple(ROWS),
+    rows: list[str] | tuple[str, ...] | None = None,
     out: str | Path | None = None,
     overrides: list[str] | None = None,
     progress: bool = True,
     device: str = "auto",
 ) -> Path:
-    """Train and evaluate every row for every seed; write results.md/.csv and figures.
+    """Train and evaluate every row for every seed; write results.md/.csv/.json and figures.
 
     Args:
         preset: config preset the rows start from.
         data_root: dataset root (overrides ``data.root``).
         seeds: training seeds; several give mean +- std.
-        rows: which of baseline, coordinate, feature, both.
+        rows: keys of :data:`ROWS` (default :func:`default_rows`).
         out: output folder (default ``runs/reproduce/<timestamp>``; never reused).
         overrides: ``key=value`` config overrides for every row.
 
     Returns:
         the output folder.
     """
-    from dgcn.training.loop import RunDirError, fit
+    from dgcn.training.frozen import cache_features, cache_key
+    from dgcn.training.frozen import train as train_run
+    from dgcn.training.loop import RunDirError
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(out or f"runs/reproduce/{stamp}")
     main = distributed_env()["rank"] == 0
     if main and out.exists() and any(out.iterdir()):
         raise RunDirError(f"{out} already holds results; choose another --out")
+    rows = tuple(rows or default_rows(preset, overrides))
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise ConfigError(f"unknown row {unknown[0]!r}; rows: {', '.join(ROWS)}")
     start = time.perf_counter()
     records = []
+    caches: dict[tuple, Any] = {}
     for seed in seeds:
         for row in rows:
             cfg = load_config(preset, overrides)
@@ -159,13 +266,20 @@ def reproduce(
             if data_root:
                 cfg.data.root = data_root
             cfg.name = f"{row}-seed{seed}"
+            cache = None
+            if cfg.frozen.backbone:
+                key = cache_key(cfg)
+                if key not in caches:
+                    caches[key] = cache_features(cfg, progress=progress)
+                cache = caches[key]
             run_start = time.perf_counter()
-            summary = fit(cfg, out / cfg.name, progress=progress, device=device)
+            summary = train_run(cfg, out / cfg.name, progress=progress, device=device, cache=cache)
             records.append(
                 {
                     "row": row,
                     "seed": seed,
                     "miou": summary["miou"],
+                    "context_miou": context_miou(summary["per_class"]),
                     "pixel_accuracy": summary["pixel_accuracy"],
                     "per_class": summary["per_class"],
                     "seconds": time.perf_counter() - run_start,
@@ -182,7 +296,16 @@ def reproduce(
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(
-        ["row", "seed", "miou", "pixel_accuracy", "paper_miou", "seconds", *CLASS_NAMES]
+        [
+            "row",
+            "seed",
+            "miou",
+            "context_miou",
+            "pixel_accuracy",
+            "paper_miou",
+            "seconds",
+            *CLASS_NAMES,
+        ]
     )
     for rec in records:
         per_class = [rec["per_class"].get(name) for name in CLASS_NAMES]
@@ -191,6 +314,7 @@ def reproduce(
                 rec["row"],
                 rec["seed"],
                 f"{rec['miou']:.4f}",
+                f"{rec['context_miou']:.4f}",
                 f"{rec['pixel_accuracy']:.4f}",
                 paper.get(rec["row"], ""),
                 f"{rec['seconds']:.1f}",
@@ -203,9 +327,10 @@ def reproduce(
     minutes = (time.perf_counter() - start) / 60
     note = (
         f"Preset `{preset}`, seeds {list(seeds)}, {minutes:.1f} min in all. Ours: mIoU on the "
-        "preset's validation split; paper: Cityscapes val, ResNet-101 (paper, as summarised). "
-        "MiniCity numbers measure the relative effect of the graphs on a synthetic city, not "
-        "Cityscapes accuracy."
+        "preset's validation split, each row's delta against the same head without graphs; "
+        "context classes: " + ", ".join(CONTEXT_CLASSES) + ". Paper: Cityscapes val, "
+        "ResNet-101 (paper, as summarised). MiniCity numbers measure the relative effect of the "
+        "graphs on a synthetic city built so that context matters, not Cityscapes accuracy."
     )
     body = [
         f"# Ablation: {preset}",
@@ -214,9 +339,13 @@ def reproduce(
         "",
         note,
         "",
+        "## IoU per class (%, mean over seeds; * = context-ambiguous class)",
+        "",
+        per_class_table(records),
+        "",
         "Figures: "
         + ", ".join(p.name for p in figures)
-        + "; training curves in each run's curves.png.",
+        + "; each run's own curves.png and checkpoint last.pt in its folder.",
     ]
     write_text_atomic(out / "results.md", "\n".join(body) + "\n")
     print()

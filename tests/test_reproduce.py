@@ -2,43 +2,93 @@
 
 import csv
 import json
+import math
 
 import pytest
 from helpers import tiny_opts
 
-from dgcn.reproduce import LABELS, paper_numbers, reproduce, results_table
+from dgcn.datasets.labels import CLASS_NAMES
+from dgcn.errors import ConfigError
+from dgcn.reproduce import (
+    LABELS,
+    ROWS,
+    baseline_of,
+    context_miou,
+    default_rows,
+    gain,
+    paper_numbers,
+    reproduce,
+    results_table,
+)
 from dgcn.training.loop import RunDirError
 
 
-def test_two_rows_two_seeds_write_results_and_figures(minicity, tmp_path):
+def test_frozen_rows_two_seeds_write_results_and_figures(minicity, tmp_path):
     out = tmp_path / "ablation"
-    opts = tiny_opts(minicity, **{"train.iterations": 1, "train.checkpoint_every": 1})
-    reproduce(seeds=[0, 1], rows=["baseline", "both"], out=out, overrides=opts, progress=False)
+    opts = tiny_opts(minicity, **{"train.iterations": 4, "train.eval_every": 2})
+    rows = ["baseline", "both", "global-pool"]
+    reproduce(seeds=[0, 1], rows=rows, out=out, overrides=opts, progress=False)
     records = json.loads((out / "results.json").read_text())
-    assert sorted((r["row"], r["seed"]) for r in records) == [
-        ("baseline", 0),
-        ("baseline", 1),
-        ("both", 0),
-        ("both", 1),
-    ]
+    assert sorted((r["row"], r["seed"]) for r in records) == sorted(
+        (row, seed) for row in rows for seed in (0, 1)
+    )
     assert all(0 <= r["miou"] <= 1 for r in records)
     with open(out / "results.csv") as f:
-        assert len(list(csv.DictReader(f))) == 4
-    table = (out / "results.md").read_text()
-    assert results_table(records, paper_numbers()) in table
-    assert LABELS["both"] in table and "+- " in table  # two seeds: mean +- std
-    assert (out / "per-class-iou.png").stat().st_size > 0
+        table = list(csv.DictReader(f))
+    assert len(table) == 6
+    assert {"row", "seed", "miou", "context_miou", *CLASS_NAMES} <= set(table[0])
+    text = (out / "results.md").read_text()
+    assert results_table(records, paper_numbers()) in text
+    assert LABELS["both"] in text and "+- " in text and "delta / pooled std" in text
+    assert "truck *" in text  # context classes marked in the per-class table
+    for name in ("per-class-iou.png", "curves.png", "predictions-global-pool.png"):
+        assert (out / name).stat().st_size > 0
     with pytest.raises(RunDirError, match="already holds results"):
         reproduce(rows=["baseline"], out=out, overrides=opts, progress=False)
+    with pytest.raises(ConfigError, match="unknown row 'pooling'"):
+        reproduce(rows=["pooling"], out=tmp_path / "x", overrides=opts, progress=False)
 
 
-def test_results_table_deltas_and_paper_columns():
+def test_end_to_end_preset_still_trains_every_row(minicity, tmp_path):
+    out = tmp_path / "e2e"
+    opts = tiny_opts(minicity, **{"train.iterations": 1, "train.checkpoint_every": 1})
+    assert default_rows("minicity-cpu") == ("baseline", "coordinate", "feature", "both")
+    reproduce("minicity-cpu", rows=["baseline", "both"], out=out, overrides=opts, progress=False)
+    records = json.loads((out / "results.json").read_text())
+    assert [r["overrides"]["graphs"] for r in records] == ["none", "both"]
+
+
+def test_default_rows_and_baselines():
+    assert default_rows("minicity-ablation") == (
+        "baseline",
+        "coordinate",
+        "feature",
+        "both",
+        "global-pool",
+    )
+    assert (
+        baseline_of("paper-both") == "paper-baseline" and baseline_of("global-pool") == "baseline"
+    )
+    assert all(ROWS[r]["head"] == "paper" for r in ROWS if r.startswith("paper-"))
+
+
+def test_results_table_deltas_pooled_std_and_paper_columns():
+    def rec(row, seed, miou):
+        return {"row": row, "seed": seed, "miou": miou, "per_class": {"truck": miou, "bus": 0.5}}
+
     records = [
-        {"row": "baseline", "seed": 0, "miou": 0.25},
-        {"row": "coordinate", "seed": 0, "miou": 0.27},
+        rec("baseline", 0, 0.25),
+        rec("baseline", 1, 0.27),
+        rec("both", 0, 0.30),
+        rec("both", 1, 0.34),
     ]
-    paper = {"baseline": 75.2, "coordinate": 78.8}
+    paper = {"baseline": 75.2, "both": 80.5}
     lines = results_table(records, paper).splitlines()
-    assert lines[0].startswith("| row | ours mIoU % (1 seed) |")
-    assert lines[2] == f"| {LABELS['baseline']} | 25.0 |  | 75.2 |  |"
-    assert lines[3] == f"| {LABELS['coordinate']} | 27.0 | +2.0 | 78.8 | +3.6 |"
+    assert lines[0].startswith("| row | ours mIoU % (2 seeds) | ours delta | delta / pooled std |")
+    # baseline 26.0 +- 1.414, both 32.0 +- 2.828: pooled sqrt((2 + 8) / 2) = 2.236, 6 / 2.236
+    assert (
+        lines[3] == f"| {LABELS['both']} | 32.0 +- 2.8 | +6.0 | 2.7 | 41.0 +- 1.4 | 80.5 | +5.3 |"
+    )
+    g = gain(records, "both")
+    assert g["delta"] == pytest.approx(6.0) and g["pooled_std"] == pytest.approx(math.sqrt(5))
+    assert context_miou({"truck": 0.2, "bus": None, "car": 0.9}) == pytest.approx(0.2)

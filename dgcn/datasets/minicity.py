@@ -93,6 +93,7 @@ from dgcn.fileio import atomic_path, write_text_atomic
 
 __all__ = [
     "CITIES",
+    "CONTEXT_CLASSES",
     "DEFAULT_ROOT",
     "GENERATOR_VERSION",
     "SPLITS",
@@ -103,6 +104,8 @@ __all__ = [
 
 DEFAULT_ROOT = "data/minicity"
 GENERATOR_VERSION = 1
+#: the three groups of look-alike classes that only long-range context tells apart (above)
+CONTEXT_CLASSES = ("road", "sidewalk", "building", "wall", "truck", "bus", "train")
 SPLITS = ("train", "val", "test")
 #: invented city names, different for every split
 CITIES: dict[str, tuple[str, ...]] = {

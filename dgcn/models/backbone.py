@@ -103,7 +103,7 @@ def load_imagenet_state_dict(weights: torchvision.models.WeightsEnum) -> dict:
 
 
 def torchvision_resnet(
-    depth: int = 101, output_stride: int = 8, pretrained: str | None = None
+    depth: int = 101, output_stride: int = 8, pretrained: str | None = None, dilated: bool = True
 ) -> ResNetBackbone:
     """torchvision's ResNet, dilated to the given output stride.
 
@@ -112,6 +112,8 @@ def torchvision_resnet(
         output_stride: 8 (layer3 dilation 2, layer4 dilation 4), 16 or 32.
         pretrained: ``"imagenet"`` for torchvision's ImageNet-1k V1 weights, a path to a
             state dict of the same torchvision model, or None for random init.
+        dilated: False removes the strides of layer3/layer4 without dilating (smaller
+            receptive field, same output stride).
     """
     if depth not in TORCHVISION_DEPTHS:
         raise ValueError(f"depth must be one of {TORCHVISION_DEPTHS}, got {depth}")
@@ -125,15 +127,17 @@ def torchvision_resnet(
         model.load_state_dict(state)
     d3, d4 = _dilations(output_stride)
     if d3 > 1:
-        _dilate(model.layer3, [d3] * len(model.layer3))
+        _dilate(model.layer3, [d3 if dilated else 1] * len(model.layer3))
     if d4 > 1:
-        _dilate(model.layer4, [d4] * len(model.layer4))
+        _dilate(model.layer4, [d4 if dilated else 1] * len(model.layer4))
     stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
     return ResNetBackbone(stem, [model.layer1, model.layer2, model.layer3, model.layer4])
 
 
 def micro_resnet(
-    widths: tuple[int, int, int, int] = (16, 32, 64, 128), output_stride: int = 8
+    widths: tuple[int, int, int, int] = (16, 32, 64, 128),
+    output_stride: int = 8,
+    dilated: bool = True,
 ) -> ResNetBackbone:
     """A narrow ResNet (one torchvision ``BasicBlock`` per stage) for CPU demos and tests.
 
@@ -144,6 +148,8 @@ def micro_resnet(
     Args:
         widths: channels of layer1..layer4.
         output_stride: 8, 16 or 32.
+        dilated: True: layer3/layer4 dilated (theoretical receptive field 239 px at stride 8);
+            False: stride 1 without dilation (111 px), too small to see a whole bus at 128x256.
     """
     stem = nn.Sequential(
         nn.Conv2d(3, widths[0], 3, 2, 1, bias=False),
@@ -163,9 +169,9 @@ def micro_resnet(
         inplanes = planes
     d3, d4 = _dilations(output_stride)
     if d3 > 1:
-        _dilate(layers[2], [d3])
+        _dilate(layers[2], [d3 if dilated else 1])
     if d4 > 1:
-        _dilate(layers[3], [d4])
+        _dilate(layers[3], [d4 if dilated else 1])
     return ResNetBackbone(stem, layers)
 
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from dgcn.errors import ConfigError
 from dgcn.models.backbone import deep_stem_resnet101, micro_resnet, torchvision_resnet
-from dgcn.models.dual_gcn import DualGCN, DualGCNHead
+from dgcn.models.dual_gcn import DualGCNHead, context_module
 from dgcn.models.segnet import AuxHead, ContextFCNHead, DGCNet
 
 
@@ -22,12 +22,18 @@ class ModelSpec:
             ``"deepstem_resnet101"`` (the authors') or ``"micro"`` (a narrow CPU ResNet).
         head: ``"official"`` (the authors' DualGCNHead), ``"paper"`` (DualGCN on the backbone
             feature + FCN classifier) or ``"fcn"`` (the baseline, no graph).
-        graphs: ``"both"``, ``"coordinate"`` or ``"feature"``.
+        graphs: ``"both"``, ``"coordinate"`` or ``"feature"``; ``"none"`` (the same head with
+            the graph module replaced by identity: the ablation's baseline) or
+            ``"global-pool"`` (image-level pooling in its place: the control row).
         downsample: d of the coordinate graph; pooling: ``"avg"`` or ``"conv"`` (paper head).
         head_channels: the width the official head reduces to (512 in the authors' code).
         aux: whether to add the auxiliary head on layer3.
         aux_channels: its hidden width (512 in the authors' code).
-        output_stride: 8 or 16 (torchvision backbones; the deep stem is always 8).
+        output_stride: 8 or 16 (torchvision and micro backbones; the deep stem is always 8).
+        dilated: layer3/layer4 keep their resolution by dilation (DeepLab, the paper); False
+            keeps it with undilated stride-1 convs, which about halves the receptive field
+            (the CPU ablation's backbone, so that context must come from the head).
+        zero_init: the paper head's graphs start with zero reprojection BN scales.
         multi_grid: layer4 dilation factors of the deep-stem backbone.
         pretrained: None, ``"imagenet"`` (torchvision backbones) or a path to backbone weights.
     """
@@ -42,6 +48,8 @@ class ModelSpec:
     aux_channels: int = 512
     output_stride: int = 8
     multi_grid: tuple[int, ...] = (1, 2, 4)
+    dilated: bool = True
+    zero_init: bool = True
     pretrained: str | None = None
 
 
@@ -94,11 +102,15 @@ def build_from_spec(spec: ModelSpec, num_classes: int = 19) -> DGCNet:
     elif spec.backbone == "micro":
         if spec.pretrained:
             raise ConfigError("the micro backbone has no pretrained weights; use pretrained=None")
-        backbone = micro_resnet(output_stride=spec.output_stride)
+        backbone = micro_resnet(output_stride=spec.output_stride, dilated=spec.dilated)
     elif spec.backbone.startswith("resnet") and spec.backbone[6:].isdigit():
-        backbone = torchvision_resnet(int(spec.backbone[6:]), spec.output_stride, spec.pretrained)
+        backbone = torchvision_resnet(
+            int(spec.backbone[6:]), spec.output_stride, spec.pretrained, spec.dilated
+        )
     else:
         raise ConfigError(f"unknown backbone {spec.backbone!r}")
+    if not spec.dilated and spec.backbone == "deepstem_resnet101":
+        raise ConfigError("the deep-stem ResNet-101 is always dilated; drop dilated=False")
     channels = backbone.out_channels
     head: nn.Module
     if spec.head == "official":
@@ -106,7 +118,9 @@ def build_from_spec(spec: ModelSpec, num_classes: int = 19) -> DGCNet:
             channels, spec.head_channels, num_classes, "official", spec.graphs, spec.downsample
         )
     elif spec.head == "paper":
-        graph = DualGCN(channels, "paper", spec.graphs, spec.downsample, spec.pooling)
+        graph = context_module(
+            channels, spec.graphs, "paper", spec.downsample, spec.pooling, spec.zero_init
+        )
         head = ContextFCNHead(channels, num_classes, graph)
     elif spec.head == "fcn":
         head = ContextFCNHead(channels, num_classes)

@@ -14,6 +14,60 @@ from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
 
 VARIANTS = ("paper", "official")
 GRAPHS = ("both", "coordinate", "feature")
+#: what a head may put where the graphs go: the graphs, nothing (the ablation's baseline) or
+#: image-level pooling (the control that asks "is it just global context?")
+CONTEXTS = (*GRAPHS, "none", "global-pool")
+
+
+class GlobalPoolingContext(nn.Module):
+    """Image-level context, the control row of the ablation: ``fuse([x, up(g)])`` with
+    ``g = ReLU(W GAP(x))`` the globally average-pooled feature, projected by a 1x1 conv, and
+    ``fuse`` a 1x1 conv 2C -> C + BN on the concatenation (ParseNet's global pooling, PSPNet's
+    1x1 bin; the fuse has the shape of the official DualGCN's).
+
+    Every pixel receives the same context vector, so this module can answer "what is in the
+    image" but not "what is this object related to": what the graphs add beyond it is what
+    per-node, relational context buys.
+
+    Args:
+        channels: C, input and output channels.
+
+    Shape:
+        x: [B, C, H, W] -> [B, C, H, W]
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.project = nn.Conv2d(channels, channels, 1)
+        self.fuse = ConcatConv(*conv_bn_relu(2 * channels, channels, 1, relu=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = torch.relu(self.project(x.mean((2, 3), keepdim=True)))
+        return self.fuse(x, g.expand_as(x))
+
+
+def context_module(
+    channels: int,
+    context: str,
+    variant: str = "paper",
+    downsample: int = 8,
+    pooling: str = "avg",
+    zero_init: bool = True,
+) -> nn.Module | None:
+    """The module a head puts on its feature: a :class:`DualGCN` (``context`` one of
+    :data:`GRAPHS`), None for ``"none"`` (the head without graphs: the ablation's baseline of
+    equal capacity apart from the graphs) or :class:`GlobalPoolingContext`.
+
+    Raises:
+        ValueError: ``context`` is not one of :data:`CONTEXTS`.
+    """
+    if context == "none":
+        return None
+    if context == "global-pool":
+        return GlobalPoolingContext(channels)
+    if context not in GRAPHS:
+        raise ValueError(f"graphs must be one of {CONTEXTS}, got {context!r}")
+    return DualGCN(channels, variant, context, downsample, pooling, zero_init)
 
 
 class DualGCN(nn.Module):
@@ -33,6 +87,8 @@ class DualGCN(nn.Module):
         downsample: d of the coordinate graph.
         pooling: the paper variant's downsampling, ``"avg"`` or ``"conv"`` (the official variant
             always uses depthwise convs + BN).
+        zero_init: the paper variant's reprojection BN scales start at 0 (each block starts
+            as the identity); False keeps BN's default 1.
 
     Shape:
         x: [B, D, H, W] -> [B, D, H, W]
@@ -45,6 +101,7 @@ class DualGCN(nn.Module):
         graphs: str = "both",
         downsample: int = 8,
         pooling: str = "avg",
+        zero_init: bool = True,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -59,10 +116,12 @@ class DualGCN(nn.Module):
             self.coordinate = (
                 OfficialCoordinateGCN(channels, downsample)
                 if official
-                else CoordinateGCN(channels, downsample, pooling)
+                else CoordinateGCN(channels, downsample, pooling, zero_init)
             )
         if graphs in ("both", "feature"):
-            self.feature = OfficialFeatureGCN(channels) if official else FeatureGCN(channels)
+            self.feature = (
+                OfficialFeatureGCN(channels) if official else FeatureGCN(channels, zero_init)
+            )
         self.fuse = (
             ConcatConv(*conv_bn_relu(2 * channels, channels, 1, relu=False))
             if (official and graphs == "both")
@@ -89,12 +148,14 @@ class DualGCNHead(nn.Module):
     ``reduce`` (their ``conva``: 3x3 conv in -> C, BN, ReLU), ``graph`` (their ``dualgcn``),
     ``project`` (their ``convb``: 3x3 conv C -> C, BN, ReLU), concatenation with the head's input,
     ``classifier`` (their ``bottleneck``: 3x3 conv in+C -> C, BN, ReLU, 1x1 conv -> classes).
+    With ``graphs="none"`` the graph is the identity (the ablation's baseline: the same head
+    without graphs); with ``graphs="global-pool"`` it is :class:`GlobalPoolingContext`.
 
     Args:
         in_channels: channels of the backbone output (2048 for ResNet-50/101).
         channels: C, the reduced width the graph works on (512 in the authors' code).
         num_classes: number of output classes.
-        variant, graphs, downsample, pooling: passed to :class:`DualGCN`.
+        variant, graphs, downsample, pooling: passed to :func:`context_module`.
 
     Shape:
         x: [B, in_channels, h, w] -> logits [B, num_classes, h, w] (stride of the backbone)
@@ -112,7 +173,7 @@ class DualGCNHead(nn.Module):
     ) -> None:
         super().__init__()
         self.reduce = conv_bn_relu(in_channels, channels)
-        self.graph = DualGCN(channels, variant, graphs, downsample, pooling)
+        self.graph = context_module(channels, graphs, variant, downsample, pooling) or nn.Identity()
         self.project = conv_bn_relu(channels, channels)
         self.classifier = ConcatConv(
             *conv_bn_relu(in_channels + channels, channels),

@@ -90,6 +90,7 @@ def iou_bars(
     reference: Mapping[str, float] | None = None,
     title: str = "",
     reference_name: str = "reference",
+    marked: Sequence[str] = (),
 ) -> Figure:
     """Horizontal bars of IoU per class, in the Cityscapes class order, top to bottom.
 
@@ -99,6 +100,7 @@ def iou_bars(
         reference: optional IoUs in percent (as papers print them), drawn as grey bars beside.
         title: the figure's title; the mIoU of ``per_class`` is appended.
         reference_name: the legend's label of the reference bars.
+        marked: classes whose label gets a ``*`` (e.g. MiniCity's context classes).
     """
     names = _class_order(list(per_class))
     ours = np.array([np.nan if per_class[n] is None else per_class[n] * 100 for n in names])
@@ -122,7 +124,7 @@ def iou_bars(
         ax.legend(loc="lower right", fontsize=7)
     if not math.isnan(miou):
         ax.axvline(miou, color="black", ls="--", lw=0.8)
-    ax.set_yticks(y, names, fontsize=8)
+    ax.set_yticks(y, [f"{n} *" if n in marked else n for n in names], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 105)
     ax.set_xlabel("IoU (%)")
@@ -221,6 +223,23 @@ def training_curves(records: Sequence[Mapping[str, Any]]) -> Figure:
             ys = [r["miou"] for _, r in evals]
             ax.plot(xs, ys, "o-", color="tab:red", lw=1.2, ms=4)
             ax.set_ylabel("validation mIoU")
+    return fig
+
+
+def row_curves(curves: Mapping[str, Sequence[tuple[float, float]]], title: str = "") -> Figure:
+    """One line per run: ``{label: [(iteration, value), ...]}`` (e.g. validation mIoU %)."""
+    fig = new_figure((6.5, 3.6))
+    ax = fig.add_subplot()
+    for label, points in curves.items():
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, "o-", lw=1.2, ms=3, label=label)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation mIoU (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=10)
     return fig
 
 
