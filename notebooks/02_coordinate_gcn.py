@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -33,13 +35,14 @@
 # - verify the package's module against the literal equations in float64;
 # - rewrite $A_S \nu(V_S)$ as $\delta(V_S)\,[\Psi(V_S)^\top \nu(V_S)]$ and measure time and
 #   memory of both orders as the graph grows;
-# - train a small DGCNet briefly on MiniCity and draw the affinities of a chosen pixel;
+# - load a DGCNet trained on MiniCity (committed with the repository) and draw the affinities
+#   of a chosen pixel;
 # - compare average pooling with strided convolutions: node grids and parameters.
 #
 # | mode | what runs | time |
 # |---|---|---|
-# | CPU smoke (`DGCN_SMOKE=1`) | timings to 4,096 nodes; 20 iterations at batch 4 | ~45 s |
-# | GPU full | timings to 16,384 nodes; 250 iterations at batch 8 | not measured |
+# | CPU smoke (`DGCN_SMOKE=1`) | timings to 4,096 nodes; trained model loaded | ~15 s |
+# | CPU full | timings to 16,384 nodes; the same trained model | not measured |
 #
 # (Times for 2 CPU cores when the machine is otherwise idle.)
 
@@ -66,20 +69,18 @@ from dgcn import datasets, models, viz
 SMOKE = dgcn.smoke_mode()
 
 # %% [markdown]
-# Every constant that costs time, set once from `SMOKE`. The MiniCity model uses $d = 2$
-# instead of the paper's 8: its stride-8 feature of a 128 x 256 image is only 16 x 32, and
-# $d = 8$ would leave a 2 x 4 graph (Section 4 explains the choice).
+# Every constant that costs time, set once from `SMOKE`, and where the trained model and the
+# data are. The MiniCity model uses $d = 2$ instead of the paper's 8: its stride-8 feature of a
+# 128 x 256 image is only 16 x 32, and $d = 8$ would leave a 2 x 4 graph (Section 4 explains
+# the choice).
 
 # %%
 # ruff: noqa: E402, B018 (imports where first needed; a cell's last expression is shown)
 # %matplotlib inline
 NODE_COUNTS = [64, 256, 1024, 4096] if SMOKE else [64, 256, 1024, 4096, 8192, 16384]
 TIMING_REPEATS = 3 if SMOKE else 5  # best of this many runs per measurement
-ITERATIONS = 20 if SMOKE else 250  # training iterations on MiniCity (minicity-cpu: 250)
-BATCH_SIZE = 4 if SMOKE else 8
-VAL_LIMIT = 5 if SMOKE else 0  # validation images evaluated at the end of training (0 = all)
-DOWNSAMPLE = 2  # d of the MiniCity model
-RUN_DIR = "runs/notebooks/02"
+CHECKPOINT = "experiments/checkpoints/minicity-dgcnet-paper.pt"  # committed, trained (Sec. 4)
+MINICITY = "data/minicity"  # the default MiniCity, generated on first use
 
 # %% [markdown]
 # ## 1. The equations
@@ -279,9 +280,15 @@ fig
 # %% [markdown]
 # ## 4. What one node gathers, on a MiniCity image
 #
-# We train the CPU demo model (`dgcnet_paper_micro`: micro ResNet, the paper's graphs on its
-# 128-channel layer4, preset `minicity-cpu`) for a few iterations with the package's training
-# loop, then catch the feature map that enters the graph and draw rows of $A_S$.
+# The repository commits DGCNet models trained on MiniCity (`experiments/checkpoints/`). We
+# load `minicity-dgcnet-paper.pt`: the paper's equations, this notebook's `CoordinateGCN` and
+# notebook 03's `FeatureGCN` added to the feature as in Eq. 9, on the 128-channel layer4
+# feature $X$ of a micro ResNet at stride 8. It was trained in two stages, as the row with
+# both graphs of the CPU ablation (`dgcn reproduce`, preset `minicity-ablation`, notebook 08):
+# the backbone once, end to end on MiniCity, then frozen; then only the head, for the number
+# of iterations printed below, on the frozen backbone's features. Loading takes a fraction of a
+# second, so smoke and full mode draw the same trained model. We catch the feature map that
+# enters the graph and draw rows of $A_S$.
 #
 # **Why $d = 2$.** A 128 x 256 MiniCity image gives a 16 x 32 feature at stride 8; with $d = 8$
 # the graph would have 2 x 4 nodes. With $d = 2$ it has 8 x 16 = 128 nodes, each the average of
@@ -289,56 +296,43 @@ fig
 # itself sees far beyond its patch, notebook 01): the same order of node count as Cityscapes
 # at $d = 8$ (13 x 13 on a 769 crop, 17 x 33 on a full frame).
 #
-# **What to expect.** In smoke mode the model sees 20 batches of 4 images: it has learned the
-# large classes a little and its graph very little. The reprojection's BN scale starts at 0,
-# so $\delta$ and $\Psi$ receive no gradient in the first step and only a small one while that
-# scale is small: the affinities below are mostly those of the (random) initial projections
-# applied to partly trained features. Run the notebook in full mode, or use a longer run from
-# notebook 06, for a trained graph.
+# **How much did the graph learn?** The reprojection's BN scale $\gamma$ multiplies all that
+# the graph adds. With `zero_init` (the package's default, Section 1) it starts at 0: then
+# $\delta$ and $\Psi$ receive no gradient in the first step and, while $\gamma$ is small, only
+# a small one (the gradient that reaches them is proportional to $\gamma$), so the graph terms
+# can stay small; without it $\gamma$ starts at BN's default, 1. The cell prints which start
+# this model had. Training seeds the initialisation with `train.seed`, so rebuilding the model
+# after that seed gives the head's exact initial weights (the rebuilt backbone is random; the
+# loaded one is the frozen backbone): we print how far $\delta$ and $\Psi$ have moved, and the
+# mean $|\gamma|$, which says how much of $\tilde X_S$ the network actually adds to $X$.
 
 # %%
-from pathlib import Path
+from dgcn.inference_setup import load_for_inference
 
-from dgcn.config import load_config
-from dgcn.training import checkpoint, loop
-
-cfg = load_config(
-    "minicity-cpu",
-    [
-        f"train.iterations={ITERATIONS}",
-        f"train.batch_size={BATCH_SIZE}",
-        f"train.checkpoint_every={ITERATIONS}",
-        "train.log_every=10",
-        f"data.val_limit={VAL_LIMIT}",
-        f"model.overrides.downsample={DOWNSAMPLE}",
-    ],
-)
-start = time.perf_counter()
-summary = loop.fit(cfg, RUN_DIR, overwrite=True, progress=False)
-print(f"{ITERATIONS} iterations in {time.perf_counter() - start:.0f} s; run directory {RUN_DIR}")
-print(f"validation mIoU on {VAL_LIMIT or 'all'} images: {100 * summary['miou']:.1f} % (MiniCity)")
-
-# %%
-state = checkpoint.load_checkpoint(Path(RUN_DIR) / "last.pt")
-model = models.build_model(cfg.model.name, cfg.model.num_classes, **cfg.model.overrides)
-checkpoint.load_model_weights(model, state, Path(RUN_DIR) / "last.pt")
-model.eval()
-
-torch.manual_seed(cfg.train.seed)  # the loop seeds the initialisation the same way
-initial = models.build_model(cfg.model.name, cfg.model.num_classes, **cfg.model.overrides)
+model, cfg = load_for_inference(CHECKPOINT)
 coordinate = model.head.context.coordinate
+print(f"{CHECKPOINT}: {cfg.model.name} {cfg.model.overrides}")
+print(f"head trained {cfg.train.iterations} iterations on the frozen {cfg.frozen.backbone}")
+
+torch.manual_seed(cfg.train.seed)  # the head was initialised right after this seed
+initial = models.build_model(cfg.model.name, cfg.model.num_classes, **cfg.model.overrides)
+initial_coordinate = initial.head.context.coordinate.eval()
 for name in ("query", "key"):
     w_now = getattr(coordinate, name).weight
-    w_init = getattr(initial.head.context.coordinate, name).weight
+    w_init = getattr(initial_coordinate, name).weight
     change = (w_now - w_init).norm() / w_init.norm()
     print(f"{name:5s} (delta / Psi) weight moved by {100 * change:.1f} % of its initial norm")
-scale = coordinate.reproject[1].weight.abs().mean()
-print(f"reprojection BN scale: mean |gamma| = {scale:.4f} (0 at initialisation)")
+scale = float(coordinate.reproject[1].weight.detach().abs().mean())
+start = float(initial_coordinate.reproject[1].weight.detach().abs().mean())
+print(f"reprojection BN scale: mean |gamma| = {scale:.4f} (at initialisation: {start:g})")
 
 # %% [markdown]
-# A validation image with a train crossing behind cars. The model's prediction first (crude
-# after so few iterations), then the node grid: each cell is one node, the average of the
-# features on a 16 x 16 patch of the image; the highlighted cell holds the chosen pixel.
+# A validation image with a train crossing behind cars. MiniCity draws image $i$ of a split
+# from the seed, the split and $i$ alone, so the default MiniCity of the other notebooks holds
+# the same first validation images as the ablation's larger set (the call checks that seed
+# and size are the checkpoint's). The model's prediction first, then the
+# node grid: each cell is one node, the average of the features on a 16 x 16 patch of the
+# image; the highlighted cell holds the chosen pixel.
 
 # %%
 from matplotlib.patches import Rectangle
@@ -346,7 +340,11 @@ from matplotlib.patches import Rectangle
 from dgcn.viz import graphs
 
 TRAIN, ROAD = 16, 0
-val_set = datasets.Cityscapes(cfg.data.root, "val")
+height_px, width_px = cfg.data.minicity_size
+root = datasets.ensure_minicity(
+    MINICITY, seed=cfg.data.minicity_seed, height=height_px, width=width_px, progress=False
+)  # generated on first use (a few seconds), then reused
+val_set = datasets.Cityscapes(root, "val")
 image, mask = val_set[1]
 with torch.no_grad():
     prediction = model(image[None])["out"].argmax(1)
@@ -358,7 +356,7 @@ assert graph is model.head.context and features.shape[-2:] == (16, 32)
 with torch.no_grad():
     assert torch.equal(features, model.backbone(image[None])["out"])  # the layer4 feature X
 node_grid = tuple(coordinate.nodes(features).shape[-2:])
-patch = 8 * DOWNSAMPLE  # image pixels per node side: stride 8 times d
+patch = 8 * coordinate.downsample_rate  # image pixels per node side: stride 8 times d
 
 
 def pixel_of(class_id: int) -> tuple[int, int]:
@@ -393,33 +391,62 @@ fig
 
 # %% [markdown]
 # Now the row of $A_S$ of that node, $(A_S)_{ij} = \delta(v_i)\cdot\Psi(v_j)$ for every node
-# $j$, drawn over the image (`viz.graphs.coordinate_affinity` and `plot_affinity`): bright
-# nodes contribute most to what the train's node gathers in $M_S$. Then the same for a road
-# pixel. The values are unnormalised and can be negative: a negative weight subtracts that
-# node's message.
+# $j$, drawn over the image (`viz.graphs.coordinate_affinity` and `plot_affinity`): the larger
+# the value, the more node $j$'s message counts in what the train's node gathers in $M_S$.
+# Then the same for a road pixel. The values are unnormalised and can be negative (a negative
+# weight subtracts that node's message): read the colour bar, not only the brightness. The
+# maps follow the image's regions (train, cars, road, buildings, sky) rather than distance to
+# the pixel: the graph weighs nodes by what their features are, not by where they are.
 
 # %%
 affinity = {
     name: graphs.coordinate_affinity(coordinate, features, pixel, image_size=picture.shape[:2])
     for name, pixel in pixels.items()
 }
-graphs.plot_affinity(picture, affinity["train"], pixels["train"], title="row of A_S (train)")
+trained = f"{cfg.train.iterations} head iterations"
+graphs.plot_affinity(
+    picture, affinity["train"], pixels["train"], title=f"row of A_S (train), {trained}"
+)
 
 # %%
-graphs.plot_affinity(picture, affinity["road"], pixels["road"], title="row of A_S (road)")
+graphs.plot_affinity(
+    picture, affinity["road"], pixels["road"], title=f"row of A_S (road), {trained}"
+)
 
 # %% [markdown]
 # The whole $128 \times 128$ adjacency of this image (rows and columns in row-major node order,
-# 16 nodes per row of the grid). With barely trained $\delta$ and $\Psi$ it shows stripes: a
-# few columns $j$ whose $\Psi(v_j)$ is large are gathered, with one sign or the other, by almost
-# every node. Training is what turns $\delta(v_i)\cdot\Psi(v_j)$ into a useful similarity;
-# notebook 07 draws such views for the models it evaluates.
+# 16 nodes per row of the grid, so a block of 16 rows is one horizontal band of the image).
+# Nodes of the same region have similar features and hence similar rows and columns: the
+# matrix is made of blocks that follow the image's layout. Part of that structure is the
+# features' doing: they come from a trained backbone, and even random $\delta$ and $\Psi$ map
+# similar features to similar rows. To see what training added, the cell also forms $A_S$ with
+# the *initial* $\delta$ and $\Psi$ on the same features, prints how far the projections of
+# this image's nodes and the two matrices are apart, and draws both. The weight changes
+# printed above average over all input directions; on the nodes the change can be larger,
+# because training moves the weights along the directions the features actually occupy.
 
 # %%
 with torch.no_grad():
     full = coordinate.adjacency(features)[0]
+    full_initial = initial_coordinate.adjacency(features)[0]
+    nodes_v = coordinate.nodes(features)
+    for name in ("query", "key"):
+        now = getattr(coordinate, name)(nodes_v)
+        before = getattr(initial_coordinate, name)(nodes_v)
+        moved = (now - before).norm() / before.norm()
+        print(f"{name:5s} of this image's nodes, trained vs initial: {100 * moved:.0f} % apart")
 assert torch.allclose(full[node].view(node_grid), affinity["train"])
-graphs.adjacency_heatmap(full, title=f"A_S of val image 1 ({ITERATIONS} iterations)")
+apart = (full - full_initial).norm() / full_initial.norm()
+print(f"A_S, trained vs initial delta and Psi: {100 * apart:.0f} % apart")
+graphs.adjacency_heatmap(full, title=f"A_S of val image 1 (paper head, {trained})")
+
+# %%
+graphs.adjacency_heatmap(full_initial, title="A_S of val image 1, initial delta and Psi")
+
+# %% [markdown]
+# The authors' head (`minicity-dgcnet-official.pt`, drawn in notebooks 03 and 07) has no such matrix
+# to show: its coordinate branch, `OfficialCoordinateGCN`, normalises a channel-by-channel
+# matrix instead of forming a node-by-node one (exercise 2).
 
 # %% [markdown]
 # ## 5. Average pooling or strided convolutions?
@@ -507,8 +534,10 @@ print("strided convolutions (weights 1/9):\n", convolved[0, 0].numpy().round(3))
 #   $H_S$ as an explicit matrix).
 # - Evaluating $\delta(V_S)\,[\Psi(V_S)^\top \nu(V_S)]$ instead of $[\delta \Psi^\top]\nu$ makes
 #   the cost linear in $N'$ and never forms $A_S$; it pays when $N'$ exceeds the channels $D/2$.
-# - On MiniCity a node of a $d = 2$ graph is a 16 x 16 patch, and a row of $A_S$ shows which
-#   nodes it gathers from; after a few iterations these affinities are barely trained.
+# - On MiniCity a node of a $d = 2$ graph is a 16 x 16 patch, and a row of $A_S$ of the
+#   committed trained model shows which nodes it gathers from, by region rather than by
+#   distance; how far $\delta$, $\Psi$ and $\gamma$ moved from their initialisation tells how
+#   much of that the graph learned and how much it owes to the trained features.
 # - Average pooling and strided convolutions give the same node grid; pooling has no
 #   parameters and no border fading.
 
@@ -523,8 +552,10 @@ print("strided convolutions (weights 1/9):\n", convolved[0, 0].numpy().round(3))
 #    compare with what the authors' released code normalises (`OfficialCoordinateGCN`).
 # 3. Redo the timing of Section 3 with $C = 1024$ (the paper's variant on ResNet-101). Where
 #    is the crossover now, and which order is cheaper for a Cityscapes frame at $d = 8$?
-# 4. Train with `model.overrides.downsample=1` and `=4` (Section 4) and compare the affinity
-#    maps. *Hint:* with $d = 1$ every node is one stride-8 feature position.
+# 4. Train the head of Section 4 with another $d$ on the same frozen backbone:
+#    `dgcn reproduce --rows both --opt model.overrides.downsample=4 --out runs/d4`, then
+#    load `runs/d4/both-seed0/last.pt` and redraw the affinity maps; the same with
+#    `downsample=1`. *Hint:* with $d = 1$ every node is one stride-8 feature position.
 # 5. With `zero_init=False`, check that a fresh `CoordinateGCN` changes the network's output
 #    at initialisation, and explain why that can hurt a pretrained backbone.
 
@@ -536,9 +567,10 @@ print("strided convolutions (weights 1/9):\n", convolved[0, 0].numpy().round(3))
 #   and the downsampling study (average pooling vs strided convolutions, rate $d$).
 # - The authors' code, github.com/lxtGH/GALD-DGCNet, `libs/models/DualGCNNet.py`: `SpatialGCN`
 #   and the `local` downsampling (three stride-2 depthwise convolutions + BN); see
-#   `dgcn.models.OfficialCoordinateGCN` and `shared/reference/official_dgcnet.md`.
+#   `dgcn.models.OfficialCoordinateGCN` and `docs/reference/official_dgcnet.md`.
 # - X. Wang, R. Girshick, A. Gupta, K. He, *Non-local Neural Networks*, CVPR 2018 (the dense
 #   $N \times N$ affinity this module avoids; zero-initialised output BN).
-# - Package: `dgcn/models/coordinate_gcn.py`, `dgcn/viz/graphs.py`, `dgcn/training/loop.py`.
+# - Package: `dgcn/models/coordinate_gcn.py`, `dgcn/viz/graphs.py`, `dgcn/training/frozen.py`
+#   (how the committed head was trained), `experiments/configs/minicity-ablation.yaml`.
 # - PyTorch: `nn.AvgPool2d(ceil_mode=True)`, `nn.Conv2d(groups=channels)`,
 #   `torch.nn.functional.interpolate(align_corners=True)`.

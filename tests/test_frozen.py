@@ -99,7 +99,7 @@ def test_features_of_mirrored_images_are_the_mirrored_features_of_an_equivariant
 
 def test_bad_inputs_name_the_cause(minicity, backbone_file, tmp_path):
     opts = frozen_opts(minicity, backbone_file)
-    wrong_hash = load_config("minicity-ablation", opts + ["frozen.sha256=" + "0" * 64])
+    wrong_hash = load_config("minicity-ablation", opts + ["frozen.sha256=" + "f" * 64])
     with pytest.raises(CheckpointError, match="SHA-256"):
         fit_head(wrong_hash, tmp_path / "a", progress=False)
     missing = load_config("minicity-ablation", opts + [f"frozen.backbone={tmp_path / 'x.pt'}"])

@@ -66,10 +66,9 @@ def test_default_rows_and_baselines():
         "both",
         "global-pool",
     )
-    assert (
-        baseline_of("paper-both") == "paper-baseline" and baseline_of("global-pool") == "baseline"
-    )
-    assert all(ROWS[r]["head"] == "paper" for r in ROWS if r.startswith("paper-"))
+    assert baseline_of("official-both") == "official-baseline"
+    assert baseline_of("global-pool") == "baseline"
+    assert all(ROWS[r]["head"] == "official" for r in ROWS if r.startswith("official-"))
 
 
 def test_results_table_deltas_pooled_std_and_paper_columns():

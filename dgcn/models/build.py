@@ -9,7 +9,7 @@ from torch import nn
 
 from dgcn.errors import ConfigError
 from dgcn.models.backbone import deep_stem_resnet101, micro_resnet, torchvision_resnet
-from dgcn.models.dual_gcn import DualGCNHead, context_module
+from dgcn.models.dual_gcn import CONTEXTS, DualGCNHead, context_module
 from dgcn.models.segnet import AuxHead, ContextFCNHead, DGCNet
 
 
@@ -109,6 +109,8 @@ def build_from_spec(spec: ModelSpec, num_classes: int = 19) -> DGCNet:
         )
     else:
         raise ConfigError(f"unknown backbone {spec.backbone!r}")
+    if spec.graphs not in CONTEXTS:
+        raise ConfigError(f"unknown graphs {spec.graphs!r}; use one of {', '.join(CONTEXTS)}")
     if not spec.dilated and spec.backbone == "deepstem_resnet101":
         raise ConfigError("the deep-stem ResNet-101 is always dilated; drop dilated=False")
     channels = backbone.out_channels

@@ -294,12 +294,12 @@ def fit_head(
     prepare_run_dir(run_dir, resume=False, overwrite=overwrite)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    torch.manual_seed(cfg.train.seed)  # the head's initialisation, before anything is computed
+    model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
     if cache is None:
         cache = cache_features(cfg, info.device, progress)
     elif cache.key != cache_key(cfg):
         raise ConfigError("the feature cache was computed for another backbone or dataset")
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
     model.backbone.load_state_dict(cache.backbone)
     model.backbone.requires_grad_(False).eval()
     head = model.head.to(info.device).train()
