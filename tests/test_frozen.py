@@ -165,22 +165,30 @@ def test_export_keeps_weights_and_config_only(minicity, backbone_file, tmp_path,
         export_weights(target, target)
 
 
+def _train_bn(y, bn):
+    mean, var = y.mean((0, 2, 3), keepdim=True), y.var((0, 2, 3), unbiased=False, keepdim=True)
+    scale, shift = bn.weight.view(1, -1, 1, 1), bn.bias.view(1, -1, 1, 1)
+    return (y - mean) / torch.sqrt(var + bn.eps) * scale + shift
+
+
 def test_global_pooling_context_is_the_plain_formula():
     torch.manual_seed(0)
-    module = GlobalPoolingContext(8).train()
-    x = torch.randn(2, 8, 5, 7)
-    g = torch.relu(
-        torch.einsum("oc,bc->bo", module.project.weight[:, :, 0, 0], x.mean((2, 3)))
-        + module.project.bias
-    )
+    x = torch.randn(3, 8, 5, 7)
+    pooled = x.mean((2, 3))  # [B, C]
+    official = GlobalPoolingContext(8, "official").train()
+    g = torch.relu(pooled @ official.project.weight[:, :, 0, 0].T + official.project.bias)
     cat = torch.cat([x, g[:, :, None, None].expand(-1, -1, 5, 7)], 1)
-    conv, bn = module.fuse[0], module.fuse[1]
-    y = torch.einsum("oc,bchw->bohw", conv.weight[:, :, 0, 0], cat)
-    mean, var = y.mean((0, 2, 3), keepdim=True), y.var((0, 2, 3), unbiased=False, keepdim=True)
-    expected = (y - mean) / torch.sqrt(var + bn.eps) * bn.weight.view(1, -1, 1, 1) + bn.bias.view(
-        1, -1, 1, 1
+    y = torch.einsum("oc,bchw->bohw", official.fuse[0].weight[:, :, 0, 0], cat)
+    torch.testing.assert_close(official(x), _train_bn(y, official.fuse[1]), rtol=1e-5, atol=1e-5)
+    paper = GlobalPoolingContext(8, "paper", zero_init=False).train()
+    torch.nn.init.normal_(paper.reproject[1].weight)
+    w = paper.reproject[0].weight[:, :, 0, 0] @ paper.project.weight[:, :, 0, 0]  # [C, C]
+    term = (pooled @ w.T)[:, :, None, None].expand(-1, -1, 5, 7)
+    torch.testing.assert_close(
+        paper(x), x + _train_bn(term, paper.reproject[1]), rtol=1e-5, atol=1e-5
     )
-    torch.testing.assert_close(module(x), expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(GlobalPoolingContext(8, "paper").train()(x), x)  # zero init: identity
+    GlobalPoolingContext(8, "paper").train()(x[:1])  # one image: no error
 
 
 def test_the_baseline_head_is_the_official_head_with_an_identity_graph():

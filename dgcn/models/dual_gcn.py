@@ -20,29 +20,53 @@ CONTEXTS = (*GRAPHS, "none", "global-pool")
 
 
 class GlobalPoolingContext(nn.Module):
-    """Image-level context, the control row of the ablation: ``fuse([x, up(g)])`` with
-    ``g = ReLU(W GAP(x))`` the globally average-pooled feature, projected by a 1x1 conv, and
-    ``fuse`` a 1x1 conv 2C -> C + BN on the concatenation (ParseNet's global pooling, PSPNet's
-    1x1 bin; the fuse has the shape of the official DualGCN's).
+    """Image-level context, the control row of the ablation (ParseNet's global pooling, PSPNet's
+    1x1 bin), shaped like the graphs it stands in for:
+
+    * ``variant="paper"``: ``X + BN(W_r W_p GAP(X))`` broadcast to every pixel: a residual
+      term like the paper's ``X~_S`` and ``X~_F`` (Eq. 9), through the same D -> D/2 -> D
+      projections and BN, with the pooled feature in place of the graph;
+    * ``variant="official"``: ``fuse([x, up(g)])`` with ``g = ReLU(W_p GAP(x))``, ``fuse`` a
+      1x1 conv 2C -> C + BN on the concatenation, the shape of the official DualGCN's fuse.
 
     Every pixel receives the same context vector, so this module can answer "what is in the
     image" but not "what is this object related to": what the graphs add beyond it is what
     per-node, relational context buys.
 
     Args:
-        channels: C, input and output channels.
+        channels: C, input and output channels (even).
+        variant: ``"paper"`` or ``"official"``.
+        zero_init: the paper form's BN scale starts at 0, as the paper graphs' do. In training
+            its BN normalises over the images of a batch: with one image it passes only its
+            shift (as any BN on image-level features; use batches or SyncBN).
 
     Shape:
         x: [B, C, H, W] -> [B, C, H, W]
     """
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, variant: str = "paper", zero_init: bool = True) -> None:
         super().__init__()
-        self.project = nn.Conv2d(channels, channels, 1)
-        self.fuse = ConcatConv(*conv_bn_relu(2 * channels, channels, 1, relu=False))
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+        self.variant = variant
+        if variant == "paper":
+            self.project = nn.Conv2d(channels, channels // 2, 1, bias=False)
+            self.reproject = nn.Sequential(
+                nn.Conv2d(channels // 2, channels, 1, bias=False), nn.BatchNorm2d(channels)
+            )
+            if zero_init:
+                nn.init.zeros_(self.reproject[1].weight)
+        else:
+            self.project = nn.Conv2d(channels, channels, 1)
+            self.fuse = ConcatConv(*conv_bn_relu(2 * channels, channels, 1, relu=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        g = torch.relu(self.project(x.mean((2, 3), keepdim=True)))
+        pooled = x.mean((2, 3), keepdim=True)
+        if self.variant == "paper":
+            conv, bn = self.reproject
+            # BN on the broadcast map: the statistics of the pooled vectors, any batch size
+            return x + bn(conv(self.project(pooled)).expand_as(x))
+        g = torch.relu(self.project(pooled))
         return self.fuse(x, g.expand_as(x))
 
 
@@ -64,7 +88,7 @@ def context_module(
     if context == "none":
         return None
     if context == "global-pool":
-        return GlobalPoolingContext(channels)
+        return GlobalPoolingContext(channels, variant, zero_init)
     if context not in GRAPHS:
         raise ValueError(f"graphs must be one of {CONTEXTS}, got {context!r}")
     return DualGCN(channels, variant, context, downsample, pooling, zero_init)
