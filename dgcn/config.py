@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -86,7 +88,7 @@ class DataConfig:
         val_limit: evaluate on the first N validation images only (0 = all).
     """
 
-    dataset: str = "cityscapes"
+    dataset: Literal["cityscapes", "minicity"] = "cityscapes"
     root: str = "data/cityscapes"
     train_split: str = "train"
     val_split: str = "val"
@@ -132,11 +134,11 @@ class TrainConfig:
     poly_power: float = 0.9
     momentum: float = 0.9
     weight_decay: float = 5e-4
-    loss: str = "ohem"
+    loss: Literal["ohem", "ce"] = "ohem"
     ohem_thresh: float = 0.7
     ohem_min_kept: int = 100_000
     aux_weight: float = 0.4
-    precision: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool = True
     cudnn_benchmark: bool = True
     compile: bool = False
@@ -158,7 +160,7 @@ class EvalConfig:
         scales, flip: multi-scale + flip.
     """
 
-    mode: str = "slide"
+    mode: Literal["whole", "slide", "multiscale"] = "slide"
     tile: int = 832
     overlap: float = 1 / 3
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25, 1.5, 1.75])
@@ -264,6 +266,13 @@ def _unknown(key: str, valid: list[str], where: str) -> ConfigError:
 def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
     """Check (and gently convert) a value against a field's type."""
     origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            raise ConfigError(
+                f"{key} in {where} must be one of {', '.join(map(str, choices))}, got {value!r}"
+            )
+        return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None:
@@ -282,7 +291,15 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{key} in {where} must be true or false, got {value!r}")
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 (PyYAML) reads 1e-3 and 5e-4 as strings: a number written so is a number
+        try:
+            value = float(value)
+        except ValueError:
+            raise ConfigError(f"{key} in {where} must be a number, got {value!r}") from None
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} in {where} must be a finite number, got {value!r}")
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
@@ -391,6 +408,74 @@ def apply_overrides(config: Config, overrides: list[str] | dict | None) -> Confi
     if overrides:
         nested = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
         _apply(config, nested, "--opt")
+    return check_config(config)
+
+
+#: the classes of the datasets a config can name (both use the 19 Cityscapes train classes)
+DATASET_CLASSES = {"cityscapes": 19, "minicity": 19}
+
+
+def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= low), f">= {low}"
+
+
+def _sizes(count: int, low: int) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: len(v) == count and all(x >= low for x in v)), f"{count} sizes >= {low}"
+
+
+_FACTORS = (lambda v: len(v) > 0 and all(x > 0 for x in v)), "a non-empty list of factors > 0"
+
+#: value rules checked when a config is loaded: key -> (test, what is required)
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model.num_classes": _at_least(1),
+    "data.crop_size": _sizes(2, 1),
+    "data.scales": _FACTORS,
+    "data.workers": _at_least(0),
+    "data.val_limit": _at_least(0),
+    "data.minicity_train": _at_least(0),
+    "data.minicity_val": _at_least(0),
+    "data.minicity_size": _sizes(2, 16),
+    "train.iterations": _at_least(1),
+    "train.batch_size": _at_least(1),
+    "train.micro_batch": _at_least(0),
+    "train.lr": ((lambda v: v > 0), "> 0"),
+    "train.poly_power": _at_least(0),
+    "train.momentum": ((lambda v: 0 <= v < 1), "in [0, 1)"),
+    "train.weight_decay": _at_least(0),
+    "train.ohem_thresh": ((lambda v: 0 < v <= 1), "in (0, 1]"),
+    "train.ohem_min_kept": _at_least(0),
+    "train.aux_weight": _at_least(0),
+    "train.checkpoint_every": _at_least(1),
+    "train.log_every": _at_least(1),
+    "train.eval_every": _at_least(0),
+    "train.threads": _at_least(0),
+    "eval.tile": _at_least(1),
+    "eval.overlap": ((lambda v: 0 <= v < 1), "in [0, 1)"),
+    "eval.scales": _FACTORS,
+    "frozen.loss_stride": _at_least(1),
+}
+
+
+def check_config(config: Config) -> Config:
+    """Check every value rule of :data:`RULES` and the class count against the dataset.
+
+    Types and enumerated choices are checked as values are set; this checks ranges, so that a
+    bad value stops a command before any data is read or any folder is touched.
+
+    Raises:
+        ConfigError: naming the first key that breaks its rule and what it must be.
+    """
+    for key, (test, requirement) in RULES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if not test(value):
+            raise ConfigError(f"{key} must be {requirement}, got {value!r}")
+    expected = DATASET_CLASSES.get(config.data.dataset)
+    if expected is not None and config.model.num_classes != expected:
+        raise ConfigError(
+            f"model.num_classes={config.model.num_classes}, but {config.data.dataset} has "
+            f"{expected} classes; set model.num_classes={expected}"
+        )
     return config
 
 

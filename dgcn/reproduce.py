@@ -23,7 +23,13 @@ from typing import Any
 
 import yaml
 
-from dgcn.config import CONFIG_DIR, apply_overrides, distributed_env, load_config
+from dgcn.config import (
+    CONFIG_DIR,
+    apply_overrides,
+    distributed_env,
+    load_config,
+    model_overrides,
+)
 from dgcn.datasets.labels import CLASS_NAMES
 from dgcn.datasets.minicity import CONTEXT_CLASSES
 from dgcn.errors import ConfigError
@@ -243,6 +249,7 @@ def reproduce(
     Returns:
         the output folder.
     """
+    from dgcn.models import model_spec
     from dgcn.training.frozen import cache_features, cache_key
     from dgcn.training.frozen import train as train_run
     from dgcn.training.loop import RunDirError
@@ -256,16 +263,24 @@ def reproduce(
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise ConfigError(f"unknown row {unknown[0]!r}; rows: {', '.join(ROWS)}")
+
+    def row_config(row: str, seed: int):
+        cfg = load_config(preset, overrides)
+        apply_overrides(cfg, {"model": {"overrides": ROWS[row]}, "train": {"seed": seed}})
+        if data_root:
+            cfg.data.root = data_root
+        cfg.name = f"{row}-seed{seed}"
+        return cfg
+
+    for row in rows:  # every row's model options are checked before the first row trains
+        cfg = row_config(row, seeds[0])
+        model_spec(cfg.model.name, **model_overrides(cfg))
     start = time.perf_counter()
     records = []
     caches: dict[tuple, Any] = {}
     for seed in seeds:
         for row in rows:
-            cfg = load_config(preset, overrides)
-            apply_overrides(cfg, {"model": {"overrides": ROWS[row]}, "train": {"seed": seed}})
-            if data_root:
-                cfg.data.root = data_root
-            cfg.name = f"{row}-seed{seed}"
+            cfg = row_config(row, seed)
             cache = None
             if cfg.frozen.backbone:
                 key = cache_key(cfg)

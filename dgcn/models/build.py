@@ -8,9 +8,17 @@ from dataclasses import dataclass, fields, replace
 from torch import nn
 
 from dgcn.errors import ConfigError
-from dgcn.models.backbone import deep_stem_resnet101, micro_resnet, torchvision_resnet
+from dgcn.models.backbone import (
+    TORCHVISION_DEPTHS,
+    deep_stem_resnet101,
+    micro_resnet,
+    torchvision_resnet,
+)
+from dgcn.models.coordinate_gcn import POOLINGS
 from dgcn.models.dual_gcn import CONTEXTS, DualGCNHead, context_module
 from dgcn.models.segnet import AuxHead, ContextFCNHead, DGCNet
+
+HEADS = ("official", "paper", "fcn")
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,40 @@ class ModelSpec:
     dilated: bool = True
     zero_init: bool = True
     pretrained: str | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value, default = getattr(self, f.name), f.default
+            kind = type(default)
+            if (
+                default is None
+                or isinstance(value, kind)
+                and (kind is bool) == (type(value) is bool)
+            ):
+                continue
+            raise ConfigError(f"model option {f.name} must be {kind.__name__}, got {value!r}")
+        backbones = ("micro", "deepstem_resnet101", *(f"resnet{d}" for d in TORCHVISION_DEPTHS))
+        choices = {
+            "backbone": backbones,
+            "head": HEADS,
+            "graphs": CONTEXTS,
+            "pooling": POOLINGS,
+            "output_stride": (8, 16, 32),
+        }
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ConfigError(
+                    f"model option {name}={getattr(self, name)!r} is not one of "
+                    f"{', '.join(map(str, valid))}"
+                )
+        if self.downsample < 1 or self.downsample & (self.downsample - 1):
+            raise ConfigError(
+                f"model option downsample must be a power of two, got {self.downsample}"
+            )
+        if self.head_channels < 4 or self.head_channels % 4:
+            raise ConfigError(
+                f"model option head_channels must be a multiple of 4, got {self.head_channels}"
+            )
 
 
 PRESETS: dict[str, ModelSpec] = {
@@ -109,8 +151,6 @@ def build_from_spec(spec: ModelSpec, num_classes: int = 19) -> DGCNet:
         )
     else:
         raise ConfigError(f"unknown backbone {spec.backbone!r}")
-    if spec.graphs not in CONTEXTS:
-        raise ConfigError(f"unknown graphs {spec.graphs!r}; use one of {', '.join(CONTEXTS)}")
     if not spec.dilated and spec.backbone == "deepstem_resnet101":
         raise ConfigError("the deep-stem ResNet-101 is always dilated; drop dilated=False")
     channels = backbone.out_channels

@@ -29,7 +29,7 @@ from dgcn.config import REPO_DIR, Config, model_overrides, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.errors import CheckpointError, ConfigError
 from dgcn.evaluation.metrics import ConfusionMatrix
-from dgcn.models import build_model
+from dgcn.models import build_model, model_spec
 from dgcn.models.common import resize
 from dgcn.training import distributed
 from dgcn.training.checkpoint import load_checkpoint, save_checkpoint
@@ -39,6 +39,8 @@ from dgcn.training.loop import (
     MetricsLog,
     TrainingError,
     _plot_curves,
+    clear_run_dir,
+    finite_model,
     fit,
     prepare_run_dir,
 )
@@ -291,6 +293,7 @@ def fit_head(
         raise ConfigError(
             "frozen-backbone training trains the main head only; set model.overrides.aux=false"
         )
+    model_spec(cfg.model.name, **model_overrides(cfg))  # model options fail before any work
     prepare_run_dir(run_dir, resume=False, overwrite=overwrite)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
@@ -318,6 +321,7 @@ def fit_head(
         min(cfg.train.batch_size, len(cache.train)),
         torch.Generator().manual_seed(cfg.train.seed),
     )
+    clear_run_dir(run_dir)  # --overwrite: the new run is set up, the old one goes
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     log = MetricsLog(run_dir / METRICS, None)
@@ -359,13 +363,10 @@ def fit_head(
         if cfg.train.eval_every and done % cfg.train.eval_every == 0:
             summary = evaluate_head(head, cache.val, cfg.model.num_classes, info.device).summary()
             log.append({"iteration": done, "miou": summary["miou"]})
-    bad = [
-        k for k, v in head.state_dict().items() if v.is_floating_point() and not v.isfinite().all()
-    ]
-    if bad:
+    if not finite_model(head):
         raise TrainingError(
-            f"{cfg.name} diverged: {bad[0]} holds non-finite values after training; nothing "
-            "was saved. Lower train.lr"
+            f"{cfg.name} diverged: non-finite weights or BatchNorm statistics after training; "
+            "nothing was saved. Lower train.lr"
         )
     matrix = evaluate_head(head, cache.val, cfg.model.num_classes, info.device)
     summary = matrix.summary()

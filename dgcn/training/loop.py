@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from dgcn.config import Config, model_overrides, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.errors import ConfigError, DgcnError
-from dgcn.models import build_model
+from dgcn.models import build_model, model_spec
 from dgcn.training import distributed
 from dgcn.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from dgcn.training.losses import SegmentationLoss
@@ -85,13 +85,28 @@ def accumulation_steps(cfg: Config, world_size: int) -> tuple[int, int]:
     return micro, batch // (micro * world_size)
 
 
+#: files by which a folder is recognised as a dgcn run (``--overwrite`` replaces only those)
+RUN_FILES = (LAST, METRICS, "config.yaml", "summary.json")
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` holds a dgcn run (one of :data:`RUN_FILES`)."""
+    return any((path / name).is_file() for name in RUN_FILES)
+
+
 def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None:
     """Check the run directory before anything is written; returns the checkpoint to resume.
 
+    Nothing is deleted here: an existing run that ``overwrite`` replaces is removed by
+    :func:`clear_run_dir` only once the new run has been set up successfully.
+
     Raises:
-        RunDirError: the directory holds a run and neither flag was given.
+        RunDirError: the path is a file; the directory holds a run and neither flag was given;
+            ``overwrite`` on a non-empty folder that is not a dgcn run.
     """
     last = run_dir / LAST
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirError(f"run directory {run_dir} is a file; choose a folder for --run-dir")
     if resume:
         if not last.is_file():
             raise RunDirError(f"cannot resume: {last} does not exist (start without --resume)")
@@ -102,8 +117,26 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None
                 f"run directory {run_dir} already holds a run; pass --resume to continue it, "
                 "--overwrite to replace it, or choose another --run-dir"
             )
-        shutil.rmtree(run_dir)
+        if not is_run_dir(run_dir):
+            raise RunDirError(
+                f"{run_dir} is not empty and holds no dgcn run (none of {', '.join(RUN_FILES)}); "
+                "--overwrite only replaces runs: choose another --run-dir"
+            )
     return None
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """Remove the earlier run that ``--overwrite`` replaces (checked by prepare_run_dir)."""
+    if run_dir.is_dir() and is_run_dir(run_dir):
+        shutil.rmtree(run_dir)
+
+
+def finite_model(model: torch.nn.Module) -> bool:
+    """Whether every floating-point parameter and buffer is finite (BN statistics included:
+    a diverged run can keep a finite loss while its running variances overflow)."""
+    return all(
+        bool(t.isfinite().all()) for t in model.state_dict().values() if t.is_floating_point()
+    )
 
 
 class MetricsLog:
@@ -208,6 +241,7 @@ def fit(
     from dgcn.evaluation.inference import evaluate
 
     run_dir = Path(run_dir)
+    model_spec(cfg.model.name, **model_overrides(cfg))  # model options fail before any work
     info = distributed.setup(device)
     resume_from = prepare_run_dir(run_dir, resume, overwrite) if info.is_main else None
     distributed.barrier()
@@ -226,6 +260,8 @@ def fit(
         prepare_data(cfg.data)
     distributed.barrier()
     train_set = build_dataset(cfg.data, cfg.data.train_split, train=True)
+    if len(build_dataset(cfg.data, cfg.data.val_split, train=False)) == 0:
+        raise ConfigError(f"the validation split {cfg.data.val_split!r} is empty")
     model = build_training_model(cfg, info, pretrained=resume_from is None)
     # the optimizer is built after SyncBN conversion, so BN scales and shifts are trained
     # (the released script built it before, leaving them out of SGD)
@@ -272,6 +308,8 @@ def fit(
 
     log = writer = None
     if info.is_main:
+        if resume_from is None:
+            clear_run_dir(run_dir)  # --overwrite: the new run is set up, the old one goes
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
         log = MetricsLog(run_dir / METRICS, start if resume_from else None)
@@ -395,6 +433,13 @@ def fit(
         ):
             run_eval(done)
         if done % cfg.train.checkpoint_every == 0 or done == cfg.train.iterations:
+            if distributed.any_process(not finite_model(model), info):
+                bar.close()
+                raise TrainingError(
+                    f"the model diverged: non-finite weights or BatchNorm statistics at "
+                    f"iteration {done}; training stopped and {run_dir / LAST} (the last good "
+                    "checkpoint, if any) is kept. Lower train.lr"
+                )
             checkpoint(done)
             if info.is_main:
                 _plot_curves(log.records, run_dir / "curves.png")

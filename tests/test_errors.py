@@ -1,0 +1,134 @@
+"""The error contract through the CLI: one line on stderr, exit status 2, nothing lost."""
+
+import hashlib
+
+import pytest
+from helpers import tiny_opts, train_argv
+
+from dgcn.cli import main
+from dgcn.config import load_config
+from dgcn.errors import ConfigError
+from dgcn.training.checkpoint import load_checkpoint
+
+
+def snapshot(folder):
+    """Every file under ``folder`` with its content hash."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def assert_one_line_error(capsys, status, match):
+    out, err = capsys.readouterr()
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dgcn: error: "), err
+    assert "Traceback" not in err and match in lines[0], err
+    return out
+
+
+BAD_VALUES = [
+    ("train.iterations=-5", "train.iterations must be >= 1"),
+    ("train.iterations=0", "train.iterations must be >= 1"),
+    ("train.batch_size=0", "train.batch_size must be >= 1"),
+    ("train.checkpoint_every=0", "train.checkpoint_every must be >= 1"),
+    ("train.lr=-1", "train.lr must be > 0"),
+    ("train.lr=nan", "train.lr in --opt must be a finite number"),
+    ("train.loss=foo", "train.loss in --opt must be one of ohem, ce"),
+    ("train.precision=fp8", "train.precision in --opt must be one of"),
+    ("eval.mode=bogus", "eval.mode in --opt must be one of whole, slide, multiscale"),
+    ("eval.overlap=1.5", "eval.overlap must be in [0, 1)"),
+    ("data.crop_size=[0,0]", "data.crop_size must be 2 sizes >= 1"),
+    ("data.scales=[]", "data.scales must be a non-empty list"),
+    ("data.workers=-1", "data.workers must be >= 0"),
+    ("model.num_classes=5", "model.num_classes=5, but minicity has 19 classes"),
+    ("model.overrides.graphs=bogus", "graphs='bogus' is not one of"),
+    ("model.overrides.pooling=max", "pooling='max' is not one of avg, conv"),
+    ("model.overrides.downsample=3", "downsample must be a power of two"),
+    ("model.overrides.dilated=maybe", "dilated must be bool"),
+]
+
+
+@pytest.mark.parametrize("opt, match", BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_bad_config_values_stop_before_any_work(minicity, tmp_path, capsys, opt, match):
+    before = snapshot(minicity)
+    run = tmp_path / "run"
+    status = main(train_argv(run, [*tiny_opts(minicity), opt]))
+    assert_one_line_error(capsys, status, match)
+    assert not run.exists()
+    assert snapshot(minicity) == before
+
+
+def test_reproduce_checks_every_row_before_the_first_trains(minicity, tmp_path, capsys):
+    out = tmp_path / "out"
+    opts = [*tiny_opts(minicity), "model.overrides.downsample=3"]
+    status = main(["reproduce", "--rows", "baseline", "both", "--out", str(out), "--opt", *opts])
+    assert_one_line_error(capsys, status, "downsample must be a power of two")
+    assert not out.exists()
+
+
+def test_scientific_notation_is_a_number_in_opt_and_in_yaml(tmp_path):
+    assert load_config("minicity-cpu", ["train.lr=1e-3"]).train.lr == pytest.approx(1e-3)
+    path = tmp_path / "c.yaml"
+    path.write_text("base: minicity-cpu\ntrain:\n  weight_decay: 5e-4\n  lr: 1E-2\n")
+    cfg = load_config(path)
+    assert (cfg.train.weight_decay, cfg.train.lr) == (pytest.approx(5e-4), pytest.approx(1e-2))
+    with pytest.raises(ConfigError, match="must be a number"):
+        load_config("minicity-cpu", ["train.lr=fast"])
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(minicity, tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "important.txt").write_text("keep me")
+    status = main(train_argv(folder, tiny_opts(minicity), "--overwrite"))
+    assert_one_line_error(capsys, status, "holds no dgcn run")
+    assert (folder / "important.txt").read_text() == "keep me"
+
+
+def test_run_dir_that_is_a_file(minicity, tmp_path, capsys):
+    path = tmp_path / "notes.txt"
+    path.write_text("x")
+    status = main(train_argv(path, tiny_opts(minicity)))
+    assert_one_line_error(capsys, status, "is a file")
+    assert path.read_text() == "x"
+
+
+def test_overwrite_keeps_the_previous_run_when_the_new_one_cannot_start(minicity, tmp_path, capsys):
+    run = tmp_path / "run"
+    opts = tiny_opts(minicity, **{"train.iterations": 1, "train.checkpoint_every": 1})
+    assert main(train_argv(run, opts)) == 0
+    before = snapshot(run)
+    capsys.readouterr()
+    missing = [*opts, f"data.root={tmp_path / 'typo'}", "data.dataset=cityscapes"]
+    status = main(train_argv(run, missing, "--overwrite"))
+    assert status == 2 and "Traceback" not in capsys.readouterr().err
+    assert snapshot(run) == before
+
+
+def test_a_diverging_run_stops_with_exit_2_and_keeps_only_finite_checkpoints(tmp_path, capsys):
+    # 128x256 MiniCity (shared with the demo's end-to-end preset): lr 50 overflows the BN
+    # statistics within a few iterations while the loss stays finite
+    from dgcn.datasets import make_minicity
+
+    root = tmp_path / "mc"
+    make_minicity(root, train=16, val=2, progress=False)
+    run = tmp_path / "run"
+    opts = [
+        f"data.root={root}",
+        "data.minicity_train=16",
+        "data.minicity_val=2",
+        "train.lr=50.0",
+        "train.iterations=10",
+        "train.checkpoint_every=1",
+        "train.threads=1",
+    ]
+    status = main(train_argv(run, opts))
+    out = assert_one_line_error(capsys, status, "the model diverged")
+    assert "mIoU" not in out
+    if (run / "last.pt").exists():
+        state = load_checkpoint(run / "last.pt")["model"]
+        assert all(t.isfinite().all() for t in state.values() if t.is_floating_point())
+    assert not (run / "summary.json").exists()
