@@ -93,6 +93,7 @@ def _train(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         device=args.device,
+        allow_config_change=args.allow_config_change,
     )
     if summary and _is_main():
         print(
@@ -175,9 +176,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         output = args.output or str(
             Path(args.checkpoint).with_name(f"eval-{split}-{cfg.eval.mode}.json")
         )
+        print(format_table(summary))  # first: a failed write below loses no result
+        print(f"{len(dataset)} images in {seconds:.1f} s")
         write_text_atomic(output, json.dumps(result, indent=2) + "\n")
-        print(format_table(summary))
-        print(f"{len(dataset)} images in {seconds:.1f} s; results: {output}")
+        print(f"results: {output}")
         if args.export:
             print(f"labelId PNGs for the Cityscapes evaluation script: {args.export}")
     distributed.barrier()
@@ -312,6 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="output folder (default runs/<config name>)")
     train.add_argument("--resume", action="store_true", help="continue from run-dir/last.pt")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run")
+    train.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="resume with a config other than the run's own (kept in config-history.jsonl)",
+    )
     train.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
@@ -384,6 +391,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def one_line(err: BaseException) -> str:
+    """The error's own message on one line. An error raised in a DataLoader worker arrives
+    wrapped ("Caught DatasetError in DataLoader worker process 0. Original Traceback ..."):
+    its last line holds the original message."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for user errors)."""
     parser = build_parser()
@@ -393,7 +411,17 @@ def main(argv: list[str] | None = None) -> int:
     except DgcnError as err:
         if args.debug:
             raise
-        print(f"dgcn: error: {err}", file=sys.stderr)
+        print(f"dgcn: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except OSError as err:  # permission denied, no space left, a path that is a file, ...
+        if args.debug:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        cause = err.strerror or type(err).__name__
+        print(
+            f"dgcn: error: {where}{cause}; check the path, its permissions and free space",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("dgcn: interrupted", file=sys.stderr)

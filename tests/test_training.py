@@ -250,8 +250,8 @@ def test_user_errors_are_one_line_exit_2_and_touch_nothing(case, minicity, tmp_p
         argv = ["evaluate", "--checkpoint", str(tmp_path / "nope.pt")]
         expected = "not found"
     elif case == "other_model":
-        argv = [
-            *train_argv(run, opts, "--resume"),
+        argv = [  # past the config check, the checkpoint's own check speaks
+            *train_argv(run, opts, "--resume", "--allow-config-change"),
             "model.name=fcn_micro",
         ]
         expected = "another model"

@@ -408,11 +408,12 @@ def train(
     progress: bool = True,
     device: str = "auto",
     cache: FeatureCache | None = None,
+    allow_config_change: bool = False,
 ) -> dict[str, Any]:
     """One run: :func:`fit_head` when ``cfg.frozen.backbone`` is set, else the end-to-end
     :func:`~dgcn.training.loop.fit`."""
     if not cfg.frozen.backbone:
-        return fit(cfg, run_dir, resume, overwrite, progress, device)
+        return fit(cfg, run_dir, resume, overwrite, progress, device, allow_config_change)
     if resume:
         raise ConfigError(
             "a frozen-backbone run cannot be resumed (it takes about a minute); start it again "

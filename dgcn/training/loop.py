@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from dgcn.config import Config, model_overrides, save_config
+from dgcn.config import Config, config_from_dict, load_config, model_overrides, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.errors import ConfigError, DgcnError
+from dgcn.fileio import remove_stale_temp_files
 from dgcn.models import build_model, model_spec
 from dgcn.training import distributed
 from dgcn.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
@@ -110,6 +111,7 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None
     if resume:
         if not last.is_file():
             raise RunDirError(f"cannot resume: {last} does not exist (start without --resume)")
+        remove_stale_temp_files(run_dir)  # a kill during a checkpoint write leaves one
         return last
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
@@ -129,6 +131,52 @@ def clear_run_dir(run_dir: Path) -> None:
     """Remove the earlier run that ``--overwrite`` replaces (checked by prepare_run_dir)."""
     if run_dir.is_dir() and is_run_dir(run_dir):
         shutil.rmtree(run_dir)
+
+
+HISTORY = "config-history.jsonl"
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def config_changes(previous: Config, current: Config) -> list[str]:
+    """The dotted keys in which ``current`` differs from the run's ``previous`` config, apart
+    from the name and from ``train.iterations`` grown (extending a run is what resume is for)."""
+    old, new = _flatten(previous.to_dict()), _flatten(current.to_dict())
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k != "name"]
+    if "train.iterations" in changed and new["train.iterations"] >= old["train.iterations"]:
+        changed.remove("train.iterations")
+    return changed
+
+
+def check_resume_config(run_dir: Path, cfg: Config, state: dict[str, Any] | None = None) -> None:
+    """Refuse to resume with a config other than the run's own (see :func:`config_changes`).
+
+    Raises:
+        RunDirError: naming the differing keys and the two ways out.
+    """
+    path = run_dir / "config.yaml"
+    if path.is_file():
+        previous = load_config(path)
+    else:
+        state = state or load_checkpoint(run_dir / LAST)
+        previous = config_from_dict(state["config"])
+    changed = config_changes(previous, cfg)
+    if changed:
+        shown = ", ".join(changed[:4]) + (
+            f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+        )
+        raise RunDirError(
+            f"cannot resume {run_dir}: this config differs from the run's in {shown}; resume "
+            f"with the run's own config (--config {path}), or pass --allow-config-change"
+        )
 
 
 def finite_model(model: torch.nn.Module) -> bool:
@@ -222,13 +270,15 @@ def fit(
     overwrite: bool = False,
     progress: bool = True,
     device: str = "auto",
+    allow_config_change: bool = False,
 ) -> dict[str, Any]:
     """Train (and evaluate) one run; returns a summary dict (also written to summary.json).
 
     Args:
         cfg: the run's configuration.
         run_dir: where checkpoints, logs and figures go.
-        resume: continue from ``run_dir/last.pt`` exactly.
+        resume: continue from ``run_dir/last.pt`` exactly; the config must be the run's own
+            (``train.iterations`` may grow) unless ``allow_config_change``.
         overwrite: replace an existing run in ``run_dir``.
         progress: show tqdm progress (rank 0).
         device: ``auto``, ``cuda`` or ``cpu``.
@@ -247,6 +297,8 @@ def fit(
     distributed.barrier()
     if resume and not info.is_main:
         resume_from = run_dir / LAST
+    if resume and not allow_config_change:
+        check_resume_config(run_dir, cfg)  # on every rank: all stop together
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if info.device.type == "cuda":
@@ -312,6 +364,8 @@ def fit(
             clear_run_dir(run_dir)  # --overwrite: the new run is set up, the old one goes
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
+        with open(run_dir / HISTORY, "a") as handle:  # every start, with the config it ran
+            handle.write(json.dumps({"iteration": start, "config": cfg.to_dict()}) + "\n")
         log = MetricsLog(run_dir / METRICS, start if resume_from else None)
         writer = _tensorboard(run_dir)
 
