@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from dgcn.errors import DgcnError
+from dgcn.errors import ConfigError, DgcnError
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -21,6 +21,11 @@ def _summary(args: argparse.Namespace) -> int:
     from dgcn.models.profile import block_table
 
     height, width = args.size
+    if min(height, width) < 32 or args.batch < 1 or args.classes < 1:
+        raise ConfigError(
+            f"--size must be at least 32 x 32 (got {height} x {width}), --batch and --classes "
+            "at least 1"
+        )
     size = (args.batch, 3, height, width)
     rows = block_table(lambda: build_model(args.model, num_classes=args.classes), size)
     print(f"{args.model}: {args.classes} classes, input {list(size)}, training forward (aux head)")
@@ -110,6 +115,7 @@ def _is_main() -> bool:
 
 
 def _inference_config(args: argparse.Namespace):
+    from dgcn.config import check_config
     from dgcn.inference_setup import load_for_inference
 
     opts = list(args.opt or [])
@@ -120,7 +126,7 @@ def _inference_config(args: argparse.Namespace):
         value = getattr(args, key, None)
         if value is not None:
             setattr(cfg.eval, key, value)
-    return model, cfg
+    return model, check_config(cfg)  # the options above pass the config's value rules too
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -192,7 +198,7 @@ def _predict(args: argparse.Namespace) -> int:
     from torchvision import tv_tensors
 
     from dgcn.datasets.build import build_dataset, image_paths, prepare_data
-    from dgcn.datasets.cityscapes import read_image
+    from dgcn.datasets.cityscapes import read_photo
     from dgcn.datasets.transforms import eval_transforms
     from dgcn.evaluation.inference import predict
     from dgcn.fileio import atomic_path
@@ -205,7 +211,7 @@ def _predict(args: argparse.Namespace) -> int:
     samples = []  # (name, image tensor [3,H,W], target or None)
     if args.images:
         for path in args.images:
-            image = read_image(Path(path))
+            image = read_photo(Path(path))
             tensor, _ = eval_transforms()(tv_tensors.Image(image), tv_tensors.Mask(image[0]))
             samples.append((Path(path).stem, tensor.as_subclass(torch.Tensor), None))
     else:

@@ -201,3 +201,45 @@ def test_resume_refuses_a_changed_config_unless_asked_and_keeps_the_history(
     history = [json.loads(line) for line in (run / "config-history.jsonl").read_text().splitlines()]
     assert [h["iteration"] for h in history] == [0, 1, 2]
     assert [h["config"]["train"]["batch_size"] for h in history] == [4, 4, 2]
+
+
+COMMITTED = "experiments/checkpoints/minicity-dgcnet-paper.pt"
+OTHER_COMMANDS = [
+    (["summary", "--model", "dgcnet_paper_micro", "--size", "0", "0"], "--size must be"),
+    (["summary", "--model", "nope"], "unknown model 'nope'"),
+    (["evaluate", "--checkpoint", COMMITTED, "--mode", "slide", "--tile", "0"], "eval.tile"),
+    (["evaluate", "--checkpoint", COMMITTED, "--overlap", "2"], "eval.overlap must be in"),
+    (["predict", "--checkpoint", COMMITTED, "--images", "missing.jpg"], "not found"),
+    (["predict", "--checkpoint", COMMITTED, "--images", "README.md"], "is it a PNG or JPEG"),
+    (["make-minicity", "--out", "OUT", "--train", "-3"], "must be >= 0"),
+    (["check-data", "--root", "OUT/none"], "does not exist"),
+    (["export", "--checkpoint", "missing.pt", "--out", "OUT/x.pt"], "not found"),
+]
+
+
+@pytest.mark.parametrize(
+    "argv, match", OTHER_COMMANDS, ids=[" ".join(a[:2]) for a, _ in OTHER_COMMANDS]
+)
+def test_every_command_keeps_the_contract(tmp_path, capsys, argv, match):
+    from dgcn.config import REPO_DIR
+
+    before = snapshot(REPO_DIR / "experiments")
+    argv = [str(tmp_path / a[4:]) if a.startswith("OUT/") else a for a in argv]
+    argv = [str(tmp_path / "mc") if a == "OUT" else a for a in argv]
+    argv = [str(REPO_DIR / a) if a in (COMMITTED, "README.md") else a for a in argv]
+    assert_one_line_error(capsys, main(argv), match)
+    assert snapshot(REPO_DIR / "experiments") == before
+    assert not any(tmp_path.iterdir())
+
+
+def test_predict_reads_a_jpeg_photo(tmp_path, capsys):
+    from PIL import Image
+
+    from dgcn.config import REPO_DIR
+
+    photo = tmp_path / "street.jpg"
+    Image.new("RGB", (200, 100), (90, 90, 95)).save(photo)
+    out = tmp_path / "out"
+    argv = ["predict", "--checkpoint", str(REPO_DIR / COMMITTED), "--images", str(photo)]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert (out / "street_pred.png").is_file() and (out / "street_overlay.png").is_file()

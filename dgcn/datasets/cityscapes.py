@@ -147,6 +147,19 @@ def read_image(path: Path) -> torch.Tensor:
         ) from err
 
 
+def read_photo(path: Path) -> torch.Tensor:
+    """Decode any image torchvision reads (PNG, JPEG, ...) to RGB uint8 [3, H, W], for
+    predictions on the user's own photos; a missing or unreadable file raises DatasetError."""
+    from torchvision.io import ImageReadMode, decode_image, read_file
+
+    if not path.is_file():
+        raise DatasetError(f"image {path} not found; check the path")
+    try:
+        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+    except Exception as err:
+        raise DatasetError(f"cannot decode image {path} ({err}); is it a PNG or JPEG?") from err
+
+
 def read_label(path: Path) -> torch.Tensor:
     """Decode a single-channel labelIds PNG to uint8 [H, W]; checks channels and decoding."""
     try:
