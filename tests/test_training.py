@@ -155,8 +155,18 @@ def test_sigkill_then_resume_is_bit_identical(minicity, tmp_path):
     assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     killed_at = load_checkpoint(run / "last.pt")["iteration"]
     assert 3 <= killed_at < 12
+    written = [  # what the killed process logged up to its checkpoint
+        line
+        for line in (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+        if json.loads(line)["iteration"] <= killed_at
+    ]
     resumed = dgcn(*train_argv(run, opts, "--resume"))
     assert resumed.returncode == 0, resumed.stderr
+    # the resumed process started from the checkpoint, not from zero: its start is recorded at
+    # the checkpoint's iteration, and the killed process's records are kept byte for byte
+    starts = [json.loads(line)["iteration"] for line in open(run / "config-history.jsonl")]
+    assert starts == [0, killed_at]
+    assert (run / "metrics.jsonl").read_text().startswith("".join(written))
 
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(run / "last.pt")
     assert a["iteration"] == b["iteration"] == 12
