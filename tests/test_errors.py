@@ -243,3 +243,34 @@ def test_predict_reads_a_jpeg_photo(tmp_path, capsys):
     argv = ["predict", "--checkpoint", str(REPO_DIR / COMMITTED), "--images", str(photo)]
     assert main([*argv, "--out", str(out)]) == 0
     assert (out / "street_pred.png").is_file() and (out / "street_overlay.png").is_file()
+
+
+def test_a_failed_start_leaves_no_folder_behind(tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = train_argv(run, [f"data.root={tmp_path / 'typo'}", "data.dataset=cityscapes"])
+    assert_one_line_error(capsys, main(argv), "does not exist")
+    assert not run.exists()
+
+
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(
+    minicity, tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    import dgcn.training.checkpoint as checkpoint
+
+    run = tmp_path / "run"
+    opts = tiny_opts(minicity, **{"train.iterations": 1, "train.checkpoint_every": 1})
+    assert main(train_argv(run, opts)) == 0
+    before = (run / "last.pt").read_bytes()
+    capsys.readouterr()
+
+    def full_disk(state, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    longer = tiny_opts(minicity, **{"train.iterations": 2, "train.checkpoint_every": 1})
+    status = main(train_argv(run, longer, "--resume"))
+    assert_one_line_error(capsys, status, "No space left on device")
+    assert (run / "last.pt").read_bytes() == before
+    assert not list(run.glob(".*.tmp"))
