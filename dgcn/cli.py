@@ -129,6 +129,17 @@ def _inference_config(args: argparse.Namespace):
     return model, check_config(cfg)  # the options above pass the config's value rules too
 
 
+def default_eval_output(checkpoint: Path, split: str, mode: str) -> str:
+    """Next to the checkpoint, except for the committed models: never write into the
+    repository's ``experiments/checkpoints``, use ``runs/evaluate/`` instead."""
+    from dgcn.config import REPO_DIR
+
+    name = f"eval-{split}-{mode}.json"
+    if checkpoint.resolve().parent == (REPO_DIR / "experiments" / "checkpoints").resolve():
+        return str(Path("runs/evaluate") / f"{checkpoint.stem}-{name}")
+    return str(checkpoint.with_name(name))
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -179,11 +190,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             **summary,
             "confusion": matrix.matrix.tolist(),
         }
-        output = args.output or str(
-            Path(args.checkpoint).with_name(f"eval-{split}-{cfg.eval.mode}.json")
-        )
+        output = args.output or default_eval_output(Path(args.checkpoint), split, cfg.eval.mode)
         print(format_table(summary))  # first: a failed write below loses no result
         print(f"{len(dataset)} images in {seconds:.1f} s")
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(output, json.dumps(result, indent=2) + "\n")
         print(f"results: {output}")
         if args.export:

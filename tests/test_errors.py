@@ -274,3 +274,17 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(
     assert_one_line_error(capsys, status, "No space left on device")
     assert (run / "last.pt").read_bytes() == before
     assert not list(run.glob(".*.tmp"))
+
+
+def test_evaluate_never_writes_into_the_committed_checkpoints_folder(tmp_path):
+    from pathlib import Path
+
+    from dgcn.cli import default_eval_output
+    from dgcn.config import REPO_DIR
+
+    committed = REPO_DIR / COMMITTED
+    assert default_eval_output(committed, "val", "whole") == str(
+        Path("runs/evaluate") / "minicity-dgcnet-paper-eval-val-whole.json"
+    )
+    run = tmp_path / "run" / "last.pt"
+    assert default_eval_output(run, "val", "slide") == str(tmp_path / "run" / "eval-val-slide.json")
