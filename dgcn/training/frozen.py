@@ -269,7 +269,8 @@ def fit_head(
     The whole network (frozen backbone + trained head) is saved as ``run_dir/last.pt`` in the
     format of :func:`~dgcn.training.loop.fit`, with ``metrics.jsonl``, ``curves.png`` and
     ``summary.json``. SGD with momentum, weight decay and the poly schedule, the loss on the
-    logits resized to the image size, as in :func:`~dgcn.training.loop.fit`.
+    logits resized to the image size, as in :func:`~dgcn.training.loop.fit` (or to that size
+    divided by ``frozen.loss_stride``, against the subsampled labels).
 
     Args:
         cfg: the run's config (``frozen.backbone`` set, ``model.overrides.aux`` false).
