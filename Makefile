@@ -1,5 +1,6 @@
 # make demo  - the main job on a CPU: the ablation table on MiniCity (no dataset, no GPU)
 # make test  - the whole check: ruff, pytest on tests/, nbval on notebooks/
+# make test-fast - ruff and the tests not marked slow (about 40 s)
 # Both create .venv and install the package with its extras on first use.
 
 PYTHON ?= python3
@@ -8,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := $(wildcard dgcn tests benchmarks notebooks/[0-9]*.py)
 
-.PHONY: demo test lint format install clean book bench
+.PHONY: demo test test-fast lint format install clean book bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "dgcn needs Python >= 3.10, found " + sys.version.split()[0]'
@@ -35,6 +36,10 @@ test: lint
 	@if ls notebooks/[0-9]*.ipynb >/dev/null 2>&1; then \
 		DGCN_SMOKE=1 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks/[0-9]*.ipynb; \
 	else echo "no notebooks yet: nbval skipped"; fi
+
+# the quick lane while editing: lint and the tests not marked slow (no notebooks)
+test-fast: lint
+	$(PY) -m pytest -q -m "not slow" tests
 
 # the book as HTML (notebooks executed in smoke mode on a CPU) under build/book/
 book: $(STAMP)

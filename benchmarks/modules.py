@@ -1,12 +1,14 @@
 """Graph modules and heads: forward+backward time and memory, and the cost of each order.
 
-1. CoordinateGCN, FeatureGCN, DualGCN (paper and official) and the whole heads at the issue's
-   shapes (2, 512, 97, 97), (1, 2048, 97, 97), (1, 512, 129, 257) -- on a CPU the sizes are
-   divided by ``--cpu-scale`` (default 2) in each spatial dimension to keep the run short.
+1. CoordinateGCN, FeatureGCN, DualGCN (paper and official) and the whole heads at Cityscapes
+   shapes at stride 8 (a 769 crop: (2, 512, 97, 97), (1, 2048, 97, 97); a whole frame:
+   (1, 512, 129, 257)) -- on a CPU the sizes are divided by ``--cpu-scale`` (default 2) in
+   each spatial dimension to keep the run short.
 2. The coordinate graph in the O(HW) order vs the literal O((HW)^2) order (A_S formed) vs a
    non-local block (an N x N attention over all pixels), time and memory vs N, as a plot.
 3. The official-variant DualGCN block vs the authors' released block, written here from the
-   description of their code (shared reference notes), side by side at the same shape.
+   description of their code (docs/reference/official_dgcnet.md), side by side at the same
+   shape.
 
 Memory: peak CUDA allocation on a GPU; on a CPU the activation memory kept for backward: the
 distinct storages autograd saves (``torch.autograd.graph.saved_tensors_hooks``), each counted

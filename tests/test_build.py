@@ -91,6 +91,7 @@ def test_flops_on_meta_match_hand_count():
     )
 
 
+@pytest.mark.slow
 def test_flop_count_allocates_no_memory():
     code = (
         "import resource, json; from dgcn.models import build_model\n"

@@ -109,7 +109,8 @@ def test_cityscapes_layout(tmp_path: Path) -> None:
 
 
 def test_the_cityscapes_loader_reads_it(tmp_path: Path) -> None:
-    cityscapes = pytest.importorskip("dgcn.datasets.cityscapes")
+    from dgcn.datasets import cityscapes
+
     make_minicity(tmp_path, train=3, val=1, **SMALL)
     assert len(cityscapes.scan_split(tmp_path, "train")) == 3
     assert len(cityscapes.scan_split(tmp_path, "val")) == 1

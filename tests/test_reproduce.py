@@ -16,13 +16,13 @@ from dgcn.reproduce import (
     context_miou,
     default_rows,
     gain,
-    paper_numbers,
     reproduce,
     results_table,
 )
 from dgcn.training.loop import RunDirError
 
 
+@pytest.mark.slow
 def test_frozen_rows_two_seeds_write_results_and_figures(minicity, tmp_path):
     out = tmp_path / "ablation"
     opts = tiny_opts(minicity, **{"train.iterations": 4, "train.eval_every": 2})
@@ -38,7 +38,10 @@ def test_frozen_rows_two_seeds_write_results_and_figures(minicity, tmp_path):
     assert len(table) == 6
     assert {"row", "seed", "miou", "context_miou", *CLASS_NAMES} <= set(table[0])
     text = (out / "results.md").read_text()
-    assert results_table(records, paper_numbers()) in text
+    for row in rows:  # each row's line shows the mean of its seeds, computed here by hand
+        values = [100 * r["miou"] for r in records if r["row"] == row]
+        line = next(x for x in text.splitlines() if x.startswith(f"| {LABELS[row]} |"))
+        assert line.split(" | ")[1].startswith(f"{sum(values) / len(values):.1f} +- ")
     assert LABELS["both"] in text and "+- " in text and "delta / pooled std" in text
     assert "truck *" in text  # context classes marked in the per-class table
     for name in ("per-class-iou.png", "curves.png", "predictions-global-pool.png"):

@@ -43,6 +43,7 @@ def batch_from_scenes(n=2, height=64, width=128):
     return torch.stack(images), torch.stack(masks)
 
 
+@pytest.mark.slow
 def test_one_batch_overfit_reaches_95_percent():
     torch.manual_seed(0)
     images, masks = batch_from_scenes(2, 128, 256)
@@ -127,6 +128,7 @@ def hashes(folder: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(minicity, tmp_path):
     opts = tiny_opts(minicity, **{"train.iterations": 12, "train.checkpoint_every": 3})
     straight = dgcn(*train_argv(tmp_path / "a", opts))
@@ -188,6 +190,7 @@ def test_sigkill_then_resume_is_bit_identical(minicity, tmp_path):
     assert losses[0] == losses[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_and_allreduced_confusion(minicity, tmp_path):
     opts = tiny_opts(minicity, **{"train.iterations": 2, "train.micro_batch": 2})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

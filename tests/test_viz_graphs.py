@@ -151,6 +151,7 @@ def test_plot_assignment_picks_the_strongest_nodes():
     assert titles == ["node 3", "node 1"]
 
 
+@pytest.mark.slow
 def test_module_does_not_import_matplotlib():
     code = "import sys, dgcn.viz.graphs; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,7 +7,7 @@ Derived in notebooks/02_coordinate_gcn. Two classes:
   graph is built over the nodes, ``A_S = delta(V_S) Psi(V_S)^T``, and one graph convolution
   ``M_S = A_S nu(V_S) W_S`` is applied; the nodes are then upsampled and reprojected to ``D``.
 * :class:`OfficialCoordinateGCN`: the authors' released branch (``local`` + ``SpatialGCN`` in
-  their code, see shared reference ``official_dgcnet.md``), with a softmax over the
+  their code, see ``docs/reference/official_dgcnet.md``), with a softmax over the
   channel-by-channel product and a multiplicative gate.
 """
 

@@ -108,6 +108,11 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None
     last = run_dir / LAST
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} is a file; choose a folder for --run-dir")
+    existing = next((p for p in run_dir.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise RunDirError(
+            f"run directory {run_dir} lies under the file {existing}; choose a folder"
+        )
     if resume:
         if not last.is_file():
             raise RunDirError(f"cannot resume: {last} does not exist (start without --resume)")

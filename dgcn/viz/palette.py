@@ -19,7 +19,7 @@ from dgcn.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: the largest dpi of a figure written by dgcn.viz (small PNGs, see DESIGN.md)
+#: the largest dpi of a figure written by dgcn.viz (small PNGs in notebooks and tests)
 MAX_DPI = 100
 
 #: colours of :func:`error_map`

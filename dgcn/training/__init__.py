@@ -1,0 +1,5 @@
+"""Training: the end-to-end loop (``loop.fit``), head-only training on a frozen backbone
+(``frozen.fit_head``), losses, the poly schedule, checkpoints, sampling and distributed helpers.
+
+Nothing is imported here, so ``import dgcn.training.X`` stays as light as module X.
+"""
