@@ -261,8 +261,8 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from dgcn.fileio import file_sha256
     from dgcn.training.checkpoint import export_weights
-    from dgcn.training.frozen import file_sha256
 
     path = export_weights(args.checkpoint, args.out)
     size = path.stat().st_size / 2**20

@@ -387,7 +387,7 @@ pd.DataFrame(rows).set_index("block").round(3)
 #   Network for Semantic Segmentation*, BMVC 2019, arXiv:1909.06121 (Sec. 3 the model, Sec. 4
 #   the Cityscapes experiments).
 # - The authors' code: github.com/lxtGH/GALD-DGCNet (`libs/models/DualGCNNet.py`); the network
-#   as described for this project is in `shared/reference/official_dgcnet.md`.
+#   as described for this project is in `docs/reference/official_dgcnet.md`.
 # - M. Cordts et al., *The Cityscapes Dataset for Semantic Urban Scene Understanding*, CVPR 2016.
 # - PyTorch: the `meta` device and `torch.utils.flop_counter.FlopCounterMode`;
 #   torchvision: `models.resnet101`, `models.segmentation.fcn.FCNHead`.

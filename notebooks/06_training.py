@@ -404,7 +404,7 @@ else:
 # - Zhang et al., *Dual Graph Convolutional Network for Semantic Segmentation*, BMVC 2019,
 #   Sec. 4 (implementation details: batch 8, SGD with momentum, poly schedule, power 0.9).
 # - The authors' training script in `lxtGH/GALD-DGCNet` (8 GPUs x 1 image, SyncBN, crop 832,
-#   OHEM, 60,000 iterations), summarised in `shared/reference/official_dgcnet.md`.
+#   OHEM, 60,000 iterations), summarised in `docs/reference/official_dgcnet.md`.
 # - PyTorch: [`torchrun`](https://pytorch.org/docs/stable/elastic/run.html),
 #   [`DistributedDataParallel`](https://pytorch.org/docs/stable/notes/ddp.html),
 #   [`SyncBatchNorm`](https://pytorch.org/docs/stable/generated/torch.nn.SyncBatchNorm.html),

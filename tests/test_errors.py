@@ -288,3 +288,10 @@ def test_evaluate_never_writes_into_the_committed_checkpoints_folder(tmp_path):
     )
     run = tmp_path / "run" / "last.pt"
     assert default_eval_output(run, "val", "slide") == str(tmp_path / "run" / "eval-val-slide.json")
+
+
+def test_the_config_gate_knows_the_datasets_class_count():
+    from dgcn.config import DATASET_CLASSES
+    from dgcn.datasets.labels import NUM_CLASSES
+
+    assert DATASET_CLASSES == {"cityscapes": NUM_CLASSES, "minicity": NUM_CLASSES}

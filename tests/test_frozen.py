@@ -12,11 +12,12 @@ from dgcn.config import load_config
 from dgcn.datasets.build import build_dataset
 from dgcn.errors import CheckpointError, ConfigError
 from dgcn.evaluation.inference import evaluate
+from dgcn.fileio import file_sha256
 from dgcn.inference_setup import load_for_inference
 from dgcn.models import build_model
 from dgcn.models.dual_gcn import GlobalPoolingContext
 from dgcn.training.checkpoint import export_weights, load_checkpoint, save_checkpoint
-from dgcn.training.frozen import cache_features, file_sha256, fit_head, subsample, train
+from dgcn.training.frozen import cache_features, fit_head, subsample, train
 
 MODEL = {"downsample": 2, "dilated": False, "aux": False}
 

@@ -14,7 +14,6 @@ by the same backbone in eval mode (``tests/test_frozen.py`` checks the two agree
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -29,6 +28,7 @@ from dgcn.config import REPO_DIR, Config, model_overrides, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.errors import CheckpointError, ConfigError
 from dgcn.evaluation.metrics import ConfusionMatrix
+from dgcn.fileio import file_sha256
 from dgcn.models import build_model, model_spec
 from dgcn.models.common import resize
 from dgcn.training import distributed
@@ -93,15 +93,6 @@ def resolve_path(path: str | Path) -> Path:
     return REPO_DIR / path
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def cache_key(cfg: Config) -> tuple:
     """Everything the cached features depend on."""
     d = cfg.data
@@ -123,8 +114,8 @@ def cache_key(cfg: Config) -> tuple:
     )
 
 
-def load_frozen_backbone(cfg: Config) -> dict[str, torch.Tensor]:
-    """The ``backbone.*`` weights of ``cfg.frozen.backbone``, checked against the config.
+def load_frozen_backbone(cfg: Config) -> torch.nn.Module:
+    """The config's backbone with the ``backbone.*`` weights of ``cfg.frozen.backbone``.
 
     Raises:
         CheckpointError: missing file, a SHA-256 other than ``cfg.frozen.sha256``, or weights
@@ -158,7 +149,7 @@ def load_frozen_backbone(cfg: Config) -> dict[str, torch.Tensor]:
             f"{path} does not hold a backbone of model {cfg.model.name} with overrides "
             f"{cfg.model.overrides} ({first})"
         ) from err
-    return weights
+    return model.backbone
 
 
 @torch.inference_mode()
@@ -203,10 +194,7 @@ def cache_features(
     """
     start = time.perf_counter()
     prepare_data(cfg.data)
-    weights = load_frozen_backbone(cfg)
-    model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
-    model.backbone.load_state_dict(weights)
-    backbone = model.backbone.to(device).eval()
+    backbone = load_frozen_backbone(cfg).to(device).eval()
     train_set = build_dataset(cfg.data, cfg.data.train_split, train=False)
     val_set = build_dataset(cfg.data, cfg.data.val_split, train=False)
     if len(val_set) == 0:
@@ -217,6 +205,7 @@ def cache_features(
     val = extract_features(
         backbone, val_set, False, device, progress, f"features {cfg.data.val_split}"
     )
+    weights = {k: v.cpu() for k, v in backbone.state_dict().items()}
     return FeatureCache(cache_key(cfg), weights, train, val, time.perf_counter() - start)
 
 

@@ -317,7 +317,8 @@ def fit(
         prepare_data(cfg.data)
     distributed.barrier()
     train_set = build_dataset(cfg.data, cfg.data.train_split, train=True)
-    if len(build_dataset(cfg.data, cfg.data.val_split, train=False)) == 0:
+    val_set = build_dataset(cfg.data, cfg.data.val_split, train=False)  # checked, then reused
+    if len(val_set) == 0:
         raise ConfigError(f"the validation split {cfg.data.val_split!r} is empty")
     model = build_training_model(cfg, info, pretrained=resume_from is None)
     # the optimizer is built after SyncBN conversion, so BN scales and shifts are trained
@@ -391,7 +392,6 @@ def fit(
             )
 
     def run_eval(iteration: int) -> dict[str, Any]:
-        val_set = build_dataset(cfg.data, cfg.data.val_split, train=False)
         val_loader = DataLoader(
             distributed.shard(val_set, info), batch_size=1, num_workers=min(2, cfg.data.workers)
         )
