@@ -391,9 +391,10 @@ gains.round(1)
 #    `reproduce.baseline_of` tells which baseline a row is compared with.
 # 2. How large is the seed-to-seed spread compared with the gains? *Hint:* the column
 #    "delta / pooled std" of `reproduce.results_table`.
-# 3. Add the downsampling rows: `ablation-d4`, `ablation-d16` and the pooling presets exist in
-#    `experiments/configs/`; the paper reports only that average pooling and strided
-#    convolutions perform alike and that d is not critical. How would you test "alike"?
+# 3. Add the downsampling rows: `ablation-d4`, `ablation-d16` and `ablation-pooling-conv` exist
+#    in `experiments/configs/` (`cityscapes-paper` is their d = 8, average-pooling point); the
+#    paper reports only that average pooling and strided convolutions perform alike and that d
+#    is not critical. How would you test "alike"?
 # 4. The student reproduction's train IoU is 10.0. Count the training images that contain a
 #    train in MiniCity (`datasets.Cityscapes("data/minicity", "train")`) and think about what
 #    a rare class does to the IoU on Cityscapes.

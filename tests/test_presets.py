@@ -1,0 +1,30 @@
+"""The YAML presets: every one loads, passes the config checks, and no two describe one run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from dgcn.config import CONFIG_DIR, check_config, load_config
+from dgcn.models import model_spec
+
+PRESETS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_loads_and_passes_the_checks(name):
+    check_config(load_config(name))
+
+
+def test_no_two_presets_describe_the_same_run():
+    runs: dict[str, str] = {}
+    for name in PRESETS:
+        cfg = dataclasses.asdict(load_config(name))
+        del cfg["name"]  # the run's name, which is the preset's
+        # the network as built: an override equal to the model's default is no change
+        cfg["model"]["overrides"] = model_spec(cfg["model"]["name"], **cfg["model"]["overrides"])
+        resolved = repr(cfg)
+        assert resolved not in runs, f"presets {runs[resolved]!r} and {name!r} are the same run"
+        runs[resolved] = name
+    assert len(runs) == len(PRESETS) >= 10
