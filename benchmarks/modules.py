@@ -34,7 +34,7 @@ from common import RESULTS, write_result  # noqa: E402
 
 from dgcn.models import CoordinateGCN, DualGCN, DualGCNHead, FeatureGCN  # noqa: E402
 from dgcn.models.common import resize  # noqa: E402
-from dgcn.models.segnet import ContextFCNHead  # noqa: E402
+from dgcn.models.network import ContextFCNHead  # noqa: E402
 
 SHAPES = [(2, 512, 97, 97), (1, 2048, 97, 97), (1, 512, 129, 257)]
 

@@ -15,6 +15,7 @@ from dgcn.errors import ConfigError, DgcnError
 
 
 def _summary(args: argparse.Namespace) -> int:
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     import torch
 
     from dgcn.models import build_model
@@ -50,6 +51,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _make_minicity(args: argparse.Namespace) -> int:
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     from dgcn.datasets.minicity import make_minicity
 
     height, width = args.size
@@ -69,6 +71,7 @@ def _make_minicity(args: argparse.Namespace) -> int:
         f"MiniCity {height}x{width} in {args.out}: {listing} ({time.perf_counter() - start:.1f} s)"
     )
     if args.preview:
+        # lazy: a command imports only what it needs, so `dgcn --help` starts fast
         from dgcn.datasets.minicity import write_preview
 
         print(f"preview: {write_preview(args.out, args.preview)}")
@@ -76,6 +79,7 @@ def _make_minicity(args: argparse.Namespace) -> int:
 
 
 def _check_data(args: argparse.Namespace) -> int:
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     from dgcn.datasets.cityscapes import check_tree
 
     counts = check_tree(args.root, progress=not args.quiet)
@@ -86,6 +90,7 @@ def _check_data(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     from dgcn.config import load_config
     from dgcn.training.frozen import train
 
@@ -109,12 +114,14 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _is_main() -> bool:
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     from dgcn.config import distributed_env
 
     return distributed_env()["rank"] == 0
 
 
 def _inference_config(args: argparse.Namespace):
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     from dgcn.config import check_config
     from dgcn.inference_setup import load_for_inference
 
@@ -132,6 +139,7 @@ def _inference_config(args: argparse.Namespace):
 def default_eval_output(checkpoint: Path, split: str, mode: str) -> str:
     """Next to the checkpoint, except for the committed models: never write into the
     repository's ``experiments/checkpoints``, use ``runs/evaluate/`` instead."""
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     from dgcn.config import REPO_DIR
 
     name = f"eval-{split}-{mode}.json"
@@ -141,6 +149,7 @@ def default_eval_output(checkpoint: Path, split: str, mode: str) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     import json
 
     from torch.utils.data import DataLoader
@@ -204,6 +213,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     import torch
     from torchvision import tv_tensors
 
@@ -261,6 +271,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     from dgcn.fileio import file_sha256
     from dgcn.training.checkpoint import export_weights
 
@@ -271,6 +282,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
+    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     from dgcn.reproduce import reproduce
 
     reproduce(

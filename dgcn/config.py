@@ -42,13 +42,6 @@ def smoke_mode() -> bool:
     return os.environ.get("CI", "").strip().lower() in _TRUE
 
 
-def torch_home_checkpoints() -> str:
-    """The folder where torchvision looks for downloaded weights ($TORCH_HOME/hub/checkpoints)."""
-    import torch.hub
-
-    return os.path.join(torch.hub.get_dir(), "checkpoints")
-
-
 def distributed_env() -> dict[str, int]:
     """RANK, WORLD_SIZE and LOCAL_RANK as set by ``torchrun`` (0, 1, 0 without it)."""
     return {
@@ -493,6 +486,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Write the config as YAML, atomically."""
+    # local: `import dgcn` loads this module, and only saving needs fileio
     from dgcn.fileio import write_text_atomic
 
     write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

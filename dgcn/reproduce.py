@@ -181,6 +181,7 @@ def per_class_table(records: list[dict[str, Any]]) -> str:
 def _figures(out: Path, records: list[dict[str, Any]], count: int = 4) -> list[Path]:
     """Prediction grids per row, validation-mIoU curves of every row (first seed) and per-class
     IoU bars (both vs baseline, context classes marked)."""
+    # lazy: only the figures need inference and plotting
     import torch
 
     from dgcn.datasets.build import build_dataset
@@ -249,6 +250,7 @@ def reproduce(
     Returns:
         the output folder.
     """
+    # lazy: only a run trains; reading and tabulating results does not
     from dgcn.models import model_spec
     from dgcn.training.frozen import cache_features, cache_key
     from dgcn.training.frozen import train as train_run

@@ -368,8 +368,8 @@ pd.DataFrame(rows).set_index("block").round(3)
 #
 # 1. Count the parameters and FLOPs of `fcn_r101` (the baseline without a graph) and of
 #    `dgcnet_paper_r101` with `profile.block_table`. Which costs more FLOPs, the paper's graph
-#    on 2048 channels or the authors' graph on 512? *Hint:* look at the `head.context` and
-#    `head.graph` rows; README.md lists the totals to compare with.
+#    on 2048 channels or the authors' graph on 512? *Hint:* compare the paper head's and
+#    the official head's `head.graph` rows; README.md lists the totals to compare with.
 # 2. Generate a MiniCity at 256 x 512 in another folder
 #    (`datasets.make_minicity("data/minicity-256", train=8, val=0, height=256, width=512)`) and
 #    look at its images: does anything become a fixed number of pixels, or does every size
@@ -378,7 +378,7 @@ pd.DataFrame(rows).set_index("block").round(3)
 #    *Hint:* reuse the counting loop with `val_pairs`.
 # 4. Run the micro model in training mode (`micro.train()`) on two images and list the keys of
 #    its output. Why does the auxiliary output exist only in training? *Hint:* `DGCNet.forward`
-#    in `dgcn/models/segnet.py`.
+#    in `dgcn/models/network.py`.
 
 # %% [markdown]
 # ## References

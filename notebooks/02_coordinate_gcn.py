@@ -310,13 +310,13 @@ fig
 from dgcn.inference_setup import load_for_inference
 
 model, cfg = load_for_inference(CHECKPOINT)
-coordinate = model.head.context.coordinate
+coordinate = model.head.graph.coordinate
 print(f"{CHECKPOINT}: {cfg.model.name} {cfg.model.overrides}")
 print(f"head trained {cfg.train.iterations} iterations on the frozen {cfg.frozen.backbone}")
 
 torch.manual_seed(cfg.train.seed)  # the head was initialised right after this seed
 initial = models.build_model(cfg.model.name, cfg.model.num_classes, **cfg.model.overrides)
-initial_coordinate = initial.head.context.coordinate.eval()
+initial_coordinate = initial.head.graph.coordinate.eval()
 for name in ("query", "key"):
     w_now = getattr(coordinate, name).weight
     w_init = getattr(initial_coordinate, name).weight
@@ -352,7 +352,7 @@ viz.prediction_grid(image[None], mask[None], prediction, titles=["val image 1"])
 
 # %%
 graph, features = graphs.capture_graph_input(model, image[None])
-assert graph is model.head.context and features.shape[-2:] == (16, 32)
+assert graph is model.head.graph and features.shape[-2:] == (16, 32)
 with torch.no_grad():
     assert torch.equal(features, model.backbone(image[None])["out"])  # the layer4 feature X
 node_grid = tuple(coordinate.nodes(features).shape[-2:])

@@ -337,7 +337,7 @@ print(
 # %%
 torch.manual_seed(cfg.train.seed)  # the head was initialised right after this seed
 untrained = models.build_model(cfg.model.name, cfg.model.num_classes, **cfg.model.overrides)
-untrained_gcn = untrained.head.context.feature
+untrained_gcn = untrained.head.graph.feature
 A_trained = feature_gcn.adjacency.weight[:, :, 0].detach()
 A_init = untrained_gcn.adjacency.weight[:, :, 0].detach()
 change = float((A_trained - A_init).norm() / A_init.norm())

@@ -639,4 +639,4 @@ else:
 # - PyTorch: `torch.utils.flop_counter.FlopCounterMode`, the meta device,
 #   `Module.load_state_dict(strict=True, assign=True)`; torchvision `models.resnet.Bottleneck`,
 #   `models.segmentation.fcn.FCNHead`.
-# - Package: `dgcn/models/dual_gcn.py`, `segnet.py`, `backbone.py`, `official.py`, `profile.py`.
+# - Package: `dgcn/models/dual_gcn.py`, `network.py`, `backbone.py`, `official.py`, `profile.py`.

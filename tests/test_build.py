@@ -59,8 +59,8 @@ def test_dgcnet_forward_train_and_eval():
 def test_graph_ablation_overrides():
     fcn = build_model("fcn_r18")
     coordinate = build_model("dgcnet_paper_r18", graphs="coordinate")
-    assert fcn.head.context is None
-    assert coordinate.head.context.feature is None and coordinate.head.context.coordinate
+    assert fcn.head.graph is None
+    assert coordinate.head.graph.feature is None and coordinate.head.graph.coordinate
 
 
 def test_whole_model_under_autocast():

@@ -161,7 +161,7 @@ def test_export_keeps_weights_and_config_only(minicity, backbone_file, tmp_path,
     state = load_checkpoint(target)
     assert set(state) == {"format", "model_name", "config", "iteration", "model"}
     model, _ = load_for_inference(target)
-    assert model.head.context.__class__.__name__ == "DualGCN"  # the preset's paper head
+    assert model.head.graph.__class__.__name__ == "DualGCN"  # the preset's paper head
     with pytest.raises(CheckpointError, match="checkpoint itself"):
         export_weights(target, target)
 
@@ -232,5 +232,5 @@ def test_loss_stride_takes_the_centre_label_of_each_block():
 @pytest.mark.parametrize("zero_init, scale", [(True, 0.0), (False, 1.0)])
 def test_zero_init_option_of_the_paper_graphs(zero_init, scale):
     model = build_model("dgcnet_paper_micro", 19, zero_init=zero_init)
-    for branch in (model.head.context.coordinate, model.head.context.feature):
+    for branch in (model.head.graph.coordinate, model.head.graph.feature):
         assert torch.all(branch.reproject[1].weight == scale)

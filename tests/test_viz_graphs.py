@@ -104,7 +104,7 @@ def test_capture_graph_input_of_the_paper_head_is_layer4():
     model = models.build_model("dgcnet_paper_micro").train()
     images = torch.randn(1, 3, 64, 96)
     graph, features = graphs.capture_graph_input(model, images)
-    assert graph is model.head.context
+    assert graph is model.head.graph
     assert model.training  # restored
     model.eval()
     with torch.no_grad():

@@ -221,6 +221,7 @@ class Cityscapes(Dataset):
         transforms: Callable | None = None,
         mode: str = "fine",
     ) -> None:
+        # local, though nothing requires it (no cycle, nothing heavy)
         from dgcn.datasets.transforms import eval_transforms
 
         self.root, self.split, self.mode = Path(root), split, mode

@@ -1286,6 +1286,7 @@ def write_preview(
     Returns:
         the written path.
     """
+    # local, though nothing requires it (no cycle, nothing heavy)
     from dgcn.datasets.cityscapes import scan_split
 
     rows = []

@@ -173,6 +173,7 @@ def eval_transforms() -> Compose:
 
 def preset_transforms(name: str, train: bool = True) -> Compose:
     """The transforms of a named preset: ``official``, ``paper`` or ``minicity``."""
+    # local, though nothing requires it (no cycle, nothing heavy)
     from dgcn.errors import ConfigError
 
     if name not in PRESETS:

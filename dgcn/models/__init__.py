@@ -1,16 +1,26 @@
-"""DGCNet models: the graph modules, heads, backbones, whole networks and presets."""
+"""DGCNet models: the graph modules, heads, backbones, whole networks, presets and weights I/O."""
 
 from dgcn.models.backbone import ResNetBackbone, deep_stem_resnet101, torchvision_resnet
-from dgcn.models.build import PRESETS, ModelSpec, build_from_spec, build_model, model_spec
+from dgcn.models.build import (
+    PRESETS,
+    ModelSpec,
+    build_from_spec,
+    build_model,
+    convert_official_state_dict,
+    load_official_checkpoint,
+    model_spec,
+)
 from dgcn.models.coordinate_gcn import CoordinateGCN, OfficialCoordinateGCN
 from dgcn.models.dual_gcn import DualGCN, DualGCNHead
 from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
-from dgcn.models.official import (
-    OFFICIAL_KEY_MAP,
-    convert_official_state_dict,
-    load_official_checkpoint,
+from dgcn.models.network import AuxHead, ContextFCNHead, DGCNet
+from dgcn.models.official import OFFICIAL_KEY_MAP
+from dgcn.models.weights import (
+    convert_deep_stem_imagenet,
+    load_imagenet_state_dict,
+    load_pretrained_backbone,
+    upgrade_state_dict,
 )
-from dgcn.models.segnet import AuxHead, ContextFCNHead, DGCNet
 
 __all__ = [
     "AuxHead",
@@ -28,9 +38,13 @@ __all__ = [
     "ResNetBackbone",
     "build_from_spec",
     "build_model",
+    "convert_deep_stem_imagenet",
     "convert_official_state_dict",
     "deep_stem_resnet101",
+    "load_imagenet_state_dict",
     "load_official_checkpoint",
+    "load_pretrained_backbone",
     "model_spec",
     "torchvision_resnet",
+    "upgrade_state_dict",
 ]

@@ -1,24 +1,22 @@
 """Dilated ResNet backbones with output stride 8 (or 16), returning layer3 and layer4.
 
 * :func:`torchvision_resnet`: torchvision's ResNet-18/50/101 with the strides of layer3/layer4
-  replaced by dilation (DeepLab-style), optionally with torchvision's ImageNet weights.
+  replaced by dilation (DeepLab-style).
 * :func:`deep_stem_resnet101`: the authors' backbone (their ``ResNet`` in ``DualGCNNet.py``):
   three 3x3 convs in the stem, ceil-mode max-pool, layer3 dilation 2, layer4 dilation
   4 x multi-grid (1, 2, 4). Built from torchvision's ``Bottleneck`` blocks.
+* :func:`micro_resnet`: a narrow ResNet for CPU demos and tests.
+
+This module builds architectures only (random initialisation); pretrained weights (ImageNet,
+files) are loaded by :func:`dgcn.models.weights.load_pretrained_backbone`.
 """
 
 from __future__ import annotations
-
-import os
-import socket
 
 import torch
 import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
-
-from dgcn.config import torch_home_checkpoints
-from dgcn.errors import CheckpointError
 
 TORCHVISION_DEPTHS = (18, 50, 101)
 
@@ -70,61 +68,24 @@ def _dilations(output_stride: int) -> tuple[int, int]:
     return table[output_stride]
 
 
-def load_imagenet_state_dict(weights: torchvision.models.WeightsEnum) -> dict:
-    """torchvision's ImageNet weights, from $TORCH_HOME/hub/checkpoints or downloaded there.
-
-    Raises:
-        CheckpointError: when the file is absent and cannot be downloaded (no internet),
-            naming the file and where to put it.
-    """
-    url = weights.url
-    folder = torch_home_checkpoints()
-    path = os.path.join(folder, os.path.basename(url))
-    if not os.path.exists(path):
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(20)  # fail fast offline instead of hanging
-        try:
-            os.makedirs(folder, exist_ok=True)
-            torch.hub.download_url_to_file(url, path, progress=True)
-        except Exception as err:  # no internet, proxy, disk: all mean "place it by hand"
-            raise CheckpointError(
-                f"ImageNet weights {os.path.basename(url)} are not in {folder} and could not be "
-                f"downloaded from {url} ({type(err).__name__}: {err}); download that file on a "
-                f"machine with internet and place it at {path} ($TORCH_HOME moves the folder)"
-            ) from err
-        finally:
-            socket.setdefaulttimeout(previous)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(
-            f"cannot read ImageNet weights {path} ({err}); delete it and download it again"
-        ) from err
-
-
 def torchvision_resnet(
-    depth: int = 101, output_stride: int = 8, pretrained: str | None = None, dilated: bool = True
+    depth: int = 101, output_stride: int = 8, dilated: bool = True
 ) -> ResNetBackbone:
-    """torchvision's ResNet, dilated to the given output stride.
+    """torchvision's ResNet (random initialisation), dilated to the given output stride.
+
+    The stem is ``Sequential(conv1, bn1, relu, maxpool)``: torchvision's ``conv1``/``bn1`` are
+    our ``stem.0``/``stem.1`` (:func:`dgcn.models.weights.convert_torchvision_resnet` renames
+    torchvision's weights); ``fc`` is dropped.
 
     Args:
         depth: 18, 50 or 101.
         output_stride: 8 (layer3 dilation 2, layer4 dilation 4), 16 or 32.
-        pretrained: ``"imagenet"`` for torchvision's ImageNet-1k V1 weights, a path to a
-            state dict of the same torchvision model, or None for random init.
         dilated: False removes the strides of layer3/layer4 without dilating (smaller
             receptive field, same output stride).
     """
     if depth not in TORCHVISION_DEPTHS:
         raise ValueError(f"depth must be one of {TORCHVISION_DEPTHS}, got {depth}")
     model = getattr(torchvision.models, f"resnet{depth}")(weights=None)
-    if pretrained:
-        if pretrained == "imagenet":
-            enum = getattr(torchvision.models, f"ResNet{depth}_Weights").IMAGENET1K_V1
-            state = load_imagenet_state_dict(enum)
-        else:
-            state = _read_state_dict(pretrained)
-        model.load_state_dict(state)
     d3, d4 = _dilations(output_stride)
     if d3 > 1:
         _dilate(model.layer3, [d3 if dilated else 1] * len(model.layer3))
@@ -190,15 +151,14 @@ def _make_layer(
     return nn.Sequential(*layers)
 
 
-def deep_stem_resnet101(
-    multi_grid: tuple[int, ...] = (1, 2, 4), pretrained: str | None = None
-) -> ResNetBackbone:
-    """The authors' deep-stem ResNet-101, output stride 8.
+def deep_stem_resnet101(multi_grid: tuple[int, ...] = (1, 2, 4)) -> ResNetBackbone:
+    """The authors' deep-stem ResNet-101 (random initialisation), output stride 8.
+
+    The authors' ImageNet weights of this network (keys ``conv1.0``... ``layer4``) are renamed
+    by :func:`dgcn.models.weights.convert_deep_stem_imagenet`; torchvision has none.
 
     Args:
         multi_grid: layer4's per-block dilation factors, times 4 (so 4, 8, 16).
-        pretrained: path to the authors' ImageNet checkpoint of this network (keys ``conv1.0``...
-            ``layer4``; ``fc`` is ignored). torchvision has no deep-stem weights.
     """
     if len(multi_grid) != 3:
         raise ValueError(f"multi_grid needs one factor per layer4 block (3), got {multi_grid}")
@@ -224,21 +184,4 @@ def deep_stem_resnet101(
         _make_layer(512, 256, 23, 1, [2] * 23),
         _make_layer(1024, 512, 3, 1, [4 * g for g in multi_grid]),
     ]
-    backbone = ResNetBackbone(stem, layers)
-    if pretrained:
-        from dgcn.models.official import convert_deep_stem_imagenet
-
-        backbone.load_state_dict(convert_deep_stem_imagenet(_read_state_dict(pretrained)))
-    return backbone
-
-
-def _read_state_dict(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise CheckpointError(f"pretrained weights {path} not found; check the path")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"cannot read pretrained weights {path}: {err}") from err
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    return state
+    return ResNetBackbone(stem, layers)

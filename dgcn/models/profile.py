@@ -48,7 +48,7 @@ def default_blocks(model: nn.Module) -> list[str]:
     for name, _ in model.named_modules():
         parts = name.split(".")
         top_level = len(parts) == 2 and parts[0] in ("backbone", "head")
-        graph_branch = len(parts) == 3 and parts[:2] in (["head", "graph"], ["head", "context"])
+        graph_branch = len(parts) == 3 and parts[:2] == ["head", "graph"]
         if top_level or graph_branch or name == "aux_head":
             wanted.append(name)
     return wanted

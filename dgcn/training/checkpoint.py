@@ -10,6 +10,7 @@ import torch
 
 from dgcn.errors import CheckpointError
 from dgcn.fileio import atomic_path
+from dgcn.models.weights import upgrade_state_dict
 
 FORMAT = "dgcn-checkpoint-1"
 
@@ -49,7 +50,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
 
 def load_model_weights(model: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike):
     """Load ``state["model"]`` strictly into ``model``; a mismatch names the first bad key."""
-    weights = state["model"]
+    weights = upgrade_state_dict(state["model"])  # legacy names (head.context.*) renamed
     ours = model.state_dict()
     for key, value in weights.items():
         if key not in ours:

@@ -374,6 +374,7 @@ def fit_head(
         },
     )
     _plot_curves(log.records, run_dir / "curves.png")
+    # local, though nothing requires it (no cycle, nothing heavy)
     from dgcn.fileio import write_text_atomic
 
     result = {

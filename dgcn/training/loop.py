@@ -210,6 +210,7 @@ class MetricsLog:
         self._rewrite()
 
     def _rewrite(self) -> None:
+        # local, though nothing requires it (no cycle, nothing heavy)
         from dgcn.fileio import write_text_atomic
 
         write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
@@ -230,6 +231,7 @@ def _tensorboard(run_dir: Path):
 
 def _plot_curves(records: list[dict[str, Any]], path: Path) -> None:
     try:
+        # lazy: plotting is optional (a core install has no matplotlib)
         from dgcn.viz.predictions import save_figure, training_curves
     except ImportError:  # matplotlib missing (core install): the JSONL log is still there
         return
@@ -293,6 +295,7 @@ def fit(
     """
     from tqdm.auto import tqdm
 
+    # local, though nothing requires it (no cycle, nothing heavy)
     from dgcn.evaluation.inference import evaluate
 
     run_dir = Path(run_dir)
@@ -505,6 +508,7 @@ def fit(
     bar.close()
     summary = run_eval(cfg.train.iterations) if cfg.train.iterations > 0 else {}
     if info.is_main:
+        # local, though nothing requires it (no cycle, nothing heavy)
         from dgcn.fileio import write_text_atomic
 
         _plot_curves(log.records, run_dir / "curves.png")

@@ -155,9 +155,9 @@ def feature_assignment(
 def capture_graph_input(model: nn.Module, images: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
     """Run a DGCNet once and catch the feature map that enters its graph module.
 
-    The graph module is the :class:`~dgcn.models.DualGCN`: ``model.head.graph`` in the
-    official head (its input is the 512-channel reduction ``conva``), ``model.head.context``
-    in the paper head (its input is the backbone's layer4 feature X). The model runs in eval
+    The graph module is the :class:`~dgcn.models.DualGCN` ``model.head.graph``: in the
+    official head its input is the 512-channel reduction ``conva``, in the paper head the
+    backbone's layer4 feature X. The model runs in eval
     mode without gradients (a forward pre-hook records the input) and is left in its previous
     mode.
 
@@ -177,10 +177,8 @@ def capture_graph_input(model: nn.Module, images: torch.Tensor) -> tuple[nn.Modu
     head = getattr(model, "head", None)
     graph = getattr(head, "graph", None)
     if graph is None:
-        graph = getattr(head, "context", None)
-    if graph is None:
         raise ValueError(
-            f"{type(model).__name__} has no graph module (head.graph or head.context): "
+            f"{type(model).__name__} has no graph module (head.graph): "
             "the FCN baseline has nothing to capture"
         )
     captured: list[torch.Tensor] = []

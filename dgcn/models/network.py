@@ -30,27 +30,31 @@ class AuxHead(nn.Sequential):
 class ContextFCNHead(nn.Module):
     """An optional context module on the backbone feature, then torchvision's ``FCNHead``.
 
-    With ``context=None`` this is the dilated-FCN baseline (the paper's ablation row 75.2);
-    with ``context=DualGCN(in_channels, "paper")`` it is the paper's DGCNet, where the graph
-    works on the backbone feature X itself (D = 2048 for ResNet-101).
+    With ``graph=None`` this is the dilated-FCN baseline (the paper's ablation row 75.2);
+    with ``graph=DualGCN(in_channels, "paper")`` it is the paper's DGCNet, where the graph
+    works on the backbone feature X itself (D = 2048 for ResNet-101). The module is
+    ``head.graph``, as in :class:`~dgcn.models.dual_gcn.DualGCNHead` (checkpoints written
+    before the attribute had this name call it ``head.context``;
+    :func:`~dgcn.models.weights.upgrade_state_dict` renames their keys).
 
     Args:
         in_channels: channels of the backbone output.
         num_classes: number of classes.
-        context: a module [B, C, h, w] -> [B, C, h, w], or None.
+        graph: a module [B, C, h, w] -> [B, C, h, w] (a graph or the global-pooling control),
+            or None.
 
     Shape:
         x: [B, in_channels, h, w] -> [B, num_classes, h, w]
     """
 
-    def __init__(self, in_channels: int, num_classes: int, context: nn.Module | None = None):
+    def __init__(self, in_channels: int, num_classes: int, graph: nn.Module | None = None):
         super().__init__()
-        self.context = context
+        self.graph = graph
         self.classifier = FCNHead(in_channels, num_classes)  # 3x3 conv C -> C/4, BN, ReLU, ...
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.context is not None:
-            x = self.context(x)
+        if self.graph is not None:
+            x = self.graph(x)
         return self.classifier(x)
 
 
