@@ -185,7 +185,7 @@ def main() -> None:
             orders.append({"order": name, "nodes": side * side, **result})
     plot = RESULTS / f"coordinate_orders_{device.type}.png"
     try:
-        from dgcn.viz.predictions import save_figure
+        from dgcn.viz.predictions import save_figure  # lazy: the plot is optional (matplotlib)
 
         save_figure(_order_figure(orders), plot)
     except ImportError:
@@ -223,7 +223,7 @@ def main() -> None:
 
 
 def _order_figure(orders):
-    from dgcn.viz.palette import new_figure
+    from dgcn.viz.palette import new_figure  # lazy: only the optional plot needs it
 
     fig = new_figure(figsize=(9, 3.5))
     axes = fig.subplots(1, 2)

@@ -54,7 +54,6 @@ def relative_error(a, b):
     return ((a - b).norm() / b.norm()).item()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_official_block_bf16_and_channels_last_track_fp32(device):
     """The fast path of the CUDA presets (bf16 autocast + channels_last) on the official block
