@@ -84,7 +84,7 @@ def test_block_memory_equals_the_autograd_graph_walk_and_ours_is_leaner():
     assert figures["ours"] < 0.8 * figures["authors"]
 
 
-@pytest.mark.slow  # forward+backward of both blocks at the three committed shapes: about 8 s
+@pytest.mark.slow  # both blocks, twice each, at the three committed shapes: 35 s on 2 busy cores
 def test_the_committed_memory_figures_are_measured_again():
     """The memory columns of the official-vs-authors table (README.md and
     benchmarks/results/README.md, from results/modules_cpu.json) are what modules.measure
