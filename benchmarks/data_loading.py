@@ -2,8 +2,9 @@
 
 Compares, on full-resolution 2048x1024 PNGs (MiniCity written at Cityscapes size), in one run:
 
-* ours: ``dgcn.datasets.Cityscapes`` with the ``official`` preset (scale 0.7-2.1, crop 832,
-  flip, normalise, pad), which crops before it resizes;
+* ours: ``dgcn.datasets.Cityscapes`` with the training transforms of the
+  ``cityscapes-official`` config (scale 0.7-2.1, crop 832, flip, normalise, pad), which crops
+  before it resizes;
 * plain: PIL decode, resize the whole frame by the random scale (bilinear / nearest), pad,
   random crop, flip, to tensor, normalise: the usual resize-then-crop pipeline.
 
@@ -26,7 +27,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_result  # noqa: E402
 
-from dgcn.datasets import Cityscapes, make_minicity, preset_transforms  # noqa: E402
+from dgcn.config import load_config  # noqa: E402
+from dgcn.datasets import Cityscapes, make_minicity  # noqa: E402
+from dgcn.datasets.build import data_transforms  # noqa: E402
 from dgcn.datasets.labels import id_to_train_id_lut  # noqa: E402
 from dgcn.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD, authors_scales  # noqa: E402
 
@@ -87,7 +90,8 @@ def main() -> None:
 
     torch.set_num_threads(1)  # one DataLoader worker
     make_minicity(args.root, train=args.images, val=0, height=1024, width=2048)
-    ours = Cityscapes(args.root, "train", preset_transforms("official"))
+    recipe = load_config("cityscapes-official").data
+    ours = Cityscapes(args.root, "train", data_transforms(recipe, train=True))
     plain = PlainPipeline(ours.samples)
     results = {"ours": [], "plain": []}
     for _ in range(args.repeats):  # alternate so drift in machine load hits both alike
@@ -105,7 +109,7 @@ def main() -> None:
     path = write_result(
         "data_loading",
         {
-            "input": "MiniCity PNG 2048x1024, preset official (scale 0.7-2.1, crop 832, flip)",
+            "input": "MiniCity PNG 2048x1024, cityscapes-official (scale 0.7-2.1, crop 832, flip)",
             "torch_threads": 1,
             "samples_per_round": args.samples,
             "samples_per_s": results,

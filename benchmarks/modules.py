@@ -6,9 +6,9 @@
    each spatial dimension to keep the run short.
 2. The coordinate graph in the O(HW) order vs the literal O((HW)^2) order (A_S formed) vs a
    non-local block (an N x N attention over all pixels), time and memory vs N, as a plot.
-3. The official-variant DualGCN block vs the authors' released block, written here from the
-   description of their code (docs/reference/official_dgcnet.md), side by side at the same
-   shape.
+3. The official-variant DualGCN block vs the authors' released block (the replica of
+   ``benchmarks/authors_block.py``, written from the description of their code in
+   docs/reference/official_dgcnet.md), side by side at the same shape.
 
 Memory: peak CUDA allocation on a GPU; on a CPU the activation memory kept for backward: the
 distinct storages autograd saves (``torch.autograd.graph.saved_tensors_hooks``), each counted
@@ -26,10 +26,10 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from authors_block import AuthorsDualGCN  # noqa: E402
 from common import RESULTS, write_result  # noqa: E402
 
 from dgcn.models import CoordinateGCN, DualGCN, DualGCNHead, FeatureGCN  # noqa: E402
@@ -129,61 +129,6 @@ class NonLocal(nn.Module):
         return x + self.out(y.reshape(b, -1, h, w))
 
 
-class AuthorsDualGCN(nn.Module):
-    """The authors' released DualGCN block, written from the description of their code: the
-    same layers and the same sequence of operations (reshapes, permutes, bmm, softmax)."""
-
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.phi = nn.Conv2d(c, c // 2, 1, bias=False)
-        self.bn_phi = nn.BatchNorm2d(c // 2)
-        self.theta = nn.Conv2d(c, c // 4, 1, bias=False)
-        self.bn_theta = nn.BatchNorm2d(c // 4)
-        self.conv_adj = nn.Conv1d(c // 4, c // 4, 1, bias=False)
-        self.bn_adj = nn.BatchNorm1d(c // 4)
-        self.conv_wg = nn.Conv1d(c // 2, c // 2, 1, bias=False)
-        self.bn_wg = nn.BatchNorm1d(c // 2)
-        self.conv3 = nn.Conv2d(c // 2, c, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(c)
-        layers = []
-        for _ in range(3):
-            layers += [nn.Conv2d(c, c, 3, 2, 1, groups=c, bias=False), nn.BatchNorm2d(c)]
-        self.local = nn.Sequential(*layers)
-        self.node_k = nn.Conv2d(c, c // 2, 1)
-        self.node_v = nn.Conv2d(c, c // 2, 1)
-        self.node_q = nn.Conv2d(c, c // 2, 1)
-        self.att_wg = nn.Conv1d(c // 2, c // 2, 1, bias=False)
-        self.att_bn = nn.BatchNorm1d(c // 2)
-        self.out = nn.Sequential(nn.Conv2d(c // 2, c, 1), nn.BatchNorm2d(c))
-        self.final = nn.Sequential(nn.Conv2d(2 * c, c, 1, bias=False), nn.BatchNorm2d(c))
-
-    def spatial(self, x):
-        n, c, h, w = x.size()
-        k = self.node_k(x).view(n, c // 2, -1).permute(0, 2, 1)
-        q = self.node_q(x).view(n, c // 2, -1)
-        v = self.node_v(x).view(n, c // 2, -1).permute(0, 2, 1)
-        a = F.softmax(torch.bmm(q, v), dim=2)
-        av = torch.bmm(k, a).transpose(1, 2).contiguous()
-        av = self.att_bn(self.att_wg(av)).view(n, -1, h, w)
-        return F.relu_(self.out(av) + x)
-
-    def forward(self, x):
-        local = self.spatial(self.local(x))
-        local = F.interpolate(local, size=x.size()[2:], mode="bilinear", align_corners=True)
-        spatial_local = x * local + x
-        n = x.size(0)
-        x_sqz = self.bn_phi(self.phi(x)).view(n, x.size(1) // 2, -1)
-        b = self.bn_theta(self.theta(x)).view(n, x.size(1) // 4, -1)
-        z_idt = torch.matmul(x_sqz, b.transpose(1, 2))
-        z = z_idt.transpose(1, 2).contiguous()
-        z = self.bn_adj(self.conv_adj(z)).transpose(1, 2)
-        z = z + z_idt
-        z = self.bn_wg(self.conv_wg(z))
-        y = torch.matmul(z, b).view(n, x.size(1) // 2, *x.size()[2:])
-        g_out = F.relu_(x + self.bn3(self.conv3(y)))
-        return self.final(torch.cat((spatial_local, g_out), 1))
-
-
 def modules_for(c: int) -> dict[str, nn.Module]:
     return {
         "CoordinateGCN": CoordinateGCN(c),
@@ -240,7 +185,7 @@ def main() -> None:
             orders.append({"order": name, "nodes": side * side, **result})
     plot = RESULTS / f"coordinate_orders_{device.type}.png"
     try:
-        from dgcn.viz.predictions import save_figure
+        from dgcn.viz.predictions import save_figure  # lazy: the plot is optional (matplotlib)
 
         save_figure(_order_figure(orders), plot)
     except ImportError:
@@ -278,7 +223,7 @@ def main() -> None:
 
 
 def _order_figure(orders):
-    from dgcn.viz.palette import new_figure
+    from dgcn.viz.palette import new_figure  # lazy: only the optional plot needs it
 
     fig = new_figure(figsize=(9, 3.5))
     axes = fig.subplots(1, 2)

@@ -373,7 +373,7 @@ pd.DataFrame(rows).set_index("block").round(3)
 # 2. Generate a MiniCity at 256 x 512 in another folder
 #    (`datasets.make_minicity("data/minicity-256", train=8, val=0, height=256, width=512)`) and
 #    look at its images: does anything become a fixed number of pixels, or does every size
-#    scale? *Hint:* the module docstring of `dgcn.datasets.minicity`.
+#    scale? *Hint:* the module docstring of `dgcn.datasets.minicity.scene`.
 # 3. How do the class frequencies of the validation split compare with the training split?
 #    *Hint:* reuse the counting loop with `val_pairs`.
 # 4. Run the micro model in training mode (`micro.train()`) on two images and list the keys of

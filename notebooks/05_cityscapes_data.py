@@ -94,7 +94,9 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from dgcn.config import load_config
 from dgcn.datasets import labels, transforms
+from dgcn.datasets.build import data_transforms
 
 _ = torch.manual_seed(0)
 _ = datasets.ensure_minicity(MINICITY)  # generated on first use (about 4 s), then reused
@@ -197,14 +199,17 @@ display(fig)
 # %% [markdown]
 # ## 3. Augmentations
 #
-# Training sees random crops, not whole frames. `dgcn.datasets.transforms` has three presets:
+# Training sees random crops, not whole frames. The recipe (crop, scales, flip) is the `data:`
+# section of a config preset in `experiments/configs/`, and
+# `dgcn.datasets.build.data_transforms` turns it into transforms. Three recipes:
 #
-# - `official`: the authors' recipe, random scale 0.7 to 2.1 in steps of 0.1, crop 832x832,
-#   horizontal flip;
-# - `paper`: the paper's text, crop 768x768 and flip, no scaling;
-# - `minicity`: the CPU demo, crop 128x256 (a whole MiniCity image), scale 0.75 to 1.5, flip.
+# - `official` (`cityscapes-official`): the authors' recipe, random scale 0.7 to 2.1 in steps of
+#   0.1, crop 832x832, horizontal flip;
+# - `paper` (`cityscapes-paper`): the paper's text, crop 768x768 and flip, no scaling;
+# - `minicity` (`minicity-cpu`): the CPU demo, crop 128x256 (a whole MiniCity image), scale 0.75
+#   to 1.5, flip.
 #
-# Every preset ends with ImageNet normalisation and pads a crop that is smaller than the
+# Every recipe ends with ImageNet normalisation and pads a crop that is smaller than the
 # window (a scaled image smaller than the crop) at the bottom and right: the image with **0**
 # after normalisation (the ImageNet mean colour, a neutral grey-brown) and the mask with
 # **255**, so padded pixels are ignored by the loss.
@@ -218,15 +223,21 @@ display(fig)
 
 # %%
 # NBVAL_CHECK_OUTPUT
+CONFIGS = {
+    "official": "cityscapes-official",
+    "paper": "cityscapes-paper",
+    "minicity": "minicity-cpu",
+}
+recipes = {name: load_config(preset).data for name, preset in CONFIGS.items()}
 presets = pd.DataFrame(
     [
         {
             "preset": name,
-            "crop (h, w)": crop,
-            "scales": f"{min(scales)} .. {max(scales)}",
-            "flip": flip,
+            "crop (h, w)": tuple(data.crop_size),
+            "scales": f"{min(data.scales)} .. {max(data.scales)}",
+            "flip": data.flip,
         }
-        for name, (crop, scales, flip) in transforms.PRESETS.items()
+        for name, data in recipes.items()
     ]
 )
 print(presets.to_string(index=False))
@@ -248,8 +259,8 @@ small = (tv_tensors.Image(image_u8), tv_tensors.Mask(torch.from_numpy(lut[label_
 def crops_figure(preset, sample, seed, count=CROPS):
     """``count`` random crops of one sample by a preset: images on top, masks below."""
     torch.manual_seed(seed)
-    pipeline = transforms.preset_transforms(preset)
-    crop_h, crop_w = transforms.PRESETS[preset][0]
+    pipeline = data_transforms(recipes[preset], train=True)
+    crop_h, crop_w = recipes[preset].crop_size
     fig = viz.new_figure((1.9 * count, 2 * 1.9 * crop_h / crop_w + 0.4))
     axes = fig.subplots(2, count)
     for i in range(count):
@@ -294,9 +305,9 @@ painted = (
     tv_tensors.Image(torch.from_numpy(viz.colorize(scene[1])).permute(2, 0, 1).contiguous()),
     scene[1],
 )
-exact = transforms.preset_transforms("official")
+exact = data_transforms(recipes["official"], train=True)
 exact.transforms[0].interpolation = InterpolationMode.NEAREST
-bilinear = transforms.preset_transforms("official")
+bilinear = data_transforms(recipes["official"], train=True)
 torch.manual_seed(1)
 agreement = []
 for _ in range(8):
@@ -354,7 +365,7 @@ def resize_then_crop(image, mask, crop, scales):
     return TF.crop(big_image, top, left, out_h, out_w), TF.crop(big_mask, top, left, out_h, out_w)
 
 
-crop, scales, _ = transforms.PRESETS["official"]
+crop, scales = tuple(recipes["official"].crop_size), tuple(recipes["official"].scales)
 crop_first = transforms.RandomScaleCrop(crop, scales)
 rows = []
 for seed in range(6):
@@ -391,7 +402,7 @@ display(comparison)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-train_set = datasets.Cityscapes(MINICITY, "train", transforms.preset_transforms("minicity"))
+train_set = datasets.Cityscapes(MINICITY, "train", data_transforms(recipes["minicity"], True))
 loader = torch.utils.data.DataLoader(
     train_set, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0)
 )
@@ -540,5 +551,5 @@ print(done.stderr.strip())
 #   github.com/lxtGH/GALD-DGCNet (random scale 0.7-2.1, crop 832, padding).
 # - torchvision: `transforms.v2` (`functional.resized_crop`, `functional.pad`),
 #   `tv_tensors.Image` / `tv_tensors.Mask`, `datasets.Cityscapes`.
-# - Package: `dgcn/datasets/labels.py`, `cityscapes.py`, `transforms.py`, `minicity.py`;
-#   `data/README.md`.
+# - Package: `dgcn/datasets/labels.py`, `cityscapes.py`, `transforms.py`, `build.py`,
+#   `minicity/`; `experiments/configs/*.yaml` (the recipes); `data/README.md`.

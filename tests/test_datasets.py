@@ -10,7 +10,9 @@ from PIL import Image
 from torchvision.transforms.v2 import InterpolationMode
 
 from dgcn.cli import main
+from dgcn.config import load_config
 from dgcn.datasets import Cityscapes, check_tree
+from dgcn.datasets.build import build_dataset, data_transforms
 from dgcn.datasets.labels import CLASS_NAMES, LABELS, PALETTE, id_to_train_id, id_to_train_id_lut
 from dgcn.datasets.transforms import (
     IMAGENET_MEAN,
@@ -21,7 +23,6 @@ from dgcn.datasets.transforms import (
     RandomHorizontalFlip,
     RandomScaleCrop,
     as_tv,
-    preset_transforms,
 )
 from dgcn.errors import DatasetError
 
@@ -232,11 +233,35 @@ def test_image_and_mask_stay_aligned(seed):
 def test_bilinear_pipeline_mostly_aligned():
     torch.manual_seed(0)
     image, label = pattern(256, 512, 32)
+    pipeline = data_transforms(load_config("minicity-cpu").data, train=True)
     for _ in range(5):
-        out_image, out_mask = preset_transforms("minicity")(*as_tv(image, label))
+        out_image, out_mask = pipeline(*as_tv(image, label))
         valid = out_mask != 255
         agree = (decode(out_image)[valid] == out_mask[valid].long()).float().mean()
         assert agree > 0.85
+
+
+@pytest.mark.parametrize(
+    ("preset", "crop", "scales"),
+    [
+        ("cityscapes-official", (832, 832), tuple(round(0.7 + 0.1 * i, 1) for i in range(15))),
+        ("cityscapes-paper", (768, 768), (1.0,)),
+        ("minicity-cpu", (128, 256), (0.75, 1.0, 1.25, 1.5)),
+    ],
+)
+def test_build_dataset_applies_the_recipe_of_a_config_preset(minicity, preset, crop, scales):
+    """build_dataset applies the recipe of the YAML preset's ``data:`` section: crop, scales and
+    flip for training, normalisation only for evaluation."""
+    data = load_config(preset, {"data": {"root": str(minicity)}}).data
+    train = build_dataset(data, "train", train=True)
+    steps = train.transforms.transforms
+    assert [type(s) for s in steps] == [RandomScaleCrop, RandomHorizontalFlip, Normalize, PadTo]
+    assert steps[0].crop_size == steps[3].size == crop and steps[0].scales == scales
+    image, mask = train[0]
+    assert image.shape == (3, *crop) and mask.shape == crop
+    evaluation = build_dataset(data, "val", train=False)
+    assert [type(s) for s in evaluation.transforms.transforms] == [Normalize]
+    assert evaluation[0][0].shape == (3, 64, 128)  # the whole image of the fixture
 
 
 def test_crop_pads_mask_with_255_and_image_with_zero():

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dgcn.config import load_config
+from dgcn.datasets import cityscapes
 from dgcn.datasets.labels import LABELS, NAME_TO_ID, NUM_CLASSES, VALID_IDS, id_to_train_id_lut
 from dgcn.datasets.minicity import (
     DEFAULT_ROOT,
@@ -46,9 +48,24 @@ def scenes() -> list[tuple[np.ndarray, np.ndarray]]:
     return [generate_scene(np.random.default_rng([7, i]), 64, 128) for i in range(240)]
 
 
-def test_constants() -> None:
-    assert DEFAULT_ROOT == "data/minicity"
-    assert GENERATOR_VERSION == 1
+def test_the_cpu_preset_uses_the_default_root() -> None:
+    data = load_config("minicity-cpu").data
+    assert data.dataset == "minicity" and data.root == DEFAULT_ROOT
+
+
+def test_a_minicity_of_another_generator_version_is_not_reused(tmp_path: Path) -> None:
+    root = ensure_minicity(tmp_path / "mini", train=1, val=1, **SMALL)
+    marker = json.loads((root / "minicity.json").read_text())
+    assert marker["version"] == GENERATOR_VERSION
+    before = _mtimes(root)
+    older = {**marker, "version": GENERATOR_VERSION - 1}
+    (root / "minicity.json").write_text(json.dumps(older))
+    with pytest.raises(DatasetError, match="differing: version"):
+        ensure_minicity(root, train=1, val=1, **SMALL)
+    with pytest.raises(DatasetError, match="differing: counts, height, version, width"):
+        ensure_minicity(root)  # without parameters: the defaults, never the stale files
+    before["minicity.json"] = _mtimes(root)["minicity.json"]
+    assert _mtimes(root) == before
 
 
 def test_same_seed_gives_identical_files(tmp_path: Path) -> None:
@@ -109,8 +126,6 @@ def test_cityscapes_layout(tmp_path: Path) -> None:
 
 
 def test_the_cityscapes_loader_reads_it(tmp_path: Path) -> None:
-    from dgcn.datasets import cityscapes
-
     make_minicity(tmp_path, train=3, val=1, **SMALL)
     assert len(cityscapes.scan_split(tmp_path, "train")) == 3
     assert len(cityscapes.scan_split(tmp_path, "val")) == 1

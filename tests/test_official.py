@@ -1,15 +1,18 @@
 """The authors' network: parameter count, checkpoint conversion, and the block's equations."""
 
 import math
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from dgcn.errors import CheckpointError
 from dgcn.models import DualGCN, build_model, convert_official_state_dict
 from dgcn.models.official import OFFICIAL_KEY_MAP, ours_to_official
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from authors_block import AuthorsDualGCN  # noqa: E402  (the replica the benchmark measures)
 
 TSV = Path(__file__).parent / "data" / "official_dgcnet_state_dict.tsv"
 
@@ -92,55 +95,9 @@ def test_unknown_and_missing_keys():
         convert_official_state_dict(state)
 
 
-def authors_dualgcn(x, w, training=False):
-    """The authors' DualGCN block written from the description, on their own key names
-    (BatchNorm on batch statistics when ``training``)."""
-
-    def bn(t, name):
-        return F.batch_norm(
-            t,
-            w[name + ".running_mean"].clone(),
-            w[name + ".running_var"].clone(),
-            w[name + ".weight"],
-            w[name + ".bias"],
-            training,
-            0.0,
-            1e-5,
-        )
-
-    def conv(t, name, **kw):
-        fn = F.conv1d if w[name + ".weight"].dim() == 3 else F.conv2d
-        return fn(t, w[name + ".weight"], w.get(name + ".bias"), **kw)
-
-    n, c, h, wd = x.shape
-    # coordinate space: local downsampling, then the spatial GCN on the downsampled map
-    v = x
-    for i in (0, 2, 4):
-        v = bn(conv(v, f"local.{i}", stride=2, padding=1, groups=c), f"local.{i + 1}")
-    g = "gcn_local_attention."
-    hh, ww = v.shape[-2:]
-    k = conv(v, g + "node_k").view(n, c // 2, -1).permute(0, 2, 1)  # N' x C/2
-    q = conv(v, g + "node_q").view(n, c // 2, -1)  # C/2 x N'
-    val = conv(v, g + "node_v").view(n, c // 2, -1).permute(0, 2, 1)  # N' x C/2
-    a = torch.softmax(q @ val, dim=2)  # C/2 x C/2
-    m = (k @ a).permute(0, 2, 1)  # C/2 x N'
-    m = bn(conv(m, g + "conv_wg"), g + "bn_wg").view(n, c // 2, hh, ww)
-    m = torch.relu(bn(conv(m, g + "out.0"), g + "out.1") + v)
-    local = F.interpolate(m, size=(h, wd), mode="bilinear", align_corners=True)
-    coord = x * local + x
-    # feature space
-    feats = bn(conv(x, "phi"), "bn_phi").view(n, c // 2, -1)
-    b = bn(conv(x, "theta"), "bn_theta").view(n, c // 4, -1)
-    z = feats @ b.transpose(1, 2)  # C/2 x C/4
-    z = bn(conv(z.transpose(1, 2), "conv_adj"), "bn_adj").transpose(1, 2) + z
-    z = bn(conv(z, "conv_wg"), "bn_wg")
-    y = (z @ b).view(n, c // 2, h, wd)
-    feat = torch.relu(x + bn(conv(y, "conv3"), "bn3"))
-    return bn(conv(torch.cat([coord, feat], 1), "final.0"), "final.1")
-
-
 def authors_block_weights():
-    """The authors' block weights (float64, scaled by fan-in) and our block loaded with them."""
+    """The authors' block (the shared replica) and ours, loaded with the same random weights of
+    the authors' checkpoint layout (float64, scaled by fan-in), both strictly."""
     prefix = "module.head.dualgcn."
     full = random_official_state_dict()
     authors = {
@@ -152,38 +109,41 @@ def authors_block_weights():
         if key.endswith("weight") and authors[key].dim() > 1:
             fan_in = math.prod(authors[key].shape[1:])
             authors[key] = authors[key] / math.sqrt(fan_in)
+    theirs = AuthorsDualGCN(512).double().eval()
+    theirs.load_state_dict(authors, strict=True)  # the replica has the checkpoint's keys
     converted = convert_official_state_dict({**full, **{prefix + k: v for k, v in authors.items()}})
     ours = {k[len("head.graph.") :]: v for k, v in converted.items() if k.startswith("head.graph.")}
     block = DualGCN(512, "official").double().eval()
     block.load_state_dict(ours, strict=True)
-    return authors, block
+    return theirs, block
 
 
 def test_official_block_matches_the_authors_equations():
-    authors, block = authors_block_weights()
+    theirs, block = authors_block_weights()
     x = torch.randn(1, 512, 21, 19, dtype=torch.float64)
-    torch.testing.assert_close(block(x), authors_dualgcn(x, authors), rtol=1e-9, atol=1e-9)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), theirs(x), rtol=1e-9, atol=1e-9)
 
 
 def test_official_block_gradients_match_the_authors_equations():
     """Training mode: our memory-saving rewrites (gate recomputed in backward, reprojection
     reassociated, fuse conv split) give the authors' outputs and gradients."""
-    authors, block = authors_block_weights()
+    theirs, block = authors_block_weights()
     block.train()
-    for key, value in authors.items():
-        value.requires_grad_(key.endswith(("weight", "bias")))
+    theirs.train()
     x = torch.randn(2, 512, 21, 19, dtype=torch.float64)
     target = torch.randn_like(x)
     x_ours, x_authors = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
     out_ours = block(x_ours)
-    out_authors = authors_dualgcn(x_authors, authors, training=True)
+    out_authors = theirs(x_authors)
     torch.testing.assert_close(out_ours, out_authors, rtol=1e-9, atol=1e-9)
     (out_ours * target).sum().backward()
     (out_authors * target).sum().backward()
     torch.testing.assert_close(x_ours.grad, x_authors.grad, rtol=1e-8, atol=1e-8)
+    authors = dict(theirs.named_parameters())
     checked = 0
     for name, param in block.named_parameters():
-        theirs = authors[ours_to_official("head.graph." + name)[len("head.dualgcn.") :]]
-        torch.testing.assert_close(param.grad, theirs.grad, rtol=1e-8, atol=1e-8, msg=name)
+        twin = authors.pop(ours_to_official("head.graph." + name)[len("head.dualgcn.") :])
+        torch.testing.assert_close(param.grad, twin.grad, rtol=1e-8, atol=1e-8, msg=name)
         checked += 1
-    assert checked == len(list(block.parameters())) > 30
+    assert checked > 30 and not authors  # every parameter of both blocks, paired one to one

@@ -3,7 +3,7 @@
 from dgcn.datasets.cityscapes import Cityscapes, check_tree, load_pair, scan_split
 from dgcn.datasets.labels import CLASS_NAMES, IGNORE_INDEX, LABELS, NUM_CLASSES, PALETTE
 from dgcn.datasets.minicity import DEFAULT_ROOT, ensure_minicity, generate_scene, make_minicity
-from dgcn.datasets.transforms import eval_transforms, preset_transforms, train_transforms
+from dgcn.datasets.transforms import eval_transforms, train_transforms
 
 __all__ = [
     "CLASS_NAMES",
@@ -19,7 +19,6 @@ __all__ = [
     "generate_scene",
     "load_pair",
     "make_minicity",
-    "preset_transforms",
     "scan_split",
     "train_transforms",
 ]

@@ -7,7 +7,7 @@ from torch.utils.data import Dataset, Subset
 from dgcn.config import DataConfig
 from dgcn.datasets.cityscapes import Cityscapes
 from dgcn.datasets.minicity import ensure_minicity
-from dgcn.datasets.transforms import eval_transforms, train_transforms
+from dgcn.datasets.transforms import Compose, eval_transforms, train_transforms
 from dgcn.errors import ConfigError
 
 DATASETS = ("cityscapes", "minicity")
@@ -29,17 +29,29 @@ def prepare_data(cfg: DataConfig) -> None:
         raise ConfigError(f"data.dataset must be one of {DATASETS}, got {cfg.dataset!r}")
 
 
+def data_transforms(cfg: DataConfig, train: bool) -> Compose:
+    """The joint transforms of a data config.
+
+    Args:
+        cfg: the ``data`` section of a config (e.g. ``load_config("cityscapes-official").data``).
+        train: the training augmentations (``cfg.crop_size``, ``cfg.scales``, ``cfg.flip``) if
+            True, the evaluation transforms (normalisation only) if False.
+
+    Returns:
+        The transforms, called as ``image, mask = t(image, mask)``.
+    """
+    if train:
+        return train_transforms(tuple(cfg.crop_size), tuple(cfg.scales), cfg.flip)
+    return eval_transforms()
+
+
 def build_dataset(cfg: DataConfig, split: str, train: bool) -> Cityscapes | Dataset:
     """The split with training augmentations (``train=True``) or evaluation transforms.
 
     With ``train=False`` and ``cfg.val_limit > 0`` only the first ``val_limit`` items are kept
     (a :class:`torch.utils.data.Subset` whose ``dataset`` is the full split).
     """
-    if train:
-        transforms = train_transforms(tuple(cfg.crop_size), tuple(cfg.scales), cfg.flip)
-    else:
-        transforms = eval_transforms()
-    dataset = Cityscapes(cfg.root, split, transforms)
+    dataset = Cityscapes(cfg.root, split, data_transforms(cfg, train))
     if not train and cfg.val_limit > 0:
         return Subset(dataset, range(min(cfg.val_limit, len(dataset))))
     return dataset

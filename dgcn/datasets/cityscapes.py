@@ -34,6 +34,7 @@ except ImportError:  # a torchvision without the decoders: PIL does the same job
     decode_png = None
 
 from dgcn.datasets.labels import VALID_IDS, id_to_train_id_lut
+from dgcn.datasets.transforms import eval_transforms
 from dgcn.errors import DatasetError
 
 SPLITS = ("train", "val", "test", "train_extra")
@@ -221,9 +222,6 @@ class Cityscapes(Dataset):
         transforms: Callable | None = None,
         mode: str = "fine",
     ) -> None:
-        # local, though nothing requires it (no cycle, nothing heavy)
-        from dgcn.datasets.transforms import eval_transforms
-
         self.root, self.split, self.mode = Path(root), split, mode
         self.samples = scan_split(root, split, mode)
         self.transforms = transforms if transforms is not None else eval_transforms()

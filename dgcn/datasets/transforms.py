@@ -8,6 +8,10 @@ DataLoader worker, saved in checkpoints), so runs are reproducible.
 The training pipeline crops before it resizes (:class:`RandomScaleCrop`): the cost stays that
 of the output crop whatever the scale, instead of resizing a whole 2048x1024 frame by up to
 2.1x and throwing most of it away.
+
+The recipes (crop size, scales, flip) are not named here: they are the ``data:`` section of the
+config presets in ``experiments/configs/``, turned into transforms by
+:func:`dgcn.datasets.build.data_transforms`.
 """
 
 from __future__ import annotations
@@ -145,14 +149,6 @@ def authors_scales() -> tuple[float, ...]:
     return tuple(round(0.7 + 0.1 * i, 1) for i in range(15))
 
 
-#: name -> (crop size, scales, flip); "paper" is the paper's text: crop 768 and flips only
-PRESETS: dict[str, tuple[tuple[int, int], tuple[float, ...], bool]] = {
-    "official": ((832, 832), authors_scales(), True),
-    "paper": ((768, 768), (1.0,), True),
-    "minicity": ((128, 256), (0.75, 1.0, 1.25, 1.5), True),
-}
-
-
 def train_transforms(
     crop_size: tuple[int, int] = (832, 832),
     scales: Sequence[float] = authors_scales(),
@@ -169,19 +165,6 @@ def train_transforms(
 def eval_transforms() -> Compose:
     """Normalisation only: evaluation runs on the full image."""
     return Compose([Normalize()])
-
-
-def preset_transforms(name: str, train: bool = True) -> Compose:
-    """The transforms of a named preset: ``official``, ``paper`` or ``minicity``."""
-    # local, though nothing requires it (no cycle, nothing heavy)
-    from dgcn.errors import ConfigError
-
-    if name not in PRESETS:
-        raise ConfigError(f"unknown transform preset {name!r}; use one of {', '.join(PRESETS)}")
-    if not train:
-        return eval_transforms()
-    crop, scales, flip = PRESETS[name]
-    return train_transforms(crop, scales, flip)
 
 
 def as_tv(image: torch.Tensor, mask: torch.Tensor) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
