@@ -3,6 +3,9 @@
 SGD with the poly schedule per iteration, CE/OHEM + aux loss, mixed precision chosen by the
 device, gradient accumulation, channels_last, DDP with SyncBatchNorm, atomic checkpoints,
 exact resume, JSONL metrics + curves PNG, tqdm progress, TensorBoard when installed.
+
+:func:`fit` wires one :class:`TrainingRun` together and loops over its steps:
+:func:`train_step`, :func:`log_step`, :func:`evaluate_step` and :func:`checkpoint_step`.
 """
 
 from __future__ import annotations
