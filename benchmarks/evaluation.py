@@ -21,7 +21,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_result  # noqa: E402
 
-from dgcn.evaluation.inference import predict  # noqa: E402
+from dgcn.config import EvalConfig  # noqa: E402
+from dgcn.evaluation import predict  # noqa: E402
 from dgcn.models import build_model  # noqa: E402
 
 
@@ -33,38 +34,30 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cpu = device.type == "cpu"
     name = args.model or ("dgcnet_paper_micro" if cpu else "dgcnet_official_r101")
-    height, width, tile = (256, 512, 192) if cpu else (1024, 2048, 832)
+    height, width = (256, 512) if cpu else (1024, 2048)
+    tile = 192 if cpu else EvalConfig().tile  # the authors' tile on Cityscapes
     model = build_model(name, num_classes=19).to(device).eval()
     if not cpu:
         torch.backends.cudnn.benchmark = True
         model = model.to(memory_format=torch.channels_last)
     precisions = [None] if cpu else [None, torch.bfloat16]
-    modes = [
-        ("whole", {"mode": "whole"}),
-        ("slide", {"mode": "slide", "tile": tile, "overlap": 1 / 3}),
-        (
-            "multiscale+flip",
-            {
-                "mode": "multiscale",
-                "tile": tile,
-                "overlap": 1 / 3,
-                "scales": [0.75, 1.0, 1.25, 1.5, 1.75],
-                "flip": True,
-            },
-        ),
+    modes = [  # the authors' overlap (1/3) and scales: the defaults of EvalConfig
+        ("whole", EvalConfig(mode="whole")),
+        ("slide", EvalConfig(mode="slide", tile=tile)),
+        ("multiscale+flip", EvalConfig(mode="multiscale", tile=tile, flip=True)),
     ]
     image = torch.randn(1, 3, height, width, device=device)
     rows = []
     for dtype in precisions:
-        for label, kwargs in modes:
+        for label, options in modes:
             ctx = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
             with ctx:
-                predict(model, image, **kwargs)  # warm-up (cuDNN autotuning)
+                predict(model, image, options)  # warm-up (cuDNN autotuning)
                 if not cpu:
                     torch.cuda.synchronize()
                 start = time.perf_counter()
                 for _ in range(args.images):
-                    predict(model, image, **kwargs).argmax(1)
+                    predict(model, image, options).argmax(1)
                 if not cpu:
                     torch.cuda.synchronize()
             seconds = (time.perf_counter() - start) / args.images

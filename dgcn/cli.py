@@ -1,7 +1,8 @@
 """The ``dgcn`` command line (also ``python -m dgcn``).
 
 Every user mistake ends as one line on stderr and exit status 2 (``--debug`` shows the
-traceback); the CLI only wires the package together.
+traceback); the CLI only parses the arguments and calls the package. Imports of modules that
+load torch are function-local (marked ``# lazy``), so that ``dgcn --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -9,18 +10,26 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import typing
 from pathlib import Path
 
+from dgcn.config import EvalConfig, load_config
 from dgcn.errors import ConfigError, DgcnError
+from dgcn.fileio import file_sha256
+
+#: the preset whose data part gives ``make-minicity`` its defaults
+MINICITY_PRESET = "minicity-cpu"
 
 
 def _summary(args: argparse.Namespace) -> int:
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
     import torch
 
-    from dgcn.models import build_model
-    from dgcn.models.profile import block_table
+    from dgcn.datasets.labels import NUM_CLASSES  # lazy: torch
+    from dgcn.models import build_model  # lazy: torch
+    from dgcn.models.profile import block_table  # lazy: torch
 
+    if args.classes is None:
+        args.classes = NUM_CLASSES
     height, width = args.size
     if min(height, width) < 32 or args.batch < 1 or args.classes < 1:
         raise ConfigError(
@@ -51,8 +60,7 @@ def _summary(args: argparse.Namespace) -> int:
 
 
 def _make_minicity(args: argparse.Namespace) -> int:
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-    from dgcn.datasets.minicity import make_minicity
+    from dgcn.datasets.minicity import make_minicity  # lazy: numpy, PIL
 
     height, width = args.size
     start = time.perf_counter()
@@ -71,16 +79,14 @@ def _make_minicity(args: argparse.Namespace) -> int:
         f"MiniCity {height}x{width} in {args.out}: {listing} ({time.perf_counter() - start:.1f} s)"
     )
     if args.preview:
-        # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-        from dgcn.datasets.minicity import write_preview
+        from dgcn.datasets.minicity import write_preview  # lazy: matplotlib
 
         print(f"preview: {write_preview(args.out, args.preview)}")
     return 0
 
 
 def _check_data(args: argparse.Namespace) -> int:
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-    from dgcn.datasets.cityscapes import check_tree
+    from dgcn.datasets.cityscapes import check_tree  # lazy: torch
 
     counts = check_tree(args.root, progress=not args.quiet)
     print(f"{args.root}: OK")
@@ -90,9 +96,8 @@ def _check_data(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-    from dgcn.config import load_config
-    from dgcn.training.frozen import train
+    from dgcn.distributed import is_main_process  # lazy: torch
+    from dgcn.training.frozen import train  # lazy: torch
 
     cfg = load_config(args.config, args.opt)
     run_dir = args.run_dir or f"runs/{cfg.name}"
@@ -105,7 +110,7 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device,
         allow_config_change=args.allow_config_change,
     )
-    if summary and _is_main():
+    if summary and is_main_process():
         print(
             f"{cfg.name}: mIoU {100 * summary['miou']:.2f} % on {cfg.data.val_split} "
             f"({cfg.eval.mode}); run in {run_dir}"
@@ -113,167 +118,55 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_main() -> bool:
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-    from dgcn.config import distributed_env
-
-    return distributed_env()["rank"] == 0
-
-
-def _inference_config(args: argparse.Namespace):
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-    from dgcn.config import check_config
-    from dgcn.inference_setup import load_for_inference
+def _load_for_inference(args: argparse.Namespace):
+    """The model and config of ``--checkpoint`` with ``--opt``, ``--data-root`` and the test-mode
+    options (``--mode``, ``--tile``, ...) applied."""
+    from dgcn.checkpoint import load_for_inference  # lazy: torch
 
     opts = list(args.opt or [])
     if args.data_root:
         opts.append(f"data.root={args.data_root}")
-    model, cfg = load_for_inference(args.checkpoint, args.official, args.config, opts)
-    for key in ("mode", "tile", "overlap", "scales", "flip"):
-        value = getattr(args, key, None)
-        if value is not None:
-            setattr(cfg.eval, key, value)
-    return model, check_config(cfg)  # the options above pass the config's value rules too
-
-
-def default_eval_output(checkpoint: Path, split: str, mode: str) -> str:
-    """Next to the checkpoint, except for the committed models: never write into the
-    repository's ``experiments/checkpoints``, use ``runs/evaluate/`` instead."""
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-    from dgcn.config import REPO_DIR
-
-    name = f"eval-{split}-{mode}.json"
-    if checkpoint.resolve().parent == (REPO_DIR / "experiments" / "checkpoints").resolve():
-        return str(Path("runs/evaluate") / f"{checkpoint.stem}-{name}")
-    return str(checkpoint.with_name(name))
+    options = {key: getattr(args, key) for key in INFERENCE_OPTIONS}
+    options = {key: value for key, value in options.items() if value is not None}
+    return load_for_inference(args.checkpoint, args.official, args.config, opts, options)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-    import json
+    from dgcn.evaluation.evaluate import evaluate_run  # lazy: torch
 
-    from torch.utils.data import DataLoader
-
-    from dgcn.datasets.build import build_dataset, image_paths, prepare_data
-    from dgcn.evaluation.inference import evaluate
-    from dgcn.evaluation.metrics import format_table
-    from dgcn.fileio import write_text_atomic
-    from dgcn.training import distributed
-
-    info = distributed.setup(args.device)
-    model, cfg = _inference_config(args)
-    if info.is_main:
-        prepare_data(cfg.data)  # MiniCity: generated when absent
-    distributed.barrier()
-    model.to(info.device)
-    split = args.split or cfg.data.val_split
-    dataset = build_dataset(cfg.data, split, train=False)
-    subset = distributed.shard(dataset, info)
-    paths = image_paths(dataset)
-    loader = DataLoader(subset, batch_size=1, num_workers=args.workers)
-    start = time.perf_counter()
-    matrix = evaluate(
+    model, cfg = _load_for_inference(args)
+    evaluate_run(
         model,
-        loader,
-        cfg.model.num_classes,
-        **cfg.eval.inference_kwargs(),
-        device=info.device,
+        cfg,
+        args.checkpoint,
+        split=args.split,
+        device=args.device,
+        workers=args.workers,
         progress=not args.quiet,
         export_dir=args.export,
-        image_paths=[paths[i] for i in subset.indices],
+        output=args.output,
     )
-    seconds = time.perf_counter() - start
-    if info.is_main:
-        summary = matrix.summary()
-        result = {
-            "checkpoint": str(args.checkpoint),
-            "split": split,
-            "images": len(dataset),
-            "mode": cfg.eval.mode,
-            "tile": cfg.eval.tile,
-            "overlap": cfg.eval.overlap,
-            "scales": cfg.eval.scales,
-            "flip": cfg.eval.flip,
-            "processes": info.world_size,
-            "seconds": seconds,
-            **summary,
-            "confusion": matrix.matrix.tolist(),
-        }
-        output = args.output or default_eval_output(Path(args.checkpoint), split, cfg.eval.mode)
-        print(format_table(summary))  # first: a failed write below loses no result
-        print(f"{len(dataset)} images in {seconds:.1f} s")
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(output, json.dumps(result, indent=2) + "\n")
-        print(f"results: {output}")
-        if args.export:
-            print(f"labelId PNGs for the Cityscapes evaluation script: {args.export}")
-    distributed.barrier()
-    distributed.cleanup()
     return 0
 
 
 def _predict(args: argparse.Namespace) -> int:
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-    import torch
-    from torchvision import tv_tensors
+    from dgcn.viz import prediction_pngs as pngs  # lazy: torch, matplotlib
 
-    from dgcn.datasets.build import build_dataset, image_paths, prepare_data
-    from dgcn.datasets.cityscapes import read_photo
-    from dgcn.datasets.transforms import eval_transforms
-    from dgcn.evaluation.inference import predict
-    from dgcn.fileio import atomic_path
-    from dgcn.viz.palette import colorize, denormalize, overlay
-    from dgcn.viz.predictions import prediction_grid, save_figure
-
-    model, cfg = _inference_config(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    samples = []  # (name, image tensor [3,H,W], target or None)
+    model, cfg = _load_for_inference(args)
     if args.images:
-        for path in args.images:
-            image = read_photo(Path(path))
-            tensor, _ = eval_transforms()(tv_tensors.Image(image), tv_tensors.Mask(image[0]))
-            samples.append((Path(path).stem, tensor.as_subclass(torch.Tensor), None))
+        samples = pngs.photo_samples(args.images)
     else:
-        prepare_data(cfg.data)  # MiniCity: generated when absent
-        dataset = build_dataset(cfg.data, args.split or cfg.data.val_split, train=False)
-        paths = image_paths(dataset)
-        for i in range(min(args.count, len(dataset))):
-            image, mask = dataset[i]
-            samples.append((paths[i].stem.replace("_leftImg8bit", ""), image, mask))
-    from PIL import Image
-
-    preds = []
-    for name, image, _ in samples:
-        probs = predict(model, image[None], **cfg.eval.inference_kwargs())
-        pred = probs.argmax(1)[0]
-        preds.append(pred)
-        for suffix, array in (
-            ("pred", colorize(pred)),
-            ("overlay", overlay(denormalize(image), pred)),
-        ):
-            with atomic_path(out / f"{name}_{suffix}.png") as tmp:
-                Image.fromarray(array).save(tmp, format="PNG")
-    with_targets = [(s, p) for s, p in zip(samples, preds, strict=True) if s[2] is not None]
-    if with_targets:
-        grid = prediction_grid(
-            [s[1] for s, _ in with_targets],
-            [s[2] for s, _ in with_targets],
-            [p for _, p in with_targets],
-            titles=[s[0] for s, _ in with_targets],
-        )
-        save_figure(grid, out / "grid.png")
+        samples = pngs.split_samples(cfg, args.split, args.count)
+    grid = pngs.predict_images(model, cfg, samples, args.out)
     print(
-        f"{len(samples)} predictions in {out}"
-        + (" (grid.png: image | truth | prediction | errors)" if with_targets else "")
+        f"{len(samples)} predictions in {Path(args.out)}"
+        + (" (grid.png: image | truth | prediction | errors)" if grid else "")
     )
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-    from dgcn.fileio import file_sha256
-    from dgcn.training.checkpoint import export_weights
+    from dgcn.checkpoint import export_weights  # lazy: torch
 
     path = export_weights(args.checkpoint, args.out)
     size = path.stat().st_size / 2**20
@@ -282,8 +175,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    # lazy: a command imports only what it needs, so `dgcn --help` starts fast
-    from dgcn.reproduce import reproduce
+    from dgcn.reproduce import reproduce  # lazy: torch
 
     reproduce(
         preset=args.preset,
@@ -298,13 +190,17 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+#: the test-mode options of ``evaluate`` and ``predict``: fields of the config's ``eval`` part
+INFERENCE_OPTIONS = ("mode", "tile", "overlap", "scales", "flip")
+
+
 def _add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="runs/<name>/last.pt or the authors' .pth")
     p.add_argument("--official", action="store_true", help="the file is the authors' checkpoint")
     p.add_argument("--config", help="data/eval config for --official (cityscapes-official)")
     p.add_argument("--data-root", help="dataset root (overrides data.root)")
     p.add_argument("--split", help="split (default: the config's val split)")
-    p.add_argument("--mode", choices=["whole", "slide", "multiscale"])
+    p.add_argument("--mode", choices=typing.get_args(typing.get_type_hints(EvalConfig)["mode"]))
     p.add_argument("--tile", type=int, help="sliding-window tile (the authors: 832)")
     p.add_argument("--overlap", type=float, help="sliding-window overlap (the authors: 1/3)")
     p.add_argument("--scales", type=float, nargs="+", help="multi-scale factors")
@@ -327,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--model", default="dgcnet_official_r101", help="a preset name")
     summary.add_argument("--size", nargs=2, type=int, default=(1024, 2048), metavar=("H", "W"))
     summary.add_argument("--batch", type=int, default=1)
-    summary.add_argument("--classes", type=int, default=19)
+    summary.add_argument("--classes", type=int, help="classes (default: the Cityscapes train ids)")
     summary.add_argument(
         "--forward",
         action=argparse.BooleanOptionalAction,
@@ -400,12 +296,19 @@ def build_parser() -> argparse.ArgumentParser:
     minicity = sub.add_parser(
         "make-minicity", help="generate MiniCity, a synthetic city in the Cityscapes layout"
     )
-    minicity.add_argument("--out", default="data/minicity", help="output root")
-    minicity.add_argument("--train", type=int, default=200, help="training images")
-    minicity.add_argument("--val", type=int, default=50, help="validation images")
+    data = load_config(MINICITY_PRESET).data  # the defaults: the CPU preset's MiniCity
+    minicity.add_argument("--out", default=data.root, help="output root (%(default)s)")
+    minicity.add_argument(
+        "--train", type=int, default=data.minicity_train, help="training images (%(default)s)"
+    )
+    minicity.add_argument(
+        "--val", type=int, default=data.minicity_val, help="validation images (%(default)s)"
+    )
     minicity.add_argument("--test", type=int, default=0, help="test images")
-    minicity.add_argument("--seed", type=int, default=0)
-    minicity.add_argument("--size", nargs=2, type=int, default=(128, 256), metavar=("H", "W"))
+    minicity.add_argument("--seed", type=int, default=data.minicity_seed)
+    minicity.add_argument(
+        "--size", nargs=2, type=int, default=tuple(data.minicity_size), metavar=("H", "W")
+    )
     minicity.add_argument("--overwrite", action="store_true", help="replace another MiniCity")
     minicity.add_argument("--preview", metavar="PNG", help="also save a grid of train images")
     minicity.set_defaults(func=_make_minicity)

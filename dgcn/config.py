@@ -5,7 +5,8 @@ A run is described by one :class:`Config` with four parts (``model``, ``data``, 
 with ``base: <preset>``. Overrides use dotted keys: ``--opt train.lr=0.02 data.root=/data/cs``.
 An unknown key is an error that names it and the closest valid key.
 
-Library code reads the environment only through this module.
+Library code reads the environment only through this module and, for the ranks ``torchrun``
+sets, :mod:`dgcn.distributed`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Literal
 import yaml
 
 from dgcn.errors import ConfigError
+from dgcn.fileio import write_text_atomic
 
 _TRUE = {"1", "true", "yes", "on"}
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -40,15 +42,6 @@ def smoke_mode() -> bool:
     if flag is not None:
         return flag.strip().lower() in _TRUE
     return os.environ.get("CI", "").strip().lower() in _TRUE
-
-
-def distributed_env() -> dict[str, int]:
-    """RANK, WORLD_SIZE and LOCAL_RANK as set by ``torchrun`` (0, 1, 0 without it)."""
-    return {
-        "rank": int(os.environ.get("RANK", 0)),
-        "world_size": int(os.environ.get("WORLD_SIZE", 1)),
-        "local_rank": int(os.environ.get("LOCAL_RANK", 0)),
-    }
 
 
 @dataclass
@@ -145,7 +138,9 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """Inference for evaluation.
+    """Inference for evaluation, and the one home of the inference defaults: the predictors of
+    ``dgcn.evaluation`` take this config (or its fields as keyword arguments), and the
+    functions below them take every option explicitly.
 
     Attributes:
         mode: ``whole``, ``slide`` or ``multiscale``.
@@ -158,16 +153,6 @@ class EvalConfig:
     overlap: float = 1 / 3
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25, 1.5, 1.75])
     flip: bool = False
-
-    def inference_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``dgcn.evaluation.inference.predict`` / ``evaluate``."""
-        return {
-            "mode": self.mode,
-            "tile": self.tile,
-            "overlap": self.overlap,
-            "scales": self.scales,
-            "flip": self.flip,
-        }
 
 
 @dataclass
@@ -486,7 +471,4 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 def save_config(config: Config, path: str | os.PathLike) -> None:
     """Write the config as YAML, atomically."""
-    # local: `import dgcn` loads this module, and only saving needs fileio
-    from dgcn.fileio import write_text_atomic
-
     write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -21,20 +21,24 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
-from dgcn.config import (
-    CONFIG_DIR,
-    apply_overrides,
-    distributed_env,
-    load_config,
-    model_overrides,
-)
+from dgcn.checkpoint import load_for_inference
+from dgcn.config import CONFIG_DIR, apply_overrides, load_config, model_overrides
+from dgcn.datasets.build import build_dataset
 from dgcn.datasets.labels import CLASS_NAMES
 from dgcn.datasets.minicity import CONTEXT_CLASSES
+from dgcn.distributed import is_main_process
 from dgcn.errors import ConfigError
+from dgcn.evaluation.predict import predict
 from dgcn.fileio import write_text_atomic
 from dgcn.markdown import markdown_table
+from dgcn.models import model_spec
+from dgcn.training.frozen import cache_features, cache_key
+from dgcn.training.frozen import train as train_run
+from dgcn.training.loop import RunDirError
+from dgcn.viz.predictions import iou_bars, prediction_grid, row_curves, save_figure
 
 DEFAULT_PRESET = "minicity-ablation"
 
@@ -181,14 +185,6 @@ def per_class_table(records: list[dict[str, Any]]) -> str:
 def _figures(out: Path, records: list[dict[str, Any]], count: int = 4) -> list[Path]:
     """Prediction grids per row, validation-mIoU curves of every row (first seed) and per-class
     IoU bars (both vs baseline, context classes marked)."""
-    # lazy: only the figures need inference and plotting
-    import torch
-
-    from dgcn.datasets.build import build_dataset
-    from dgcn.evaluation.inference import predict
-    from dgcn.inference_setup import load_for_inference
-    from dgcn.viz.predictions import iou_bars, prediction_grid, row_curves, save_figure
-
     written = []
     first_seed = min(rec["seed"] for rec in records)
     by_row = {rec["row"]: rec for rec in records if rec["seed"] == first_seed}
@@ -199,7 +195,7 @@ def _figures(out: Path, records: list[dict[str, Any]], count: int = 4) -> list[P
         items = [dataset[i] for i in range(min(count, len(dataset)))]
         images = torch.stack([im for im, _ in items])
         targets = torch.stack([m for _, m in items])
-        preds = predict(model, images, **cfg.eval.inference_kwargs()).argmax(1)
+        preds = predict(model, images, cfg.eval).argmax(1)
         path = out / f"predictions-{row}.png"
         save_figure(prediction_grid(images, targets, preds), path)
         written.append(path)
@@ -250,15 +246,9 @@ def reproduce(
     Returns:
         the output folder.
     """
-    # lazy: only a run trains; reading and tabulating results does not
-    from dgcn.models import model_spec
-    from dgcn.training.frozen import cache_features, cache_key
-    from dgcn.training.frozen import train as train_run
-    from dgcn.training.loop import RunDirError
-
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(out or f"runs/reproduce/{stamp}")
-    main = distributed_env()["rank"] == 0
+    main = is_main_process()
     if main and out.exists() and any(out.iterdir()):
         raise RunDirError(f"{out} already holds results; choose another --out")
     rows = tuple(rows or default_rows(preset, overrides))

@@ -307,7 +307,7 @@ fig
 # mean $|\gamma|$, which says how much of $\tilde X_S$ the network actually adds to $X$.
 
 # %%
-from dgcn.inference_setup import load_for_inference
+from dgcn.checkpoint import load_for_inference
 
 model, cfg = load_for_inference(CHECKPOINT)
 coordinate = model.head.graph.coordinate

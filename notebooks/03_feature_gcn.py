@@ -87,7 +87,7 @@ import math
 import pandas as pd
 import torch
 
-from dgcn.inference_setup import load_for_inference
+from dgcn.checkpoint import load_for_inference
 from dgcn.models import profile
 from dgcn.viz import graphs
 

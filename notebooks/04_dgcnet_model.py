@@ -90,7 +90,8 @@ import torch
 from IPython.display import display
 from torch import nn
 
-from dgcn.evaluation import inference
+from dgcn import evaluation
+from dgcn.config import EvalConfig
 from dgcn.models import profile
 
 _ = torch.manual_seed(0)
@@ -588,10 +589,11 @@ else:
         val = datasets.Cityscapes("data/cityscapes", "val")
         subset = torch.utils.data.Subset(val, range(min(EVAL_IMAGES, len(val))))
         loader = torch.utils.data.DataLoader(subset, batch_size=1, num_workers=2)
-        matrix = inference.evaluate(authors_model, loader, mode="slide", tile=832, overlap=1 / 3)
+        protocol = EvalConfig(mode="slide")  # the authors': tile 832, overlap 1/3, no flip
+        matrix = evaluation.evaluate(authors_model, loader, protocol)
         print(f"mIoU on {len(subset)} val images: {100 * matrix.miou():.1f}")
         image, mask = subset[0]
-        probs = inference.predict(authors_model, image[None].to(device), mode="slide", tile=832)
+        probs = evaluation.predict(authors_model, image[None].to(device), protocol)
         display(viz.prediction_grid([image], [mask], [probs[0].argmax(0).cpu()]))
 
 # %% [markdown]

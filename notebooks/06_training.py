@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -249,7 +251,7 @@ print(
 # %%
 import time
 
-from dgcn.training.checkpoint import load_checkpoint
+from dgcn.checkpoint import load_checkpoint
 
 LAST = RUN_DIR / "last.pt"
 if SIMULATE_DISCONNECT:

@@ -111,8 +111,7 @@ CITYSCAPES_CHECKPOINTS = [Path("runs/cityscapes-official/last.pt"), *CHECKPOINTS
 # %%
 import torch
 
-from dgcn.inference_setup import load_for_inference
-from dgcn.training.checkpoint import load_checkpoint
+from dgcn.checkpoint import load_checkpoint, load_for_inference
 
 torch.manual_seed(0)
 
@@ -192,12 +191,15 @@ print(f"images {list(images.shape)}, masks {list(masks.shape)}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from dgcn.evaluation import inference
+from dgcn import evaluation
 
-windows = inference.sliding_windows((1024, 2048), tile=832, overlap=1 / 3)
+windows = evaluation.sliding_windows((1024, 2048), tile=832, overlap=1 / 3)
 print(f"Cityscapes 1024 x 2048, tile 832, overlap 1/3: {len(windows)} windows (y1, y2, x1, x2)")
 print(windows)
-print(f"MiniCity 128 x 256, tile {SLIDE_TILE}:", inference.sliding_windows((128, 256), SLIDE_TILE))
+print(
+    f"MiniCity 128 x 256, tile {SLIDE_TILE}:",
+    evaluation.sliding_windows((128, 256), tile=SLIDE_TILE, overlap=1 / 3),
+)
 
 # %% [markdown]
 # Now the checks, each against a computation that does not use the package's predictors:
@@ -213,8 +215,8 @@ import torch.nn.functional as F
 x = images[:2]
 height, width = x.shape[-2:]
 model.eval()
-whole = inference.predict_whole(model, x)
-big_tile = inference.predict_slide(model, x, tile=max(height, width), overlap=1 / 3)
+whole = evaluation.predict_whole(model, x)
+big_tile = evaluation.predict_slide(model, x, tile=max(height, width), overlap=1 / 3)
 assert torch.equal(big_tile, whole)  # (a): one window, the image itself
 
 
@@ -238,7 +240,7 @@ for y1 in ys:
     for x1 in xs:
         total[..., y1 : y1 + th, x1 : x1 + tw] += softmax_of(x[..., y1 : y1 + th, x1 : x1 + tw])
         count[..., y1 : y1 + th, x1 : x1 + tw] += 1
-slide = inference.predict_slide(model, x, tile=SLIDE_TILE, overlap=1 / 3)
+slide = evaluation.predict_slide(model, x, tile=SLIDE_TILE, overlap=1 / 3)
 torch.testing.assert_close(slide, total / count)  # (b)
 
 views = []
@@ -248,7 +250,7 @@ for s in SCALES:
     for flip in (False, True):
         view = softmax_of(scaled.flip(-1)).flip(-1) if flip else softmax_of(scaled)
         views.append(F.interpolate(view, size=(height, width), mode="bilinear", align_corners=True))
-multi = inference.predict_multiscale(model, x, scales=SCALES, flip=True)
+multi = evaluation.predict_multiscale(model, x, scales=SCALES, flip=True, tile=None, overlap=0)
 torch.testing.assert_close(multi, torch.stack(views).mean(0))  # (c)
 print(f"(a) tile >= image is whole; (b) windows at y {ys}, x {xs}; (c) {len(views)} views")
 
@@ -279,7 +281,7 @@ predictions, matrices, rows = {}, {}, []
 for name, options in MODES.items():
     start = time.perf_counter()
     predictions[name] = torch.cat(
-        [inference.predict(model, batch, **options).argmax(1) for batch in images.split(4)]
+        [evaluation.predict(model, batch, **options).argmax(1) for batch in images.split(4)]
     )
     matrices[name] = metrics.ConfusionMatrix(datasets.NUM_CLASSES).update(predictions[name], masks)
     rows.append(
@@ -295,7 +297,7 @@ table = pd.DataFrame(rows).set_index("mode")
 table.round(1)
 
 # %% [markdown]
-# `inference.evaluate` is the same count over a `DataLoader`, the path `fit` and
+# `evaluation.evaluate` is the same count over a `DataLoader`, the path `fit` and
 # `dgcn evaluate` take (it also shards the images over `torchrun` processes and sums the
 # matrices). It must give the identical matrix:
 
@@ -303,7 +305,7 @@ table.round(1)
 from torch.utils.data import DataLoader
 
 loader = DataLoader(val_set, batch_size=4)
-from_loader = inference.evaluate(model, loader, mode="whole", progress=False)
+from_loader = evaluation.evaluate(model, loader, mode="whole", progress=False)
 assert torch.equal(from_loader.matrix, matrices["whole"].matrix)
 print(f"evaluate(): {from_loader}")
 
@@ -486,6 +488,8 @@ else:
 # released weights load with `--official`.
 
 # %%
+from dgcn.config import EvalConfig
+
 cs_checkpoint = first_checkpoint(CITYSCAPES_CHECKPOINTS, "cityscapes")
 if not (CITYSCAPES_ROOT / "leftImg8bit").is_dir():
     print(f"skipped: no Cityscapes at {CITYSCAPES_ROOT} (see data/README.md)")
@@ -498,12 +502,10 @@ else:
     )
     cs_val = build_dataset(cs_cfg.data, "val", train=False)
     start = time.perf_counter()
-    cs_matrix = inference.evaluate(
+    cs_matrix = evaluation.evaluate(
         cs_model.to(device),
         DataLoader(cs_val, batch_size=1, num_workers=4),
-        mode="slide",
-        tile=832,
-        overlap=1 / 3,
+        EvalConfig(mode="slide"),  # the authors' protocol: tile 832, overlap 1/3, no flip
         device=device,
     )
     print(f"{cs_checkpoint}: {len(cs_val)} images in {time.perf_counter() - start:.0f} s")
@@ -527,7 +529,7 @@ else:
 # 1. Evaluate with `SLIDE_TILE = 64` and `96`. How does mIoU change as the tile shrinks, and
 #    why should a context model suffer more than the FCN baseline? *Hint:* what can the
 #    coordinate graph see in a 64 x 64 window?
-# 2. Add the flip to the sliding mode (`inference.predict(..., mode="slide", flip=True)`) and
+# 2. Add the flip to the sliding mode (`evaluation.predict(..., mode="slide", flip=True)`) and
 #    verify it against the formula with one scale.
 # 3. Sort the images by pixel accuracy instead of mIoU. Are the worst images the same? Which
 #    metric punishes a missed small class?
@@ -548,7 +550,8 @@ else:
 #   $H_F = \phi(X)$), Sec. 4 (Cityscapes evaluation, multi-scale and flip in the best row).
 # - The authors' evaluation script in `lxtGH/GALD-DGCNet` (`predict_sliding`: tile 832,
 #   overlap 1/3); the network itself is described in `docs/reference/official_dgcnet.md`.
-# - Package: `dgcn/evaluation/inference.py`, `dgcn/evaluation/metrics.py`, `dgcn/viz/graphs.py`;
+# - Package: `dgcn/evaluation/predict.py`, `dgcn/evaluation/evaluate.py`,
+#   `dgcn/evaluation/metrics.py`, `dgcn/viz/graphs.py`;
 #   the committed models: `experiments/configs/minicity-ablation.yaml`,
 #   `dgcn/training/frozen.py`.
 # - Cordts et al., *The Cityscapes Dataset for Semantic Urban Scene Understanding*, CVPR 2016

@@ -3,14 +3,19 @@
 import gc
 import hashlib
 import shutil
+from pathlib import Path
 
 import pytest
 from helpers import tiny_opts, train_argv
 
+import dgcn.checkpoint
+from dgcn.checkpoint import load_checkpoint
 from dgcn.cli import main
-from dgcn.config import load_config
+from dgcn.config import DATASET_CLASSES, REPO_DIR, load_config
+from dgcn.datasets import make_minicity
+from dgcn.datasets.labels import NUM_CLASSES
 from dgcn.errors import ConfigError
-from dgcn.training.checkpoint import load_checkpoint
+from dgcn.evaluation import default_eval_output
 
 
 def snapshot(folder):
@@ -113,8 +118,6 @@ def test_overwrite_keeps_the_previous_run_when_the_new_one_cannot_start(minicity
 def test_a_diverging_run_stops_with_exit_2_and_keeps_only_finite_checkpoints(tmp_path, capsys):
     # 128x256 MiniCity (shared with the demo's end-to-end preset): lr 50 overflows the BN
     # statistics within a few iterations while the loss stays finite
-    from dgcn.datasets import make_minicity
-
     root = tmp_path / "mc"
     make_minicity(root, train=16, val=2, progress=False)
     run = tmp_path / "run"
@@ -225,8 +228,6 @@ OTHER_COMMANDS = [
     "argv, match", OTHER_COMMANDS, ids=[" ".join(a[:2]) for a, _ in OTHER_COMMANDS]
 )
 def test_every_command_keeps_the_contract(tmp_path, capsys, argv, match):
-    from dgcn.config import REPO_DIR
-
     before = snapshot(REPO_DIR / "experiments")
     argv = [str(tmp_path / a[4:]) if a.startswith("OUT/") else a for a in argv]
     argv = [str(tmp_path / "mc") if a == "OUT" else a for a in argv]
@@ -238,8 +239,6 @@ def test_every_command_keeps_the_contract(tmp_path, capsys, argv, match):
 
 def test_predict_reads_a_jpeg_photo(tmp_path, capsys):
     from PIL import Image
-
-    from dgcn.config import REPO_DIR
 
     photo = tmp_path / "street.jpg"
     Image.new("RGB", (200, 100), (90, 90, 95)).save(photo)
@@ -261,8 +260,6 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(
 ):
     import errno
 
-    import dgcn.training.checkpoint as checkpoint
-
     run = tmp_path / "run"
     opts = tiny_opts(minicity, **{"train.iterations": 1, "train.checkpoint_every": 1})
     assert main(train_argv(run, opts)) == 0
@@ -272,7 +269,7 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(
     def full_disk(state, path):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    monkeypatch.setattr(dgcn.checkpoint.torch, "save", full_disk)
     longer = tiny_opts(minicity, **{"train.iterations": 2, "train.checkpoint_every": 1})
     status = main(train_argv(run, longer, "--resume"))
     assert_one_line_error(capsys, status, "No space left on device")
@@ -281,11 +278,6 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(
 
 
 def test_evaluate_never_writes_into_the_committed_checkpoints_folder(tmp_path):
-    from pathlib import Path
-
-    from dgcn.cli import default_eval_output
-    from dgcn.config import REPO_DIR
-
     committed = REPO_DIR / COMMITTED
     assert default_eval_output(committed, "val", "whole") == str(
         Path("runs/evaluate") / "minicity-dgcnet-paper-eval-val-whole.json"
@@ -295,7 +287,4 @@ def test_evaluate_never_writes_into_the_committed_checkpoints_folder(tmp_path):
 
 
 def test_the_config_gate_knows_the_datasets_class_count():
-    from dgcn.config import DATASET_CLASSES
-    from dgcn.datasets.labels import NUM_CLASSES
-
     assert DATASET_CLASSES == {"cityscapes": NUM_CLASSES, "minicity": NUM_CLASSES}

@@ -7,16 +7,15 @@ import torch
 from helpers import tiny_opts
 from torch.utils.data import DataLoader
 
+from dgcn.checkpoint import export_weights, load_checkpoint, load_for_inference, save_checkpoint
 from dgcn.cli import main
-from dgcn.config import load_config
+from dgcn.config import load_config, save_config
 from dgcn.datasets.build import build_dataset
 from dgcn.errors import CheckpointError, ConfigError
-from dgcn.evaluation.inference import evaluate
+from dgcn.evaluation import evaluate
 from dgcn.fileio import file_sha256
-from dgcn.inference_setup import load_for_inference
 from dgcn.models import build_model
 from dgcn.models.dual_gcn import GlobalPoolingContext
-from dgcn.training.checkpoint import export_weights, load_checkpoint, save_checkpoint
 from dgcn.training.frozen import cache_features, fit_head, subsample, train
 
 MODEL = {"downsample": 2, "dilated": False, "aux": False}
@@ -57,7 +56,7 @@ def test_cached_evaluation_equals_whole_image_evaluation_of_the_saved_network(
     summary = fit_head(cfg, tmp_path / "run", cache, progress=False)
     model, run_cfg = load_for_inference(tmp_path / "run" / "last.pt")
     loader = DataLoader(build_dataset(run_cfg.data, "val", train=False), batch_size=1)
-    matrix = evaluate(model, loader, 19, mode="whole", progress=False)
+    matrix = evaluate(model, loader, num_classes=19, mode="whole", progress=False)
     assert matrix.summary()["miou"] == pytest.approx(summary["miou"], abs=1e-12)
     assert torch.equal(
         matrix.matrix,
@@ -142,8 +141,6 @@ def test_a_diverging_head_is_an_error_and_nothing_is_saved(minicity, backbone_fi
 
 
 def str_config(cfg, tmp_path):
-    from dgcn.config import save_config
-
     path = tmp_path / "cfg.yaml"
     save_config(cfg, path)
     return str(path)

@@ -1,7 +1,10 @@
 """Whole, sliding-window and multi-scale inference; evaluate() and the labelIds export."""
 
 import fnmatch
+import inspect
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from dgcn.config import EvalConfig
 from dgcn.evaluation import (
     evaluate,
     predict,
@@ -98,23 +102,23 @@ def test_windows_of_an_odd_size_by_hand():
     rows = [(0, 32), (22, 54), (38, 70)]
     cols = [(0, 32), (22, 54), (44, 76), (63, 95)]
     expected = [(y1, y2, x1, x2) for y1, y2 in rows for x1, x2 in cols]
-    assert sliding_windows((70, 95), 32, 1 / 3) == expected
+    assert sliding_windows((70, 95), tile=32, overlap=1 / 3) == expected
     # a tile larger than the image in one dimension takes the image's size there
-    assert sliding_windows((64, 96), 64) == [(0, 64, 0, 64), (0, 64, 32, 96)]
-    assert sliding_windows((20, 30), (40, 10), 0.0) == [
+    assert sliding_windows((64, 96), tile=64, overlap=1 / 3) == [(0, 64, 0, 64), (0, 64, 32, 96)]
+    assert sliding_windows((20, 30), tile=(40, 10), overlap=0.0) == [
         (0, 20, 0, 10),
         (0, 20, 10, 20),
         (0, 20, 20, 30),
     ]
-    assert sliding_windows((64, 64), 832) == [(0, 64, 0, 64)]
+    assert sliding_windows((64, 64), tile=832, overlap=1 / 3) == [(0, 64, 0, 64)]
 
 
 def test_slide_with_a_large_tile_is_exactly_whole(fcn):
     images = torch.randn(1, 3, 32, 40)
     whole = predict_whole(fcn, images)
-    assert torch.equal(predict_slide(fcn, images, tile=40), whole)
-    assert torch.equal(predict_slide(fcn, images, tile=(64, 200)), whole)
-    assert torch.equal(predict_slide(fcn, images, tile=832), whole)
+    assert torch.equal(predict_slide(fcn, images, tile=40, overlap=1 / 3), whole)
+    assert torch.equal(predict_slide(fcn, images, tile=(64, 200), overlap=1 / 3), whole)
+    assert torch.equal(predict_slide(fcn, images, tile=832, overlap=1 / 3), whole)
 
 
 def test_slide_averages_the_windows_by_hand():
@@ -139,7 +143,7 @@ def test_slide_averages_the_windows_by_hand():
 def test_slide_equals_whole_for_a_pixelwise_model(size, tile):
     model = PixelModel().eval()
     images = torch.randn(2, 3, *size)
-    probs = predict_slide(model, images, tile=tile)
+    probs = predict_slide(model, images, tile=tile, overlap=1 / 3)
     assert probs.shape == (2, 5, *size)
     assert torch.isfinite(probs).all()  # every pixel covered (count > 0)
     assert torch.allclose(probs, predict_whole(model, images), atol=1e-6)
@@ -147,30 +151,32 @@ def test_slide_equals_whole_for_a_pixelwise_model(size, tile):
 
 def test_multiscale_single_scale_no_flip_is_exactly_whole(fcn):
     images = torch.randn(1, 3, 32, 48)
-    probs = predict_multiscale(fcn, images, scales=[1.0], flip=False)
+    probs = predict_multiscale(fcn, images, scales=[1.0], flip=False, tile=None, overlap=1 / 3)
     assert torch.equal(probs, predict_whole(fcn, images))
 
 
 def test_multiscale_flip_on_a_flip_equivariant_model_is_whole():
     model = PixelModel().eval()
     images = torch.randn(2, 3, 40, 56)
-    probs = predict_multiscale(model, images, scales=[1.0], flip=True)
+    probs = predict_multiscale(model, images, scales=[1.0], flip=True, tile=None, overlap=0)
     assert torch.allclose(probs, predict_whole(model, images), atol=1e-6)
     # with the sliding window at each scale too
-    tiled = predict_multiscale(model, images, scales=[1.0], flip=True, tile=24)
+    tiled = predict_multiscale(model, images, scales=[1.0], flip=True, tile=24, overlap=1 / 3)
     assert torch.allclose(tiled, predict_whole(model, images), atol=1e-6)
 
 
 def test_multiscale_of_a_constant_model_is_constant():
     model = ConstantModel().eval()
     images = torch.randn(1, 3, 40, 56)
-    probs = predict_multiscale(model, images, scales=(0.5, 0.75, 1.25, 1.75), flip=True)
+    probs = predict_multiscale(
+        model, images, scales=(0.5, 0.75, 1.25, 1.75), flip=True, tile=None, overlap=0
+    )
     assert torch.allclose(probs, predict_whole(model, images), atol=1e-6)
 
 
 def test_multiscale_is_the_mean_of_resized_views(tiny):
     images = torch.randn(1, 3, 64, 96)
-    probs = predict_multiscale(tiny, images, scales=(0.5, 1.0), flip=True)
+    probs = predict_multiscale(tiny, images, scales=(0.5, 1.0), flip=True, tile=None, overlap=0)
     with torch.no_grad():
 
         def view(x):
@@ -197,7 +203,7 @@ def test_predict_dispatches_and_rejects_unknown_modes(tiny):
     assert torch.equal(predict(tiny, images, mode="slide", tile=64), whole)
     assert torch.equal(predict(tiny, images, mode="multiscale", tile=None, scales=[1.0]), whole)
     small = predict(tiny, images, mode="slide", tile=32)
-    assert torch.equal(small, predict_slide(tiny, images, tile=32))
+    assert torch.equal(small, predict_slide(tiny, images, tile=32, overlap=1 / 3))
     assert not torch.equal(small, whole)  # really went through windows
     with pytest.raises(ValueError, match="unknown inference mode"):
         predict(tiny, images, mode="sliding")
@@ -337,3 +343,32 @@ def test_export_reads_paths_from_an_unshuffled_dataset(tmp_path):
         evaluate(SignModel(), shuffled, progress=False, export_dir=export)
     with pytest.raises(ValueError, match="image_paths"):
         evaluate(SignModel(), loader, progress=False, export_dir=export, image_paths=["x.png"])
+
+
+def test_the_defaults_live_in_the_eval_config_only(tiny):
+    images = torch.randn(1, 3, 48, 64)
+    assert torch.equal(predict(tiny, images), predict(tiny, images, EvalConfig()))
+    # keyword options replace the config's fields; the config itself is left as it was
+    config = EvalConfig(mode="slide", tile=32)
+    flipped = predict(tiny, images, config, flip=True)
+    expected = predict_multiscale(tiny, images, scales=(1.0,), flip=True, tile=32, overlap=1 / 3)
+    assert torch.equal(flipped, expected) and config.flip is False
+    with pytest.raises(TypeError, match="unknown inference option 'tiles'"):
+        predict(tiny, images, tiles=32)
+    # below the entry points every option is keyword-only and has no default
+    for function in (sliding_windows, predict_slide, predict_multiscale):
+        options = list(inspect.signature(function).parameters.values())[2:]
+        options = options if function is not sliding_windows else options[-2:]
+        assert options and all(p.kind is p.KEYWORD_ONLY for p in options), function
+        assert all(p.default is p.empty for p in options), function
+
+
+def test_evaluation_imports_nothing_above_it():
+    code = (
+        "import sys, dgcn.evaluation; "
+        "print(sorted(m for m in sys.modules if m.startswith(('dgcn.training', 'dgcn.viz', "
+        "'dgcn.reproduce', 'dgcn.cli'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from helpers import tiny_opts, train_argv
 from PIL import Image
 
+from dgcn.checkpoint import load_checkpoint
 from dgcn.cli import main
 from dgcn.config import load_config
 from dgcn.datasets import generate_scene
@@ -23,7 +24,6 @@ from dgcn.datasets.labels import id_to_train_id_lut
 from dgcn.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
 from dgcn.errors import ConfigError
 from dgcn.models import build_model
-from dgcn.training.checkpoint import load_checkpoint
 from dgcn.training.losses import SegmentationLoss, ohem_mask
 from dgcn.training.sampling import ResumableSampler
 from dgcn.training.schedule import poly_scheduler

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torchvision
 
+from dgcn.checkpoint import load_checkpoint, load_for_inference, load_model_weights
 from dgcn.config import REPO_DIR, config_from_dict, model_overrides
 from dgcn.errors import CheckpointError
-from dgcn.inference_setup import load_for_inference
 from dgcn.models import (
     build_model,
     deep_stem_resnet101,
@@ -15,7 +15,6 @@ from dgcn.models import (
     upgrade_state_dict,
 )
 from dgcn.models.official import ours_to_official
-from dgcn.training.checkpoint import load_checkpoint, load_model_weights
 
 PAPER = REPO_DIR / "experiments" / "checkpoints" / "minicity-dgcnet-paper.pt"
 

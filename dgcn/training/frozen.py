@@ -24,15 +24,15 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from dgcn import distributed
+from dgcn.checkpoint import load_checkpoint, save_checkpoint
 from dgcn.config import REPO_DIR, Config, model_overrides, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.errors import CheckpointError, ConfigError
 from dgcn.evaluation.metrics import ConfusionMatrix
-from dgcn.fileio import file_sha256
+from dgcn.fileio import file_sha256, write_text_atomic
 from dgcn.models import build_model, model_spec
 from dgcn.models.common import resize
-from dgcn.training import distributed
-from dgcn.training.checkpoint import load_checkpoint, save_checkpoint
 from dgcn.training.loop import (
     LAST,
     METRICS,
@@ -374,9 +374,6 @@ def fit_head(
         },
     )
     _plot_curves(log.records, run_dir / "curves.png")
-    # local, though nothing requires it (no cycle, nothing heavy)
-    from dgcn.fileio import write_text_atomic
-
     result = {
         "name": cfg.name,
         "iterations": cfg.train.iterations,

@@ -3,6 +3,9 @@
 SGD with the poly schedule per iteration, CE/OHEM + aux loss, mixed precision chosen by the
 device, gradient accumulation, channels_last, DDP with SyncBatchNorm, atomic checkpoints,
 exact resume, JSONL metrics + curves PNG, tqdm progress, TensorBoard when installed.
+
+:func:`fit` wires one :class:`TrainingRun` together and loops over its steps:
+:func:`train_step`, :func:`log_step`, :func:`evaluate_step` and :func:`checkpoint_step`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 import random
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +24,14 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from dgcn import distributed
+from dgcn.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from dgcn.config import Config, config_from_dict, load_config, model_overrides, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.errors import ConfigError, DgcnError
-from dgcn.fileio import remove_stale_temp_files
+from dgcn.evaluation.evaluate import evaluate
+from dgcn.fileio import remove_stale_temp_files, write_text_atomic
 from dgcn.models import build_model, model_spec
-from dgcn.training import distributed
-from dgcn.training.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from dgcn.training.losses import SegmentationLoss
 from dgcn.training.sampling import ResumableSampler, SeededDataset
 from dgcn.training.schedule import poly_scheduler
@@ -210,9 +215,6 @@ class MetricsLog:
         self._rewrite()
 
     def _rewrite(self) -> None:
-        # local, though nothing requires it (no cycle, nothing heavy)
-        from dgcn.fileio import write_text_atomic
-
         write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
 
     def append(self, record: dict[str, Any]) -> None:
@@ -230,8 +232,7 @@ def _tensorboard(run_dir: Path):
 
 
 def _plot_curves(records: list[dict[str, Any]], path: Path) -> None:
-    try:
-        # lazy: plotting is optional (a core install has no matplotlib)
+    try:  # lazy: matplotlib is optional, and viz is a layer above training (figures of runs)
         from dgcn.viz.predictions import save_figure, training_curves
     except ImportError:  # matplotlib missing (core install): the JSONL log is still there
         return
@@ -270,6 +271,348 @@ def build_training_model(cfg: Config, info: distributed.DistInfo, pretrained: bo
     return model
 
 
+def _setup(
+    cfg: Config,
+    run_dir: Path,
+    resume: bool,
+    overwrite: bool,
+    device: str,
+    allow_config_change: bool,
+) -> tuple[distributed.DistInfo, Path | None]:
+    """The checks that stop a bad start before any work, the process group and torch's
+    settings; returns where this process stands and the checkpoint to resume (None: a new run).
+    """
+    model_spec(cfg.model.name, **model_overrides(cfg))  # model options fail before any work
+    info = distributed.setup(device)
+    resume_from = prepare_run_dir(run_dir, resume, overwrite) if info.is_main else None
+    distributed.barrier()
+    if resume and not info.is_main:
+        resume_from = run_dir / LAST
+    if resume and not allow_config_change:
+        check_resume_config(run_dir, cfg)  # on every rank: all stop together
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    if info.device.type == "cuda":
+        torch.backends.cudnn.benchmark = cfg.train.cudnn_benchmark
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return info, resume_from
+
+
+def _datasets(cfg: Config, info: distributed.DistInfo) -> tuple[Any, Any]:
+    """The training and validation splits (MiniCity is generated first, by the main process);
+    the validation split is built once and reused by every evaluation."""
+    if info.is_main:
+        prepare_data(cfg.data)
+    distributed.barrier()
+    train_set = build_dataset(cfg.data, cfg.data.train_split, train=True)
+    val_set = build_dataset(cfg.data, cfg.data.val_split, train=False)
+    if len(val_set) == 0:
+        raise ConfigError(f"the validation split {cfg.data.val_split!r} is empty")
+    return train_set, val_set
+
+
+def _optimization(cfg: Config, model: torch.nn.Module, device: torch.device, scaler: bool):
+    """(SGD, its poly schedule per iteration, the GradScaler, enabled when ``scaler``)."""
+    # the optimizer is built after SyncBN conversion, so BN scales and shifts are trained
+    # (the released script built it before, leaving them out of SGD)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.train.lr,
+        momentum=cfg.train.momentum,
+        weight_decay=cfg.train.weight_decay,
+    )
+    scheduler = poly_scheduler(optimizer, cfg.train.iterations, cfg.train.poly_power)
+    return optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=scaler)
+
+
+def _wrap(model: torch.nn.Module, cfg: Config, info: distributed.DistInfo) -> torch.nn.Module:
+    """The model as the train step calls it: in DDP when distributed, compiled when asked."""
+    trained = model
+    if info.distributed:
+        ids = [info.device.index] if info.device.type == "cuda" else None
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.train.compile and info.device.type == "cuda":
+        trained = torch.compile(trained)
+    return trained
+
+
+@dataclass
+class TrainingRun:
+    """A run while :func:`fit` trains it: what the steps below read and update.
+
+    Attributes:
+        cfg, run_dir, progress: as given to :func:`fit`.
+        info: where this process stands.
+        precision: the autocast dtype and whether a GradScaler is used.
+        micro, accumulation: images per forward pass and passes per step (per process).
+        model: the model whose state dict a checkpoint saves (SyncBN-converted, unwrapped).
+        trained: the model as the train step calls it (see :func:`_wrap`).
+        optimizer, scheduler, scaler, criterion: the optimisation.
+        val_set: the validation split.
+        start: the first iteration to run (the checkpoint's iteration when resumed).
+        log, writer: the metrics log and the TensorBoard writer (main process only; the
+            writer is None without tensorboard).
+    """
+
+    cfg: Config
+    run_dir: Path
+    progress: bool
+    info: distributed.DistInfo
+    precision: Precision
+    micro: int
+    accumulation: int
+    model: torch.nn.Module
+    trained: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    criterion: SegmentationLoss
+    val_set: Any
+    start: int
+    log: MetricsLog | None = None
+    writer: Any = None
+
+    def autocast(self):
+        """The mixed-precision context of a forward pass (none in fp32)."""
+        if self.precision.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.info.device.type, dtype=self.precision.dtype)
+
+
+def _restore(
+    resume_from: Path | None, model: torch.nn.Module, optimizer, scheduler, scaler
+) -> dict[str, Any] | None:
+    """Load a checkpoint's model, optimizer, schedule and scaler states; returns the checkpoint
+    (None when ``resume_from`` is: a new run)."""
+    if resume_from is None:
+        return None
+    state = load_checkpoint(resume_from)
+    load_model_weights(model, state, resume_from)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    return state
+
+
+def _build_run(
+    cfg: Config,
+    run_dir: Path,
+    progress: bool,
+    info: distributed.DistInfo,
+    precision: Precision,
+    micro: int,
+    accumulation: int,
+    val_set,
+    resume_from: Path | None,
+) -> tuple[TrainingRun, dict[str, Any] | None]:
+    """The model and its optimisation, restored from ``resume_from`` when given, as one
+    :class:`TrainingRun`; returns it and the checkpoint (None for a new run)."""
+    model = build_training_model(cfg, info, pretrained=resume_from is None)
+    optimizer, scheduler, scaler = _optimization(cfg, model, info.device, precision.scaler)
+    state = _restore(resume_from, model, optimizer, scheduler, scaler)
+    t = cfg.train
+    run = TrainingRun(
+        cfg=cfg,
+        run_dir=run_dir,
+        progress=progress,
+        info=info,
+        precision=precision,
+        micro=micro,
+        accumulation=accumulation,
+        model=model,
+        trained=_wrap(model, cfg, info),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        criterion=SegmentationLoss(t.loss, t.aux_weight, t.ohem_thresh, t.ohem_min_kept),
+        val_set=val_set,
+        start=int(state["iteration"]) if state is not None else 0,
+    )
+    return run, state
+
+
+def _train_batches(run: TrainingRun, train_set) -> Iterator:
+    """This process's micro-batches from ``run.start`` on, in the order of one global stream.
+
+    Starting the iterator draws a base seed from the global RNG: a resumed run restores the
+    RNG after this call.
+    """
+    cfg, info = run.cfg, run.info
+    sampler = ResumableSampler(
+        len(train_set),
+        run.micro,
+        info.world_size,
+        info.rank,
+        run.accumulation,
+        cfg.train.seed,
+        run.start,
+    )
+    loader = DataLoader(
+        SeededDataset(train_set),
+        batch_size=run.micro,
+        sampler=sampler,
+        num_workers=cfg.data.workers,
+        pin_memory=info.device.type == "cuda",
+        persistent_workers=cfg.data.workers > 0,
+        prefetch_factor=4 if cfg.data.workers else None,
+    )
+    return iter(loader)
+
+
+def _open_run_dir(run: TrainingRun, resumed: bool) -> None:
+    """(Main process) the run's folder, its config, the config history, the metrics log and
+    the TensorBoard writer; a new run first removes the run that ``--overwrite`` replaces."""
+    if not resumed:
+        clear_run_dir(run.run_dir)  # --overwrite: the new run is set up, the old one goes
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(run.cfg, run.run_dir / "config.yaml")
+    with open(run.run_dir / HISTORY, "a") as handle:  # every start, with the config it ran
+        handle.write(json.dumps({"iteration": run.start, "config": run.cfg.to_dict()}) + "\n")
+    run.log = MetricsLog(run.run_dir / METRICS, run.start if resumed else None)
+    run.writer = _tensorboard(run.run_dir)
+
+
+def train_step(run: TrainingRun, batches: Iterator, iteration: int) -> dict[str, float]:
+    """One SGD step over ``run.accumulation`` micro-batches (gradients synchronised on the last
+    one); returns the loss parts averaged over the micro-batches.
+
+    Raises:
+        TrainingError: the loss is not finite on some process (nothing is updated).
+    """
+    info = run.info
+    run.optimizer.zero_grad(set_to_none=True)
+    parts_sum: dict[str, float] = {}
+    for step in range(run.accumulation):
+        images, masks = next(batches)
+        images = images.to(info.device, non_blocking=True)
+        masks = masks.to(info.device, non_blocking=True)
+        if info.device.type == "cuda" and run.cfg.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        sync = step == run.accumulation - 1 or not info.distributed
+        with contextlib.nullcontext() if sync else run.trained.no_sync(), run.autocast():
+            outputs = run.trained(images)
+            loss, parts = run.criterion(outputs, masks)
+        run.scaler.scale(loss / run.accumulation).backward()
+        for key, value in parts.items():
+            parts_sum[key] = parts_sum.get(key, 0.0) + float(value) / run.accumulation
+    if distributed.any_process(not math.isfinite(parts_sum["loss"]), info):
+        raise TrainingError(
+            f"non-finite loss ({parts_sum['loss']}) at iteration {iteration + 1}; training "
+            f"stopped and {run.run_dir / LAST} (the last good checkpoint, if any) is kept. "
+            "Lower train.lr or use train.precision=fp32"
+        )
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    return parts_sum
+
+
+def log_step(
+    run: TrainingRun, done: int, window: list[dict[str, float]], seconds: float
+) -> dict[str, str]:
+    """Log the mean of the loss parts over the steps of ``window`` (which took ``seconds``) as
+    one record at iteration ``done``; returns the progress bar's postfix."""
+    record = {
+        "iteration": done,
+        "lr": run.optimizer.param_groups[0]["lr"],
+        "seconds_per_iter": seconds / len(window),
+    }
+    for key in window[0]:
+        record[key] = sum(w[key] for w in window) / len(window)
+    if run.info.device.type == "cuda":
+        record["gpu_mem_gib"] = torch.cuda.max_memory_allocated(run.info.device) / 2**30
+    if run.info.is_main:
+        run.log.append(record)
+        if run.writer is not None:
+            for key, value in record.items():
+                run.writer.add_scalar(f"train/{key}", value, done)
+    postfix = {"loss": f"{record['loss']:.3f}", "lr": f"{record['lr']:.2e}"}
+    if "gpu_mem_gib" in record:
+        postfix["mem"] = f"{record['gpu_mem_gib']:.1f}G"
+    return postfix
+
+
+def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any]:
+    """Evaluate the model on the validation split (sharded over the processes) with the
+    config's test mode, log mIoU and pixel accuracy at ``iteration``; returns the summary."""
+    cfg, info = run.cfg, run.info
+    val_loader = DataLoader(
+        distributed.shard(run.val_set, info), batch_size=1, num_workers=min(2, cfg.data.workers)
+    )
+    run.model.eval()
+    matrix = evaluate(
+        run.model,
+        val_loader,
+        cfg.eval,
+        num_classes=cfg.model.num_classes,
+        device=info.device,
+        progress=run.progress and info.is_main,
+    )
+    run.model.train()
+    summary = matrix.summary()
+    if info.is_main:
+        run.log.append(
+            {
+                "iteration": iteration,
+                "miou": summary["miou"],
+                "pixel_accuracy": summary["pixel_accuracy"],
+            }
+        )
+        if run.writer is not None:
+            run.writer.add_scalar("val/miou", summary["miou"], iteration)
+    return summary
+
+
+def checkpoint_step(run: TrainingRun, done: int) -> None:
+    """Save ``last.pt`` (atomically) and redraw ``curves.png``, after checking on every process
+    that the model is finite.
+
+    Raises:
+        TrainingError: non-finite weights or BatchNorm statistics (the last checkpoint is kept).
+    """
+    if distributed.any_process(not finite_model(run.model), run.info):
+        raise TrainingError(
+            f"the model diverged: non-finite weights or BatchNorm statistics at "
+            f"iteration {done}; training stopped and {run.run_dir / LAST} (the last good "
+            "checkpoint, if any) is kept. Lower train.lr"
+        )
+    if run.info.is_main:
+        save_checkpoint(
+            run.run_dir / LAST,
+            {
+                "model_name": run.cfg.model.name,
+                "config": run.cfg.to_dict(),
+                "iteration": done,
+                "model": run.model.state_dict(),
+                "optimizer": run.optimizer.state_dict(),
+                "scheduler": run.scheduler.state_dict(),
+                "scaler": run.scaler.state_dict(),
+                "rng": rng_state(),
+            },
+        )
+        _plot_curves(run.log.records, run.run_dir / "curves.png")
+
+
+def _finish(run: TrainingRun, summary: dict[str, Any]) -> None:
+    """(Main process) the final curves and ``summary.json``; then every process meets."""
+    if run.info.is_main:
+        _plot_curves(run.log.records, run.run_dir / "curves.png")
+        result = {
+            "name": run.cfg.name,
+            "iterations": run.cfg.train.iterations,
+            "precision": run.precision.name,
+            "processes": run.info.world_size,
+            "accumulation": run.accumulation,
+            "micro_batch": run.micro,
+            "eval": summary,
+        }
+        write_text_atomic(run.run_dir / "summary.json", json.dumps(result, indent=2) + "\n")
+        if run.writer is not None:
+            run.writer.close()
+    distributed.barrier()
+
+
 def fit(
     cfg: Config,
     run_dir: str | Path,
@@ -295,234 +638,42 @@ def fit(
     """
     from tqdm.auto import tqdm
 
-    # local, though nothing requires it (no cycle, nothing heavy)
-    from dgcn.evaluation.inference import evaluate
-
     run_dir = Path(run_dir)
-    model_spec(cfg.model.name, **model_overrides(cfg))  # model options fail before any work
-    info = distributed.setup(device)
-    resume_from = prepare_run_dir(run_dir, resume, overwrite) if info.is_main else None
-    distributed.barrier()
-    if resume and not info.is_main:
-        resume_from = run_dir / LAST
-    if resume and not allow_config_change:
-        check_resume_config(run_dir, cfg)  # on every rank: all stop together
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    if info.device.type == "cuda":
-        torch.backends.cudnn.benchmark = cfg.train.cudnn_benchmark
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    info, resume_from = _setup(cfg, run_dir, resume, overwrite, device, allow_config_change)
     precision = resolve_precision(cfg.train.precision, info.device)
     micro, accumulation = accumulation_steps(cfg, info.world_size)
-
+    train_set, val_set = _datasets(cfg, info)
+    run, state = _build_run(
+        cfg, run_dir, progress, info, precision, micro, accumulation, val_set, resume_from
+    )
+    batches = _train_batches(run, train_set)
+    if state is not None:
+        set_rng_state(state["rng"])  # after the loader's base seed was drawn
     if info.is_main:
-        prepare_data(cfg.data)
-    distributed.barrier()
-    train_set = build_dataset(cfg.data, cfg.data.train_split, train=True)
-    val_set = build_dataset(cfg.data, cfg.data.val_split, train=False)  # checked, then reused
-    if len(val_set) == 0:
-        raise ConfigError(f"the validation split {cfg.data.val_split!r} is empty")
-    model = build_training_model(cfg, info, pretrained=resume_from is None)
-    # the optimizer is built after SyncBN conversion, so BN scales and shifts are trained
-    # (the released script built it before, leaving them out of SGD)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.train.lr,
-        momentum=cfg.train.momentum,
-        weight_decay=cfg.train.weight_decay,
-    )
-    scheduler = poly_scheduler(optimizer, cfg.train.iterations, cfg.train.poly_power)
-    scaler = torch.amp.GradScaler(info.device.type, enabled=precision.scaler)
-    start = 0
-    if resume_from is not None:
-        state = load_checkpoint(resume_from)
-        load_model_weights(model, state, resume_from)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start = int(state["iteration"])
-    ddp = model
-    if info.distributed:
-        ids = [info.device.index] if info.device.type == "cuda" else None
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    if cfg.train.compile and info.device.type == "cuda":
-        ddp = torch.compile(ddp)
-    criterion = SegmentationLoss(
-        cfg.train.loss, cfg.train.aux_weight, cfg.train.ohem_thresh, cfg.train.ohem_min_kept
-    )
-    sampler = ResumableSampler(
-        len(train_set), micro, info.world_size, info.rank, accumulation, cfg.train.seed, start
-    )
-    loader = DataLoader(
-        SeededDataset(train_set),
-        batch_size=micro,
-        sampler=sampler,
-        num_workers=cfg.data.workers,
-        pin_memory=info.device.type == "cuda",
-        persistent_workers=cfg.data.workers > 0,
-        prefetch_factor=4 if cfg.data.workers else None,
-    )
-    batches = iter(loader)  # draws a base seed from the global RNG: restore the RNG after it
-    if resume_from is not None:
-        set_rng_state(state["rng"])
-
-    log = writer = None
-    if info.is_main:
-        if resume_from is None:
-            clear_run_dir(run_dir)  # --overwrite: the new run is set up, the old one goes
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-        with open(run_dir / HISTORY, "a") as handle:  # every start, with the config it ran
-            handle.write(json.dumps({"iteration": start, "config": cfg.to_dict()}) + "\n")
-        log = MetricsLog(run_dir / METRICS, start if resume_from else None)
-        writer = _tensorboard(run_dir)
-
-    def checkpoint(iteration: int) -> None:
-        if info.is_main:
-            save_checkpoint(
-                run_dir / LAST,
-                {
-                    "model_name": cfg.model.name,
-                    "config": cfg.to_dict(),
-                    "iteration": iteration,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "rng": rng_state(),
-                },
-            )
-
-    def run_eval(iteration: int) -> dict[str, Any]:
-        val_loader = DataLoader(
-            distributed.shard(val_set, info), batch_size=1, num_workers=min(2, cfg.data.workers)
-        )
-        model.eval()
-        matrix = evaluate(
-            model,
-            val_loader,
-            cfg.model.num_classes,
-            **cfg.eval.inference_kwargs(),
-            device=info.device,
-            progress=progress and info.is_main,
-        )
-        model.train()
-        summary = matrix.summary()
-        if info.is_main:
-            log.append(
-                {
-                    "iteration": iteration,
-                    "miou": summary["miou"],
-                    "pixel_accuracy": summary["pixel_accuracy"],
-                }
-            )
-            if writer is not None:
-                writer.add_scalar("val/miou", summary["miou"], iteration)
-        return summary
-
-    model.train()
-    bar = tqdm(
-        total=cfg.train.iterations,
-        initial=start,
+        _open_run_dir(run, resumed=state is not None)
+    run.model.train()
+    t = cfg.train
+    with tqdm(
+        total=t.iterations,
+        initial=run.start,
         desc=cfg.name,
         unit="it",
         disable=not (progress and info.is_main),
         dynamic_ncols=True,
-    )
-    autocast = (
-        torch.autocast(info.device.type, dtype=precision.dtype)
-        if precision.dtype is not None
-        else contextlib.nullcontext()
-    )
-    window: list[dict[str, float]] = []
-    tick = time.perf_counter()
-    summary: dict[str, Any] = {}
-    for iteration in range(start, cfg.train.iterations):
-        optimizer.zero_grad(set_to_none=True)
-        parts_sum: dict[str, float] = {}
-        for step in range(accumulation):
-            images, masks = next(batches)
-            images = images.to(info.device, non_blocking=True)
-            masks = masks.to(info.device, non_blocking=True)
-            if info.device.type == "cuda" and cfg.train.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            sync = step == accumulation - 1 or not info.distributed
-            with contextlib.nullcontext() if sync else ddp.no_sync(), autocast:
-                outputs = ddp(images)
-                loss, parts = criterion(outputs, masks)
-            scaler.scale(loss / accumulation).backward()
-            for key, value in parts.items():
-                parts_sum[key] = parts_sum.get(key, 0.0) + float(value) / accumulation
-        if distributed.any_process(not math.isfinite(parts_sum["loss"]), info):
-            bar.close()
-            raise TrainingError(
-                f"non-finite loss ({parts_sum['loss']}) at iteration {iteration + 1}; training "
-                f"stopped and {run_dir / LAST} (the last good checkpoint, if any) is kept. "
-                "Lower train.lr or use train.precision=fp32"
-            )
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        done = iteration + 1
-        window.append(parts_sum)
-        bar.update(1)
-        if done % cfg.train.log_every == 0 or done == cfg.train.iterations:
-            elapsed = time.perf_counter() - tick
-            record = {
-                "iteration": done,
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds_per_iter": elapsed / len(window),
-            }
-            for key in window[0]:
-                record[key] = sum(w[key] for w in window) / len(window)
-            if info.device.type == "cuda":
-                record["gpu_mem_gib"] = torch.cuda.max_memory_allocated(info.device) / 2**30
-            if info.is_main:
-                log.append(record)
-                if writer is not None:
-                    for key, value in record.items():
-                        writer.add_scalar(f"train/{key}", value, done)
-            postfix = {"loss": f"{record['loss']:.3f}", "lr": f"{record['lr']:.2e}"}
-            if "gpu_mem_gib" in record:
-                postfix["mem"] = f"{record['gpu_mem_gib']:.1f}G"
-            bar.set_postfix(postfix)
-            window, tick = [], time.perf_counter()
-        if (
-            cfg.train.eval_every
-            and done % cfg.train.eval_every == 0
-            and done < cfg.train.iterations
-        ):
-            run_eval(done)
-        if done % cfg.train.checkpoint_every == 0 or done == cfg.train.iterations:
-            if distributed.any_process(not finite_model(model), info):
-                bar.close()
-                raise TrainingError(
-                    f"the model diverged: non-finite weights or BatchNorm statistics at "
-                    f"iteration {done}; training stopped and {run_dir / LAST} (the last good "
-                    "checkpoint, if any) is kept. Lower train.lr"
-                )
-            checkpoint(done)
-            if info.is_main:
-                _plot_curves(log.records, run_dir / "curves.png")
-    bar.close()
-    summary = run_eval(cfg.train.iterations) if cfg.train.iterations > 0 else {}
-    if info.is_main:
-        # local, though nothing requires it (no cycle, nothing heavy)
-        from dgcn.fileio import write_text_atomic
-
-        _plot_curves(log.records, run_dir / "curves.png")
-        result = {
-            "name": cfg.name,
-            "iterations": cfg.train.iterations,
-            "precision": precision.name,
-            "processes": info.world_size,
-            "accumulation": accumulation,
-            "micro_batch": micro,
-            "eval": summary,
-        }
-        write_text_atomic(run_dir / "summary.json", json.dumps(result, indent=2) + "\n")
-        if writer is not None:
-            writer.close()
-    distributed.barrier()
+    ) as bar:
+        window: list[dict[str, float]] = []
+        tick = time.perf_counter()
+        for iteration in range(run.start, t.iterations):
+            window.append(train_step(run, batches, iteration))
+            done = iteration + 1
+            bar.update(1)
+            if done % t.log_every == 0 or done == t.iterations:
+                bar.set_postfix(log_step(run, done, window, time.perf_counter() - tick))
+                window, tick = [], time.perf_counter()
+            if t.eval_every and done % t.eval_every == 0 and done < t.iterations:
+                evaluate_step(run, done)
+            if done % t.checkpoint_every == 0 or done == t.iterations:
+                checkpoint_step(run, done)
+    summary = evaluate_step(run, t.iterations) if t.iterations > 0 else {}
+    _finish(run, summary)
     return summary

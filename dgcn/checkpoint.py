@@ -1,4 +1,12 @@
-"""Checkpoints: atomic writes, ``weights_only=True`` loads, clear errors."""
+"""The checkpoint format ``dgcn-checkpoint-1``: the one place that writes, reads and checks it.
+
+A checkpoint is a dict saved with :func:`torch.save` and loaded with ``weights_only=True``:
+``format`` (the tag), ``model_name``, ``config`` (:meth:`dgcn.config.Config.to_dict`),
+``iteration``, ``model`` (the state dict) and, in a training run's ``last.pt``, ``optimizer``,
+``scheduler``, ``scaler`` and ``rng`` for an exact resume. Training resumes from it
+(``dgcn.training.loop``); evaluation, the command line and ``dgcn reproduce`` load a model for
+inference from it (:func:`load_for_inference`), or from the authors' released file.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +16,17 @@ from typing import Any
 
 import torch
 
+from dgcn.config import (
+    Config,
+    apply_overrides,
+    check_config,
+    config_from_dict,
+    load_config,
+    model_overrides,
+)
 from dgcn.errors import CheckpointError
 from dgcn.fileio import atomic_path
+from dgcn.models import build_model, load_official_checkpoint
 from dgcn.models.weights import upgrade_state_dict
 
 FORMAT = "dgcn-checkpoint-1"
@@ -85,3 +102,40 @@ def export_weights(source: str | os.PathLike, target: str | os.PathLike) -> Path
     slim = {key: state[key] for key in keep if key in state}
     slim["model"] = {k: v.clone() for k, v in slim["model"].items()}  # no shared storage
     return save_checkpoint(target, slim)
+
+
+def load_for_inference(
+    checkpoint: str | os.PathLike,
+    official: bool = False,
+    config: str | None = None,
+    overrides: list[str] | None = None,
+    eval_options: dict[str, Any] | None = None,
+) -> tuple[torch.nn.Module, Config]:
+    """(model in eval mode on the CPU, its run config with ``overrides`` applied).
+
+    Args:
+        checkpoint: ``runs/<name>/last.pt`` or, with ``official``, the authors' ``.pth``.
+        official: the file is the authors' released checkpoint (``DualSeg_res101``).
+        config: the data/eval config to use with an official checkpoint
+            (default ``cityscapes-official``); ignored for our checkpoints, which carry theirs.
+        overrides: ``key=value`` strings applied last.
+        eval_options: fields of the config's ``eval`` part set after ``overrides`` (the command
+            line's ``--mode``, ``--tile``, ...); the config's value rules are checked again.
+
+    Raises:
+        CheckpointError, ConfigError.
+    """
+    if official:
+        model = load_official_checkpoint(str(checkpoint))
+        cfg = load_config(config or "cityscapes-official", overrides)
+    else:
+        state = load_checkpoint(checkpoint)
+        cfg = apply_overrides(config_from_dict(state["config"]), overrides)
+        model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
+        load_model_weights(model, state, checkpoint)
+        model = model.eval()
+    if eval_options:
+        for key, value in eval_options.items():
+            setattr(cfg.eval, key, value)
+        check_config(cfg)
+    return model, cfg

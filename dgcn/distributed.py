@@ -1,13 +1,53 @@
-"""One process or many (``torchrun``): setup, device, rank-0 helpers, reductions."""
+"""One process or many (``torchrun``): where this process stands, setup, barriers, reductions.
+
+Everything that asks "which process am I" goes through this module: :func:`distributed_env`
+reads what ``torchrun`` sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), :func:`rank` prefers
+the initialised process group, and :func:`is_main_process` is the one test for "the process
+that writes files and prints" (rank 0; the only process without ``torchrun``).
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.utils.data import Subset
 
-from dgcn.config import distributed_env
+
+def distributed_env() -> dict[str, int]:
+    """RANK, WORLD_SIZE and LOCAL_RANK as set by ``torchrun`` (0, 1, 0 without it)."""
+    return {
+        "rank": int(os.environ.get("RANK", 0)),
+        "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+        "local_rank": int(os.environ.get("LOCAL_RANK", 0)),
+    }
+
+
+def _initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """This process's rank: the process group's when one is initialised, else ``$RANK`` (0)."""
+    return dist.get_rank() if _initialized() else distributed_env()["rank"]
+
+
+def world_size() -> int:
+    """The number of processes: the process group's when initialised, else ``$WORLD_SIZE``."""
+    return dist.get_world_size() if _initialized() else distributed_env()["world_size"]
+
+
+def local_rank() -> int:
+    """This process's index on its machine (``$LOCAL_RANK``, 0 without ``torchrun``)."""
+    return distributed_env()["local_rank"]
+
+
+def is_main_process(of_rank: int | None = None) -> bool:
+    """Whether this process (or the process of rank ``of_rank``) is the main one, rank 0: the
+    one that writes run files, prints results and shows progress bars."""
+    return (rank() if of_rank is None else of_rank) == 0
 
 
 @dataclass
@@ -21,7 +61,8 @@ class DistInfo:
 
     @property
     def is_main(self) -> bool:
-        return self.rank == 0
+        """:func:`is_main_process` for this rank."""
+        return is_main_process(self.rank)
 
     @property
     def distributed(self) -> bool:
@@ -48,13 +89,13 @@ def setup(device: str = "auto") -> DistInfo:
 
 def cleanup() -> None:
     """Tear down the process group if one was started."""
-    if dist.is_available() and dist.is_initialized():
+    if _initialized():
         dist.destroy_process_group()
 
 
 def barrier() -> None:
     """Wait for every process (no-op for one process)."""
-    if dist.is_available() and dist.is_initialized():
+    if _initialized():
         dist.barrier()
 
 
@@ -70,6 +111,4 @@ def any_process(flag: bool, info: DistInfo) -> bool:
 def shard(dataset, info: DistInfo):
     """This process's share of a dataset for evaluation: items rank, rank + N, ... (no padding,
     so every item is counted once when the confusion matrices are all-reduced)."""
-    from torch.utils.data import Subset
-
     return Subset(dataset, range(info.rank, len(dataset), info.world_size))

@@ -1,0 +1,277 @@
+"""Evaluation: a predictor over a loader into a :class:`ConfusionMatrix`, the ``labelIds``
+export for the official Cityscapes script, and the whole ``dgcn evaluate`` run.
+
+:func:`evaluate` runs :func:`dgcn.evaluation.predict.predict` over every batch and can write
+the predictions as Cityscapes ``labelIds`` PNGs; :func:`evaluate_run` is a model's evaluation on
+a split of its config, one process or many (``torchrun``), with the results written as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dgcn import distributed
+from dgcn.config import REPO_DIR, Config, EvalConfig
+from dgcn.datasets.build import build_dataset, image_paths, prepare_data
+from dgcn.datasets.labels import IGNORE_INDEX, NUM_CLASSES, train_id_to_id_lut
+from dgcn.evaluation.metrics import ConfusionMatrix, format_table
+from dgcn.evaluation.predict import check_mode, eval_options, predict
+from dgcn.fileio import atomic_path, write_text_atomic
+from dgcn.models.common import resize
+
+_TRAIN_ID_TO_ID = train_id_to_id_lut()
+
+
+def save_label_png(train_ids: np.ndarray | torch.Tensor, path: str | os.PathLike) -> None:
+    """Write train ids as a Cityscapes ``labelIds`` PNG (8-bit grey), atomically.
+
+    Train ids map to label ids (road 0 -> 7, ..., bicycle 18 -> 33); 255 and any value that is
+    not a train id map to 0 (unlabeled). Missing folders are created.
+
+    Args:
+        train_ids: a prediction of train ids.
+        path: the PNG to write.
+
+    Shape:
+        train_ids: [H, W]
+    """
+    if isinstance(train_ids, torch.Tensor):
+        train_ids = train_ids.detach().cpu().numpy()
+    train_ids = np.asarray(train_ids)
+    if train_ids.ndim != 2:
+        raise ValueError(f"train_ids must be [H, W], got shape {train_ids.shape}")
+    from PIL import Image
+
+    in_range = (train_ids >= 0) & (train_ids < 256)
+    label_ids = _TRAIN_ID_TO_ID[np.where(in_range, train_ids, IGNORE_INDEX).astype(np.uint8)]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Image.fromarray(label_ids).save(tmp, format="PNG")
+
+
+def export_path(image_path: str | os.PathLike, export_dir: str | os.PathLike) -> Path:
+    """Where :func:`evaluate` writes the prediction of one image.
+
+    ``leftImg8bit/val/frankfurt/frankfurt_000000_000294_leftImg8bit.png`` becomes
+    ``<export_dir>/frankfurt/frankfurt_000000_000294_leftImg8bit.png``: the city's folder and
+    the image's stem, which the official script finds by ``<city>_<seq>_<frame>*.png``.
+    """
+    image_path = Path(image_path)
+    return Path(export_dir) / image_path.parent.name / f"{image_path.stem}.png"
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _image_paths(loader: Iterable, image_paths: Sequence | None) -> list[Path]:
+    if image_paths is not None:
+        return [Path(p) for p in image_paths]
+    dataset = getattr(loader, "dataset", None)
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(dataset, "image_path") and isinstance(sampler, torch.utils.data.SequentialSampler):
+        return [Path(dataset.image_path(i)) for i in range(len(dataset))]
+    raise ValueError(
+        "export_dir needs image_paths (the image files in the loader's order), or a "
+        "non-shuffled DataLoader over a dataset with an image_path(index) method"
+    )
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    config: EvalConfig | None = None,
+    *,
+    num_classes: int = NUM_CLASSES,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    export_dir: str | os.PathLike | None = None,
+    image_paths: Sequence[str | os.PathLike] | None = None,
+    ignore_index: int = IGNORE_INDEX,
+    **options: Any,
+) -> ConfusionMatrix:
+    """Predict every batch of ``loader`` and count the pixels in a confusion matrix.
+
+    The model is put in eval mode for the run and restored to its mode afterwards. Under
+    ``torch.distributed`` each process evaluates its own share and the matrix is summed over
+    all processes at the end; only the main process shows a progress bar. Probabilities are
+    resized to the masks' size when they differ.
+
+    Args:
+        model: a segmentation model returning ``{"out": logits}``.
+        loader: yields ``(images, masks)`` batches.
+        config: the test mode, as :func:`~dgcn.evaluation.predict.predict`; None: the defaults
+            of :class:`dgcn.config.EvalConfig`.
+        num_classes: K.
+        device: where to run; None uses the model's device.
+        progress: show a tqdm bar.
+        export_dir: also write every prediction as a ``labelIds`` PNG under
+            ``<export_dir>/<city>/`` (see :func:`export_path`).
+        image_paths: the image file of every sample in the loader's order, for the export;
+            None reads them from ``loader.dataset.image_path(i)`` when the loader is not
+            shuffled.
+        ignore_index: the mask value of pixels that are not evaluated.
+        **options: fields of :class:`~dgcn.config.EvalConfig` that replace the config's
+            (``mode``, ``tile``, ``overlap``, ``scales``, ``flip``).
+
+    Shape:
+        batches: images [B, 3, H, W], masks [B, H, W] (int64, ``ignore_index`` = ignore)
+
+    Returns:
+        The (all-reduced) :class:`ConfusionMatrix`.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = eval_options(config, **options)
+    check_mode(cfg.mode)
+    device = torch.device(device) if device is not None else _model_device(model)
+    matrix = ConfusionMatrix(num_classes, ignore_index, device=device)
+    paths = None if export_dir is None else _image_paths(loader, image_paths)
+    done = 0
+    was_training = model.training
+    model.eval()
+    try:
+        show = progress and distributed.is_main_process()
+        bar = tqdm(loader, desc="evaluate", unit="batch", disable=not show)
+        for images, masks in bar:
+            images = images.to(device, non_blocking=True)
+            masks = masks.to(device, non_blocking=True)
+            probs = predict(model, images, cfg)
+            with torch.inference_mode():
+                probs = resize(probs, masks.shape[-2:])
+                preds = probs.argmax(dim=1)
+            matrix.update(preds, masks)
+            if paths is not None:
+                if done + len(preds) > len(paths):
+                    raise ValueError(
+                        f"image_paths has {len(paths)} entries but the loader yields more images"
+                    )
+                for pred, image_path in zip(preds, paths[done : done + len(preds)], strict=True):
+                    save_label_png(pred, export_path(image_path, export_dir))
+            done += len(preds)
+            if show:
+                bar.set_postfix(miou=f"{matrix.miou():.3f}", refresh=False)
+    finally:
+        model.train(was_training)
+    return matrix.all_reduce()
+
+
+def default_eval_output(checkpoint: Path, split: str, mode: str) -> str:
+    """Where :func:`evaluate_run` writes its results by default: next to the checkpoint,
+    except for the committed models: never write into the repository's
+    ``experiments/checkpoints``, use ``runs/evaluate/`` instead."""
+    name = f"eval-{split}-{mode}.json"
+    if checkpoint.resolve().parent == (REPO_DIR / "experiments" / "checkpoints").resolve():
+        return str(Path("runs/evaluate") / f"{checkpoint.stem}-{name}")
+    return str(checkpoint.with_name(name))
+
+
+def evaluate_run(
+    model: nn.Module,
+    cfg: Config,
+    checkpoint: str | os.PathLike,
+    *,
+    split: str | None = None,
+    device: str = "auto",
+    workers: int = 2,
+    progress: bool = True,
+    export_dir: str | os.PathLike | None = None,
+    output: str | os.PathLike | None = None,
+) -> dict[str, Any] | None:
+    """``dgcn evaluate``: a model on a split of its config, one process or many (``torchrun``).
+
+    Each process evaluates its share of the split; the main process prints the scores, writes
+    them with the confusion matrix and the settings as JSON, and returns that record (the other
+    processes return None). The table is printed before the file is written, so a failed write
+    loses no result.
+
+    Args:
+        model: the model, e.g. from :func:`dgcn.checkpoint.load_for_inference` (moved to this
+            process's device here).
+        cfg: its config: ``data`` names the dataset, ``eval`` the test mode.
+        checkpoint: the model's file, recorded in the results and where they go by default
+            (see :func:`default_eval_output`).
+        split: the split (default ``cfg.data.val_split``).
+        device: ``auto``, ``cuda`` or ``cpu``.
+        workers: DataLoader workers.
+        progress: show a progress bar.
+        export_dir: also write ``labelIds`` PNGs here (see :func:`evaluate`).
+        output: the results JSON (default :func:`default_eval_output`).
+
+    Raises:
+        DatasetError, OSError.
+    """
+    info = distributed.setup(device)
+    if info.is_main:
+        prepare_data(cfg.data)  # MiniCity: generated when absent
+    distributed.barrier()
+    model.to(info.device)
+    split = split or cfg.data.val_split
+    dataset = build_dataset(cfg.data, split, train=False)
+    subset = distributed.shard(dataset, info)
+    paths = image_paths(dataset)
+    loader = DataLoader(subset, batch_size=1, num_workers=workers)
+    start = time.perf_counter()
+    matrix = evaluate(
+        model,
+        loader,
+        cfg.eval,
+        num_classes=cfg.model.num_classes,
+        device=info.device,
+        progress=progress,
+        export_dir=export_dir,
+        image_paths=[paths[i] for i in subset.indices],
+    )
+    seconds = time.perf_counter() - start
+    result = None
+    if info.is_main:
+        summary = matrix.summary()
+        result = {
+            "checkpoint": str(checkpoint),
+            "split": split,
+            "images": len(dataset),
+            "mode": cfg.eval.mode,
+            "tile": cfg.eval.tile,
+            "overlap": cfg.eval.overlap,
+            "scales": cfg.eval.scales,
+            "flip": cfg.eval.flip,
+            "processes": info.world_size,
+            "seconds": seconds,
+            **summary,
+            "confusion": matrix.matrix.tolist(),
+        }
+        output = output or default_eval_output(Path(checkpoint), split, cfg.eval.mode)
+        print(format_table(summary))  # first: a failed write below loses no result
+        print(f"{len(dataset)} images in {seconds:.1f} s")
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(output, json.dumps(result, indent=2) + "\n")
+        print(f"results: {output}")
+        if export_dir:
+            print(f"labelId PNGs for the Cityscapes evaluation script: {export_dir}")
+    distributed.barrier()
+    distributed.cleanup()
+    return result
+
+
+__all__ = [
+    "default_eval_output",
+    "evaluate",
+    "evaluate_run",
+    "export_path",
+    "save_label_png",
+]
