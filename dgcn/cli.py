@@ -132,7 +132,7 @@ def _load_for_inference(args: argparse.Namespace):
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from dgcn.evaluation.evaluate import evaluate_run  # lazy: torch
+    from dgcn.evaluation.loop import evaluate_run  # lazy: torch
 
     model, cfg = _load_for_inference(args)
     evaluate_run(

@@ -31,7 +31,7 @@ from dgcn.datasets.labels import CLASS_NAMES
 from dgcn.datasets.minicity import CONTEXT_CLASSES
 from dgcn.distributed import is_main_process
 from dgcn.errors import ConfigError
-from dgcn.evaluation.predict import predict
+from dgcn.evaluation.prediction import predict
 from dgcn.fileio import write_text_atomic
 from dgcn.markdown import markdown_table
 from dgcn.models import model_spec

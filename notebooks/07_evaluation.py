@@ -550,7 +550,7 @@ else:
 #   $H_F = \phi(X)$), Sec. 4 (Cityscapes evaluation, multi-scale and flip in the best row).
 # - The authors' evaluation script in `lxtGH/GALD-DGCNet` (`predict_sliding`: tile 832,
 #   overlap 1/3); the network itself is described in `docs/reference/official_dgcnet.md`.
-# - Package: `dgcn/evaluation/predict.py`, `dgcn/evaluation/evaluate.py`,
+# - Package: `dgcn/evaluation/prediction.py`, `dgcn/evaluation/loop.py`,
 #   `dgcn/evaluation/metrics.py`, `dgcn/viz/graphs.py`;
 #   the committed models: `experiments/configs/minicity-ablation.yaml`,
 #   `dgcn/training/frozen.py`.

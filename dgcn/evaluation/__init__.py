@@ -1,11 +1,8 @@
 """Evaluation: the confusion matrix and its scores (``metrics``), whole / sliding / multi-scale
-prediction (``predict``), and the evaluation loop with the ``labelIds`` export (``evaluate``).
-
-Here ``predict`` and ``evaluate`` are the functions (they share their modules' names); reach the
-modules' other names with ``from dgcn.evaluation.predict import ...``.
+prediction (``prediction``), and the evaluation loop with the ``labelIds`` export (``loop``).
 """
 
-from dgcn.evaluation.evaluate import (
+from dgcn.evaluation.loop import (
     default_eval_output,
     evaluate,
     evaluate_run,
@@ -13,7 +10,7 @@ from dgcn.evaluation.evaluate import (
     save_label_png,
 )
 from dgcn.evaluation.metrics import ConfusionMatrix, format_table
-from dgcn.evaluation.predict import (
+from dgcn.evaluation.prediction import (
     DEFAULT_SCALES,
     MODES,
     eval_options,

@@ -29,7 +29,7 @@ from dgcn.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from dgcn.config import Config, config_from_dict, load_config, model_overrides, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.errors import ConfigError, DgcnError
-from dgcn.evaluation.evaluate import evaluate
+from dgcn.evaluation.loop import evaluate
 from dgcn.fileio import remove_stale_temp_files, write_text_atomic
 from dgcn.models import build_model, model_spec
 from dgcn.training.losses import SegmentationLoss
@@ -232,7 +232,9 @@ def _tensorboard(run_dir: Path):
 
 
 def _plot_curves(records: list[dict[str, Any]], path: Path) -> None:
-    try:  # lazy: matplotlib is optional, and viz is a layer above training (figures of runs)
+    try:
+        # lazy: matplotlib is optional, and viz sits above training (the one upward import:
+        # a run draws its own curves.png with the same figure the notebooks show)
         from dgcn.viz.predictions import save_figure, training_curves
     except ImportError:  # matplotlib missing (core install): the JSONL log is still there
         return

@@ -20,7 +20,7 @@ from dgcn.config import Config
 from dgcn.datasets.build import build_dataset, image_paths, prepare_data
 from dgcn.datasets.cityscapes import read_photo
 from dgcn.datasets.transforms import eval_transforms
-from dgcn.evaluation.predict import predict
+from dgcn.evaluation.prediction import predict
 from dgcn.fileio import atomic_path
 from dgcn.viz.palette import colorize, denormalize, overlay
 from dgcn.viz.predictions import prediction_grid, save_figure

@@ -1,7 +1,7 @@
 """Evaluation: a predictor over a loader into a :class:`ConfusionMatrix`, the ``labelIds``
 export for the official Cityscapes script, and the whole ``dgcn evaluate`` run.
 
-:func:`evaluate` runs :func:`dgcn.evaluation.predict.predict` over every batch and can write
+:func:`evaluate` runs :func:`dgcn.evaluation.prediction.predict` over every batch and can write
 the predictions as Cityscapes ``labelIds`` PNGs; :func:`evaluate_run` is a model's evaluation on
 a split of its config, one process or many (``torchrun``), with the results written as JSON.
 """
@@ -25,7 +25,7 @@ from dgcn.config import REPO_DIR, Config, EvalConfig
 from dgcn.datasets.build import build_dataset, image_paths, prepare_data
 from dgcn.datasets.labels import IGNORE_INDEX, NUM_CLASSES, train_id_to_id_lut
 from dgcn.evaluation.metrics import ConfusionMatrix, format_table
-from dgcn.evaluation.predict import check_mode, eval_options, predict
+from dgcn.evaluation.prediction import check_mode, eval_options, predict
 from dgcn.fileio import atomic_path, write_text_atomic
 from dgcn.models.common import resize
 
@@ -115,7 +115,7 @@ def evaluate(
     Args:
         model: a segmentation model returning ``{"out": logits}``.
         loader: yields ``(images, masks)`` batches.
-        config: the test mode, as :func:`~dgcn.evaluation.predict.predict`; None: the defaults
+        config: the test mode, as :func:`~dgcn.evaluation.prediction.predict`; None: the defaults
             of :class:`dgcn.config.EvalConfig`.
         num_classes: K.
         device: where to run; None uses the model's device.
