@@ -1,12 +1,55 @@
 """dgcn: the Dual Graph Convolutional Network (DGCNet, BMVC 2019) for semantic segmentation.
 
-Import subpackages by name (``from dgcn import models``); this module imports nothing heavy.
+What a notebook or a script needs is here, imported on first use so that ``import dgcn`` stays
+light (no torch, no matplotlib):
+
+- configs: ``load_config("minicity-cpu", ["train.iterations=50"])`` -> :class:`Config`
+- data: ``prepare_data(cfg.data)`` (generates MiniCity when absent), then
+  ``build_dataset(cfg.data, "val", train=False)``
+- models: ``build_model("dgcnet_official_r101")``
+- training: ``fit(cfg, run_dir)`` (end to end), ``train(cfg, run_dir)`` (either loop), and
+  ``train_or_load(cfg, run_dir)`` (the trained model of a run folder, trained only if needed)
+- inference: ``load_for_inference(checkpoint)``, ``predict(model, images, cfg.eval)``,
+  ``evaluate(model, loader, cfg.eval, num_classes=..., device=..., progress=...)``
+- the ablation's results: ``read_results(folder)``, then ``reproduce.results_table``
+
+and the subpackages by name: ``from dgcn import datasets, models, viz``.
 """
 
 from dgcn.config import smoke_mode
 from dgcn.errors import CheckpointError, ConfigError, DatasetError, DgcnError
+from dgcn.lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+_MODULES = (
+    "checkpoint",
+    "config",
+    "datasets",
+    "distributed",
+    "evaluation",
+    "models",
+    "reproduce",
+    "training",
+    "viz",
+)
+_EXPORTS = {
+    **{name: f"dgcn.{name}" for name in _MODULES},
+    "Config": "dgcn.config",
+    "load_config": "dgcn.config",
+    "build_dataset": "dgcn.datasets",
+    "prepare_data": "dgcn.datasets",
+    "build_model": "dgcn.models",
+    "fit": "dgcn.training",
+    "train": "dgcn.training",
+    "train_or_load": "dgcn.training",
+    "evaluate": "dgcn.evaluation",
+    "predict": "dgcn.evaluation",
+    "load_checkpoint": "dgcn.checkpoint",
+    "load_for_inference": "dgcn.checkpoint",
+    "read_results": "dgcn.reproduce",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "__version__",
@@ -15,4 +58,5 @@ __all__ = [
     "DatasetError",
     "ConfigError",
     "CheckpointError",
+    *_EXPORTS,
 ]

@@ -97,7 +97,7 @@ def _check_data(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from dgcn.distributed import is_main_process  # lazy: torch
-    from dgcn.training.frozen import train  # lazy: torch
+    from dgcn.training.runs import train  # lazy: torch
 
     cfg = load_config(args.config, args.opt)
     run_dir = args.run_dir or f"runs/{cfg.name}"

@@ -30,14 +30,14 @@ from dgcn.datasets.build import build_dataset
 from dgcn.datasets.labels import CLASS_NAMES
 from dgcn.datasets.minicity import CONTEXT_CLASSES
 from dgcn.distributed import is_main_process
-from dgcn.errors import ConfigError
+from dgcn.errors import ConfigError, DgcnError
 from dgcn.evaluation.prediction import predict
 from dgcn.fileio import write_text_atomic
 from dgcn.markdown import markdown_table
 from dgcn.models import model_spec
 from dgcn.training.frozen import cache_features, cache_key
-from dgcn.training.frozen import train as train_run
 from dgcn.training.loop import RunDirError
+from dgcn.training.runs import train as train_run
 from dgcn.viz.predictions import iou_bars, prediction_grid, row_curves, save_figure
 
 DEFAULT_PRESET = "minicity-ablation"
@@ -223,6 +223,45 @@ def _figures(out: Path, records: list[dict[str, Any]], count: int = 4) -> list[P
     return written
 
 
+RESULTS = "results.json"
+RECORD_KEYS = ("row", "seed", "miou", "context_miou", "pixel_accuracy", "per_class", "seconds")
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a finished ``dgcn reproduce``: one dict per (row, seed), as written.
+
+    Args:
+        path: its output folder (``results.json`` inside) or the JSON file itself, e.g.
+            ``experiments/results/minicity`` (committed) or ``runs/reproduce/<timestamp>``.
+
+    Returns:
+        records with the keys of :data:`RECORD_KEYS`, ready for :func:`results_table`.
+
+    Raises:
+        DgcnError: the file is missing, not JSON, or not a list of such records.
+    """
+    path = Path(path)
+    file = path / RESULTS if path.is_dir() else path
+    if not file.is_file():
+        raise DgcnError(f"{file} does not exist: run `dgcn reproduce --out {file.parent}` first")
+    try:
+        records = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DgcnError(f"{file} is not readable JSON ({err}); run `dgcn reproduce` again") from err
+    if not isinstance(records, list) or not records:
+        raise DgcnError(f"{file} holds no records; it is not a results file of `dgcn reproduce`")
+    for i, record in enumerate(records):
+        missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+        if missing:
+            raise DgcnError(
+                f"record {i} of {file} lacks {', '.join(missing)}: it is not a results file of "
+                "`dgcn reproduce`"
+            )
+        if record["row"] not in ROWS:
+            raise DgcnError(f"record {i} of {file} has unknown row {record['row']!r}")
+    return records
+
+
 def reproduce(
     preset: str = DEFAULT_PRESET,
     data_root: str | None = None,
@@ -329,7 +368,7 @@ def reproduce(
             ]
         )
     write_text_atomic(out / "results.csv", buffer.getvalue())
-    write_text_atomic(out / "results.json", json.dumps(records, indent=2) + "\n")
+    write_text_atomic(out / RESULTS, json.dumps(records, indent=2) + "\n")
     figures = _figures(out, records)
     minutes = (time.perf_counter() - start) / 60
     note = (

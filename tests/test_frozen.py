@@ -16,7 +16,8 @@ from dgcn.evaluation import evaluate
 from dgcn.fileio import file_sha256
 from dgcn.models import build_model
 from dgcn.models.dual_gcn import GlobalPoolingContext
-from dgcn.training.frozen import cache_features, fit_head, subsample, train
+from dgcn.training.frozen import cache_features, fit_head, subsample
+from dgcn.training.runs import train
 
 MODEL = {"downsample": 2, "dilated": False, "aux": False}
 

@@ -2,6 +2,7 @@
 prediction (``prediction``), and the evaluation loop with the ``labelIds`` export (``loop``).
 """
 
+from dgcn.evaluation import loop, metrics, prediction
 from dgcn.evaluation.loop import (
     default_eval_output,
     evaluate,
@@ -31,7 +32,10 @@ __all__ = [
     "evaluate_run",
     "export_path",
     "format_table",
+    "loop",
+    "metrics",
     "predict",
+    "prediction",
     "predict_multiscale",
     "predict_slide",
     "predict_whole",

@@ -1,6 +1,12 @@
 """DGCNet models: the graph modules, heads, backbones, whole networks, presets and weights I/O."""
 
-from dgcn.models.backbone import ResNetBackbone, deep_stem_resnet101, torchvision_resnet
+from dgcn.models import profile
+from dgcn.models.backbone import (
+    ResNetBackbone,
+    deep_stem_resnet101,
+    micro_resnet,
+    torchvision_resnet,
+)
 from dgcn.models.build import (
     PRESETS,
     ModelSpec,
@@ -44,7 +50,9 @@ __all__ = [
     "load_imagenet_state_dict",
     "load_official_checkpoint",
     "load_pretrained_backbone",
+    "micro_resnet",
     "model_spec",
+    "profile",
     "torchvision_resnet",
     "upgrade_state_dict",
 ]

@@ -41,7 +41,6 @@ from dgcn.training.loop import (
     _plot_curves,
     clear_run_dir,
     finite_model,
-    fit,
     prepare_run_dir,
 )
 from dgcn.training.losses import SegmentationLoss
@@ -386,25 +385,3 @@ def fit_head(
     }
     write_text_atomic(run_dir / "summary.json", json.dumps(result, indent=2) + "\n")
     return summary
-
-
-def train(
-    cfg: Config,
-    run_dir: str | Path,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    device: str = "auto",
-    cache: FeatureCache | None = None,
-    allow_config_change: bool = False,
-) -> dict[str, Any]:
-    """One run: :func:`fit_head` when ``cfg.frozen.backbone`` is set, else the end-to-end
-    :func:`~dgcn.training.loop.fit`."""
-    if not cfg.frozen.backbone:
-        return fit(cfg, run_dir, resume, overwrite, progress, device, allow_config_change)
-    if resume:
-        raise ConfigError(
-            "a frozen-backbone run cannot be resumed (it takes about a minute); start it again "
-            "with --overwrite or another --run-dir"
-        )
-    return fit_head(cfg, run_dir, cache, overwrite, progress, device)

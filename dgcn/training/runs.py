@@ -1,0 +1,90 @@
+"""A run, whichever way it trains: :func:`train` picks the loop, :func:`train_or_load` gives
+the trained model of a run folder, training (or resuming) it only when it is not finished."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dgcn.checkpoint import load_checkpoint, load_for_inference
+from dgcn.config import Config, apply_overrides, config_from_dict, load_config
+from dgcn.errors import ConfigError
+from dgcn.training.frozen import FeatureCache, fit_head
+from dgcn.training.loop import LAST, RunDirError, config_changes, fit
+
+
+def train(
+    cfg: Config,
+    run_dir: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    device: str = "auto",
+    cache: FeatureCache | None = None,
+    allow_config_change: bool = False,
+) -> dict[str, Any]:
+    """One run: :func:`~dgcn.training.frozen.fit_head` when ``cfg.frozen.backbone`` is set,
+    else the end-to-end :func:`~dgcn.training.loop.fit`; returns the evaluation summary."""
+    if not cfg.frozen.backbone:
+        return fit(cfg, run_dir, resume, overwrite, progress, device, allow_config_change)
+    if resume:
+        raise ConfigError(
+            "a frozen-backbone run cannot be resumed (it takes about a minute); start it again "
+            "with --overwrite or another --run-dir"
+        )
+    return fit_head(cfg, run_dir, cache, overwrite, progress, device)
+
+
+def train_or_load(
+    config: Config | str | Path,
+    run_dir: str | Path,
+    *,
+    overrides: list[str] | None = None,
+    progress: bool = True,
+    device: str = "auto",
+) -> tuple[torch.nn.Module, Config]:
+    """The trained model of ``run_dir``: loaded when the run there is finished, else trained.
+
+    A folder without ``last.pt`` gets a new run; a run stopped before ``train.iterations``
+    is resumed exactly (an end-to-end run; a frozen-backbone run has no partial state to
+    resume); a finished run is only loaded. The run's saved config must be this one
+    (``train.iterations`` may grow): a folder that holds another run is refused, never
+    overwritten.
+
+    Args:
+        config: a :class:`~dgcn.config.Config`, a preset name or a YAML path.
+        run_dir: the run's folder, e.g. ``runs/notebooks/06``.
+        overrides: ``key=value`` strings applied to ``config`` (a given Config is not changed).
+        progress: show progress bars while training.
+        device: ``auto``, ``cuda`` or ``cpu`` for training; the model is returned on the CPU
+            in eval mode.
+
+    Returns:
+        (model, the run's config), as :func:`~dgcn.checkpoint.load_for_inference`.
+
+    Raises:
+        RunDirError: ``run_dir`` holds a run of another config; ConfigError, DatasetError,
+        CheckpointError, TrainingError from training.
+    """
+    if isinstance(config, Config):
+        cfg = apply_overrides(copy.deepcopy(config), overrides)
+    else:
+        cfg = load_config(config, overrides)
+    run_dir = Path(run_dir)
+    last = run_dir / LAST
+    if not last.is_file():
+        train(cfg, run_dir, progress=progress, device=device)
+        return load_for_inference(last)
+    state = load_checkpoint(last)
+    changed = config_changes(config_from_dict(state["config"]), cfg)
+    if changed:
+        raise RunDirError(
+            f"{run_dir} holds a run of another config (it differs in {', '.join(changed[:3])}); "
+            "pass another run folder, or delete this one to train the new config there"
+        )
+    if state["iteration"] < cfg.train.iterations:
+        train(cfg, run_dir, resume=True, progress=progress, device=device)
+    return load_for_inference(last)
