@@ -31,9 +31,10 @@ from dgcn.config import load_config  # noqa: E402
 from dgcn.datasets import Cityscapes, make_minicity  # noqa: E402
 from dgcn.datasets.build import data_transforms  # noqa: E402
 from dgcn.datasets.labels import id_to_train_id_lut  # noqa: E402
-from dgcn.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD, authors_scales  # noqa: E402
+from dgcn.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
-CROP = 832
+RECIPE = load_config("cityscapes-official").data  # the authors' crop and random scales
+CROP = RECIPE.crop_size[0]
 
 
 class PlainPipeline(torch.utils.data.Dataset):
@@ -51,7 +52,7 @@ class PlainPipeline(torch.utils.data.Dataset):
     def __getitem__(self, index):
         image = Image.open(self.samples[index][0]).convert("RGB")
         label = Image.open(self.samples[index][1])
-        scale = authors_scales()[int(torch.randint(15, ()))]
+        scale = RECIPE.scales[int(torch.randint(len(RECIPE.scales), ()))]
         size = (round(image.width * scale), round(image.height * scale))
         image = np.asarray(image.resize(size, Image.BILINEAR), np.float32) / 255.0
         label = np.asarray(label.resize(size, Image.NEAREST))

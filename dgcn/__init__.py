@@ -36,6 +36,7 @@ _MODULES = (
 _EXPORTS = {
     **{name: f"dgcn.{name}" for name in _MODULES},
     "Config": "dgcn.config",
+    "EvalConfig": "dgcn.config",
     "load_config": "dgcn.config",
     "build_dataset": "dgcn.datasets",
     "prepare_data": "dgcn.datasets",

@@ -170,13 +170,11 @@ preview(range(PREVIEW_IMAGES))
 import numpy as np
 import pandas as pd
 
-from dgcn.datasets.cityscapes import label_ids_to_train_ids, read_label
-
 pixels = np.zeros(256, dtype=np.int64)
 images_with = np.zeros(256, dtype=np.int64)
 presence = []  # the set of train ids of every image read
 for _, label_path in train_pairs[:STAT_IMAGES]:
-    ids = label_ids_to_train_ids(read_label(label_path).numpy())
+    ids = datasets.label_ids_to_train_ids(datasets.read_label(label_path).numpy())
     counts = np.bincount(ids.ravel(), minlength=256)
     pixels += counts
     images_with += counts > 0
@@ -312,9 +310,8 @@ print(f"{'total':9s} {total:>11,}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from dgcn.models import profile
 
-rows = profile.block_table(lambda: models.build_model("dgcnet_official_r101"), FLOP_SIZE)
+rows = models.profile.block_table(lambda: models.build_model("dgcnet_official_r101"), FLOP_SIZE)
 table = pd.DataFrame(rows).set_index("block")
 table["share of FLOPs %"] = 100 * table["gflops"] / table.loc["total", "gflops"]
 print(f"dgcnet_official_r101, training forward at {FLOP_SIZE[2]}x{FLOP_SIZE[3]}")
@@ -326,7 +323,9 @@ table.round(1)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-rows = profile.block_table(lambda: models.build_model("dgcnet_paper_micro"), (1, 3, 128, 256))
+rows = models.profile.block_table(
+    lambda: models.build_model("dgcnet_paper_micro"), (1, 3, 128, 256)
+)
 pd.DataFrame(rows).set_index("block").round(3)
 
 # %% [markdown]
@@ -367,9 +366,10 @@ pd.DataFrame(rows).set_index("block").round(3)
 # ## Exercises
 #
 # 1. Count the parameters and FLOPs of `fcn_r101` (the baseline without a graph) and of
-#    `dgcnet_paper_r101` with `profile.block_table`. Which costs more FLOPs, the paper's graph
-#    on 2048 channels or the authors' graph on 512? *Hint:* compare the paper head's and
-#    the official head's `head.graph` rows; README.md lists the totals to compare with.
+#    `dgcnet_paper_r101` with `models.profile.block_table`. Which costs more FLOPs, the
+#    paper's graph on 2048 channels or the authors' graph on 512? *Hint:* compare the paper
+#    head's and the official head's `head.graph` rows; README.md lists the totals to compare
+#    with.
 # 2. Generate a MiniCity at 256 x 512 in another folder
 #    (`datasets.make_minicity("data/minicity-256", train=8, val=0, height=256, width=512)`) and
 #    look at its images: does anything become a fixed number of pixels, or does every size

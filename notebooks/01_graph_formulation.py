@@ -1,7 +1,9 @@
 # ---
 # jupyter:
 #   jupytext:
+#     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: kernelspec,jupytext,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -125,9 +127,8 @@ print(f"A_grid: {A_grid.shape[0]} x {A_grid.shape[1]}, {int(A_grid.sum())} non-z
 # near the diagonals $\pm W$ (the rows above and below).
 
 # %%
-from dgcn.viz import graphs
 
-graphs.adjacency_heatmap(A_grid, title=f"A_grid of a {H}x{W_GRID} grid (row-major positions)")
+viz.graphs.adjacency_heatmap(A_grid, title=f"A_grid of a {H}x{W_GRID} grid (row-major positions)")
 
 # %% [markdown]
 # ## 2. One GCN layer by hand
@@ -196,7 +197,7 @@ print("ReLU(A_hat X W) =\n", out_matrix)
 
 # %%
 torch.testing.assert_close((A_hat @ X) @ W, A_hat @ (X @ W))
-graphs.adjacency_heatmap(A_hat, title="normalised adjacency of the toy graph")
+viz.graphs.adjacency_heatmap(A_hat, title="normalised adjacency of the toy graph")
 
 # %% [markdown]
 # ## 3. What a dense pixel graph costs
@@ -267,8 +268,6 @@ table
 # NBVAL_CHECK_OUTPUT
 from torch import nn
 
-from dgcn.models.backbone import micro_resnet
-
 
 def receptive_field(backbone: nn.Module) -> list[tuple[str, int, int]]:
     """(stage, receptive field, jump) after each stage, from the convs and pools in order."""
@@ -289,7 +288,7 @@ def receptive_field(backbone: nn.Module) -> list[tuple[str, int, int]]:
 
 torch.manual_seed(0)
 backbones = {
-    "micro (dgcnet_paper_micro)": micro_resnet(output_stride=8),
+    "micro (dgcnet_paper_micro)": models.micro_resnet(output_stride=8),
     "ResNet-18, output stride 8": models.torchvision_resnet(18, output_stride=8),
 }
 theory = {}

@@ -307,9 +307,8 @@ fig
 # mean $|\gamma|$, which says how much of $\tilde X_S$ the network actually adds to $X$.
 
 # %%
-from dgcn.checkpoint import load_for_inference
 
-model, cfg = load_for_inference(CHECKPOINT)
+model, cfg = dgcn.load_for_inference(CHECKPOINT)
 coordinate = model.head.graph.coordinate
 print(f"{CHECKPOINT}: {cfg.model.name} {cfg.model.overrides}")
 print(f"head trained {cfg.train.iterations} iterations on the frozen {cfg.frozen.backbone}")
@@ -337,8 +336,6 @@ print(f"reprojection BN scale: mean |gamma| = {scale:.4f} (at initialisation: {s
 # %%
 from matplotlib.patches import Rectangle
 
-from dgcn.viz import graphs
-
 TRAIN, ROAD = 16, 0
 height_px, width_px = cfg.data.minicity_size
 root = datasets.ensure_minicity(
@@ -351,7 +348,7 @@ with torch.no_grad():
 viz.prediction_grid(image[None], mask[None], prediction, titles=["val image 1"])
 
 # %%
-graph, features = graphs.capture_graph_input(model, image[None])
+graph, features = viz.graphs.capture_graph_input(model, image[None])
 assert graph is model.head.graph and features.shape[-2:] == (16, 32)
 with torch.no_grad():
     assert torch.equal(features, model.backbone(image[None])["out"])  # the layer4 feature X
@@ -369,8 +366,8 @@ def pixel_of(class_id: int) -> tuple[int, int]:
 pixels = {"train": pixel_of(TRAIN), "road": pixel_of(ROAD)}
 picture = viz.denormalize(image)
 y, x = pixels["train"]
-node = graphs.node_of_pixel(
-    coordinate, graphs.feature_pixel((y, x), picture.shape[:2], features.shape[-2:]), node_grid
+node = viz.graphs.node_of_pixel(
+    coordinate, viz.graphs.feature_pixel((y, x), picture.shape[:2], features.shape[-2:]), node_grid
 )
 i, j = divmod(node, node_grid[1])
 fig = viz.new_figure((5.2, 2.9), dpi=72)
@@ -400,16 +397,16 @@ fig
 
 # %%
 affinity = {
-    name: graphs.coordinate_affinity(coordinate, features, pixel, image_size=picture.shape[:2])
+    name: viz.graphs.coordinate_affinity(coordinate, features, pixel, image_size=picture.shape[:2])
     for name, pixel in pixels.items()
 }
 trained = f"{cfg.train.iterations} head iterations"
-graphs.plot_affinity(
+viz.graphs.plot_affinity(
     picture, affinity["train"], pixels["train"], title=f"row of A_S (train), {trained}"
 )
 
 # %%
-graphs.plot_affinity(
+viz.graphs.plot_affinity(
     picture, affinity["road"], pixels["road"], title=f"row of A_S (road), {trained}"
 )
 
@@ -438,10 +435,10 @@ with torch.no_grad():
 assert torch.allclose(full[node].view(node_grid), affinity["train"])
 apart = (full - full_initial).norm() / full_initial.norm()
 print(f"A_S, trained vs initial delta and Psi: {100 * apart:.0f} % apart")
-graphs.adjacency_heatmap(full, title=f"A_S of val image 1 (paper head, {trained})")
+viz.graphs.adjacency_heatmap(full, title=f"A_S of val image 1 (paper head, {trained})")
 
 # %%
-graphs.adjacency_heatmap(full_initial, title="A_S of val image 1, initial delta and Psi")
+viz.graphs.adjacency_heatmap(full_initial, title="A_S of val image 1, initial delta and Psi")
 
 # %% [markdown]
 # The authors' head (`minicity-dgcnet-official.pt`, drawn in notebooks 03 and 07) has no such matrix

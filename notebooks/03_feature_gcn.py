@@ -87,10 +87,6 @@ import math
 import pandas as pd
 import torch
 
-from dgcn.checkpoint import load_for_inference
-from dgcn.models import profile
-from dgcn.viz import graphs
-
 _ = torch.manual_seed(0)
 
 # %% [markdown]
@@ -261,7 +257,7 @@ for height, width in [(512, 1024), (768, 768), (832, 832), (1024, 2048)]:
     h, w = math.ceil(height / 8), math.ceil(width / 8)  # dilated ResNet, output stride 8
     n = h * w
     with torch.device("meta"):
-        counted = profile.count_flops(models.FeatureGCN(D_paper), (1, D_paper, h, w))
+        counted = models.profile.count_flops(models.FeatureGCN(D_paper), (1, D_paper, h, w))
     graph_macs = D2 * D2 * D1 + D2 * D1 * D1
     macs = n * D_paper * (D2 + D1) + n * D2 * D1 + graph_macs
     macs += D_paper * D1 * D2 + n * D_paper * D2  # Phi M_F^T first, then times H_F^T
@@ -302,7 +298,7 @@ print(pd.DataFrame(rows).to_string(index=False))
 # accuracy.
 
 # %%
-model, cfg = load_for_inference(PAPER_CHECKPOINT)
+model, cfg = dgcn.load_for_inference(PAPER_CHECKPOINT)
 trained = f"{cfg.train.iterations} head iterations"
 print(f"{PAPER_CHECKPOINT}: {cfg.model.name} {cfg.model.overrides}, {trained}")
 print(f"on the frozen backbone {cfg.frozen.backbone}")
@@ -312,7 +308,7 @@ root = datasets.ensure_minicity(
 )  # the same seed and size as the checkpoint's data: the same validation images
 val = datasets.Cityscapes(root, "val")
 image, mask = val[0]
-graph, features = graphs.capture_graph_input(model, image[None])
+graph, features = viz.graphs.capture_graph_input(model, image[None])
 feature_gcn = graph.feature
 assert isinstance(feature_gcn, models.FeatureGCN)
 print(f"the graph module sees {tuple(features.shape)}: D = {features.shape[1]}")
@@ -345,7 +341,7 @@ scale = float(feature_gcn.reproject[1].weight.detach().abs().mean())
 start = float(untrained_gcn.reproject[1].weight.detach().abs().mean())
 print(f"relative change of A_F during training: {100 * change:.1f} %")
 print(f"reprojection BN scale: mean |gamma| = {scale:.4f} (at initialisation: {start:g})")
-graphs.adjacency_heatmap(A_trained, title=f"A_F after {trained} (paper-equation head)")
+viz.graphs.adjacency_heatmap(A_trained, title=f"A_F after {trained} (paper-equation head)")
 
 # %% [markdown]
 # The node assignments $H_F = \phi(X)$: for each node, how strongly every pixel projects onto
@@ -357,12 +353,12 @@ graphs.adjacency_heatmap(A_trained, title=f"A_F after {trained} (paper-equation 
 
 # %%
 image_uint8 = viz.denormalize(image)
-assignment = graphs.feature_assignment(feature_gcn, features)
-initial_assignment = graphs.feature_assignment(untrained_gcn, features)
+assignment = viz.graphs.feature_assignment(feature_gcn, features)
+initial_assignment = viz.graphs.feature_assignment(untrained_gcn, features)
 apart = float((assignment - initial_assignment).norm() / initial_assignment.norm())
 print(f"assignment: {tuple(assignment.shape)} (nodes, feature rows, feature columns)")
 print(f"H_F of this image, trained vs initial phi: {100 * apart:.0f} % apart")
-fig = graphs.plot_assignment(image_uint8, assignment, nodes=6)
+fig = viz.graphs.plot_assignment(image_uint8, assignment, nodes=6)
 fig.suptitle(f"H_F = phi(X), paper-equation head, {trained}", fontsize=10)
 fig
 
@@ -406,8 +402,8 @@ class_table(assignment, mask)
 # as above.
 
 # %%
-official, official_cfg = load_for_inference(OFFICIAL_CHECKPOINT)
-official_graph, reduced = graphs.capture_graph_input(official, image[None])
+official, official_cfg = dgcn.load_for_inference(OFFICIAL_CHECKPOINT)
+official_graph, reduced = viz.graphs.capture_graph_input(official, image[None])
 official_gcn = official_graph.feature
 assert isinstance(official_gcn, models.OfficialFeatureGCN)
 torch.manual_seed(official_cfg.train.seed)
@@ -420,8 +416,8 @@ print(f"{OFFICIAL_CHECKPOINT}: {official_cfg.model.name} {official_cfg.model.ove
 print(f"{official_trained} on the same frozen backbone {official_cfg.frozen.backbone}")
 print(f"the graph module sees {tuple(reduced.shape)}: {w_now.shape[0]} nodes")
 print(f"to_nodes weight moved by {100 * (w_now - w_init).norm() / w_init.norm():.1f} %")
-official_assignment = graphs.feature_assignment(official_gcn, reduced)
-fig = graphs.plot_assignment(image_uint8, official_assignment, nodes=6)
+official_assignment = viz.graphs.feature_assignment(official_gcn, reduced)
+fig = viz.graphs.plot_assignment(image_uint8, official_assignment, nodes=6)
 fig.suptitle(f"B = to_nodes(reduce(X)), authors' head, {official_trained}", fontsize=10)
 fig
 

@@ -91,8 +91,6 @@ from IPython.display import display
 from torch import nn
 
 from dgcn import evaluation
-from dgcn.config import EvalConfig
-from dgcn.models import profile
 
 _ = torch.manual_seed(0)
 
@@ -361,7 +359,7 @@ for name, module, size in [
     ("released, C = 512", graph_official, (1, 512, 129, 257)),
 ]:
     params = sum(p.numel() for p in module.parameters())
-    gflops = profile.count_flops(module, size)["Global"] / 1e9
+    gflops = models.profile.count_flops(module, size)["Global"] / 1e9
     print(f"{name:<18} {params:>11,} parameters {gflops:7.1f} GFLOPs")
 
 # %% [markdown]
@@ -468,7 +466,7 @@ print(
 # NBVAL_CHECK_OUTPUT
 def blocks(name):
     tables = {
-        size: profile.block_table(lambda: models.build_model(name), (1, 3, *size))
+        size: models.profile.block_table(lambda: models.build_model(name), (1, 3, *size))
         for size in [(768, 768), (1024, 2048)]
     }
     frame = pd.DataFrame(tables[(768, 768)]).rename(columns={"gflops": "GFLOPs 768x768"})
@@ -589,7 +587,7 @@ else:
         val = datasets.Cityscapes("data/cityscapes", "val")
         subset = torch.utils.data.Subset(val, range(min(EVAL_IMAGES, len(val))))
         loader = torch.utils.data.DataLoader(subset, batch_size=1, num_workers=2)
-        protocol = EvalConfig(mode="slide")  # the authors': tile 832, overlap 1/3, no flip
+        protocol = dgcn.EvalConfig(mode="slide")  # the authors': tile 832, overlap 1/3, no flip
         matrix = evaluation.evaluate(authors_model, loader, protocol)
         print(f"mIoU on {len(subset)} val images: {100 * matrix.miou():.1f}")
         image, mask = subset[0]

@@ -94,10 +94,6 @@ from torchvision import tv_tensors
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from dgcn.config import load_config
-from dgcn.datasets import labels, transforms
-from dgcn.datasets.build import data_transforms
-
 _ = torch.manual_seed(0)
 _ = datasets.ensure_minicity(MINICITY)  # generated on first use (about 4 s), then reused
 
@@ -174,7 +170,7 @@ viz.legend()
 # %%
 # NBVAL_CHECK_OUTPUT
 image_u8, label_ids = datasets.load_pair(image_path, label_path)
-lut = labels.id_to_train_id_lut()
+lut = datasets.labels.id_to_train_id_lut()
 ids = np.unique(label_ids.numpy())
 mapping = pd.DataFrame({"label id": ids, "train id": lut[ids]})
 mapping["name"] = [next(lb.name for lb in datasets.LABELS if lb.id == i) for i in ids]
@@ -228,7 +224,7 @@ CONFIGS = {
     "paper": "cityscapes-paper",
     "minicity": "minicity-cpu",
 }
-recipes = {name: load_config(preset).data for name, preset in CONFIGS.items()}
+recipes = {name: dgcn.load_config(preset).data for name, preset in CONFIGS.items()}
 presets = pd.DataFrame(
     [
         {
@@ -259,7 +255,7 @@ small = (tv_tensors.Image(image_u8), tv_tensors.Mask(torch.from_numpy(lut[label_
 def crops_figure(preset, sample, seed, count=CROPS):
     """``count`` random crops of one sample by a preset: images on top, masks below."""
     torch.manual_seed(seed)
-    pipeline = data_transforms(recipes[preset], train=True)
+    pipeline = datasets.data_transforms(recipes[preset], train=True)
     crop_h, crop_w = recipes[preset].crop_size
     fig = viz.new_figure((1.9 * count, 2 * 1.9 * crop_h / crop_w + 0.4))
     axes = fig.subplots(2, count)
@@ -305,9 +301,9 @@ painted = (
     tv_tensors.Image(torch.from_numpy(viz.colorize(scene[1])).permute(2, 0, 1).contiguous()),
     scene[1],
 )
-exact = data_transforms(recipes["official"], train=True)
+exact = datasets.data_transforms(recipes["official"], train=True)
 exact.transforms[0].interpolation = InterpolationMode.NEAREST
-bilinear = data_transforms(recipes["official"], train=True)
+bilinear = datasets.data_transforms(recipes["official"], train=True)
 torch.manual_seed(1)
 agreement = []
 for _ in range(8):
@@ -332,7 +328,7 @@ assert min(agreement) > 0.95
 
 # %%
 # NBVAL_CHECK_OUTPUT
-pad_test = transforms.train_transforms((128, 256), scales=(0.75,), flip=False)
+pad_test = datasets.transforms.train_transforms((128, 256), scales=(0.75,), flip=False)
 out_image, out_mask = pad_test(*small)
 assert (out_image[:, 96:] == 0).all() and (out_image[:, :, 192:] == 0).all()
 assert (out_mask[96:] == 255).all() and (out_mask[:, 192:] == 255).all()
@@ -366,7 +362,7 @@ def resize_then_crop(image, mask, crop, scales):
 
 
 crop, scales = tuple(recipes["official"].crop_size), tuple(recipes["official"].scales)
-crop_first = transforms.RandomScaleCrop(crop, scales)
+crop_first = datasets.transforms.RandomScaleCrop(crop, scales)
 rows = []
 for seed in range(6):
     torch.manual_seed(seed)
@@ -402,7 +398,9 @@ display(comparison)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-train_set = datasets.Cityscapes(MINICITY, "train", data_transforms(recipes["minicity"], True))
+train_set = datasets.Cityscapes(
+    MINICITY, "train", datasets.data_transforms(recipes["minicity"], True)
+)
 loader = torch.utils.data.DataLoader(
     train_set, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(0)
 )

@@ -198,11 +198,9 @@ print(f"overrides: {OVERRIDES}")
 # line builds from `dgcn train --config PRESET --opt KEY=VALUE ...`:
 
 # %%
-from dgcn.config import load_config
-from dgcn.training.loop import accumulation_steps
 
-cfg = load_config(PRESET, OVERRIDES)
-micro, accumulation = accumulation_steps(cfg, world_size=1)
+cfg = dgcn.load_config(PRESET, OVERRIDES)
+micro, accumulation = dgcn.training.accumulation_steps(cfg, world_size=1)
 parameters = sum(p.numel() for p in models.build_model(cfg.model.name).parameters())
 print(f"model {cfg.model.name}: {parameters:,} parameters")
 print(
@@ -249,9 +247,8 @@ print(
 # only reports whether a checkpoint from an earlier session is waiting.
 
 # %%
+import json
 import time
-
-from dgcn.checkpoint import load_checkpoint
 
 LAST = RUN_DIR / "last.pt"
 if SIMULATE_DISCONNECT:
@@ -270,25 +267,25 @@ if SIMULATE_DISCONNECT:
         process.wait()
     if not LAST.exists():
         raise RuntimeError(f"the training process stopped early:\n{log_path.read_text()}")
-    KILLED_AT = load_checkpoint(LAST)["iteration"]
+    KILLED_AT = dgcn.load_checkpoint(LAST)["iteration"]
     print(f"killed the training process after iteration {KILLED_AT}")
 else:
     KILLED_AT = None
-    found = f"at iteration {load_checkpoint(LAST)['iteration']}" if LAST.exists() else "none"
+    found = f"at iteration {dgcn.load_checkpoint(LAST)['iteration']}" if LAST.exists() else "none"
     print(f"checkpoint waiting in {RUN_DIR}: {found}")
 
 # %% [markdown]
-# After a disconnect on Colab: run the notebook from the top again. The next cell sees
-# `last.pt` and calls `fit(cfg, RUN_DIR, resume=True)`; from a terminal it is the same
-# command with `--resume`. Without a checkpoint it starts the run (and clears a directory
-# that holds no checkpoint).
+# After a disconnect on Colab: run the notebook from the top again. The next cell calls
+# `dgcn.train_or_load(cfg, RUN_DIR)`, which looks at `last.pt`: none, it starts the run
+# (`fit(cfg, RUN_DIR)`); one short of $T$, it resumes it (`fit(cfg, RUN_DIR, resume=True)`;
+# from a terminal, the same command with `--resume`); one at $T$, it only loads the model. A
+# folder that holds a run of another config is refused, never overwritten.
 
 # %%
-from dgcn.training.loop import fit
-
-RESUME = LAST.exists()
-print(f"{'resuming from' if RESUME else 'starting'} {LAST}")
-summary = fit(cfg, RUN_DIR, resume=RESUME, overwrite=not RESUME, progress=not SMOKE)
+state = f"at iteration {dgcn.load_checkpoint(LAST)['iteration']}" if LAST.exists() else "none"
+print(f"checkpoint in {RUN_DIR} before: {state}")
+model, cfg = dgcn.train_or_load(cfg, RUN_DIR, progress=not SMOKE)
+summary = json.loads((RUN_DIR / "summary.json").read_text())["eval"]
 print(f"mIoU {100 * summary['miou']:.1f} % on {cfg.data.val_split} ({cfg.data.root})")
 
 # %% [markdown]
@@ -299,12 +296,10 @@ print(f"mIoU {100 * summary['miou']:.1f} % on {cfg.data.val_split} ({cfg.data.ro
 # the poly formula at its iteration, so the schedule went on from the checkpoint, not from 0.
 
 # %%
-import json
-
 records = [json.loads(line) for line in (RUN_DIR / "metrics.jsonl").read_text().splitlines()]
 train_records = [r for r in records if "loss" in r]
 steps = [r["iteration"] for r in train_records]
-assert load_checkpoint(LAST)["iteration"] == cfg.train.iterations
+assert dgcn.load_checkpoint(LAST)["iteration"] == cfg.train.iterations
 assert steps == list(range(cfg.train.log_every, cfg.train.iterations + 1, cfg.train.log_every))
 for r in train_records:
     expected = cfg.train.lr * (1 - r["iteration"] / cfg.train.iterations) ** cfg.train.poly_power

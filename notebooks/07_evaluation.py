@@ -111,15 +111,13 @@ CITYSCAPES_CHECKPOINTS = [Path("runs/cityscapes-official/last.pt"), *CHECKPOINTS
 # %%
 import torch
 
-from dgcn.checkpoint import load_checkpoint, load_for_inference
-
 torch.manual_seed(0)
 
 
 def first_checkpoint(paths, dataset):
     """The first existing checkpoint among ``paths`` trained on ``dataset``, or None."""
     for path in paths:
-        if path.is_file() and load_checkpoint(path)["config"]["data"]["dataset"] == dataset:
+        if path.is_file() and dgcn.load_checkpoint(path)["config"]["data"]["dataset"] == dataset:
             return path
     return None
 
@@ -130,7 +128,7 @@ if checkpoint is not None:
 else:
     checkpoint = COMMITTED
     print(f"using the committed model {checkpoint}")
-model, cfg = load_for_inference(checkpoint)
+model, cfg = dgcn.load_for_inference(checkpoint)
 print(f"{cfg.model.name} {cfg.model.overrides}")
 if cfg.frozen.backbone:
     print(f"head trained {cfg.train.iterations} iterations on the frozen {cfg.frozen.backbone}")
@@ -145,11 +143,10 @@ else:
 # `[N, 128, 256]`, 255 where a pixel is not scored.
 
 # %%
-from dgcn.datasets.build import build_dataset, prepare_data
 
-prepare_data(cfg.data)  # MiniCity with the checkpoint's seed, size and counts
+datasets.prepare_data(cfg.data)  # MiniCity with the checkpoint's seed, size and counts
 cfg.data.val_limit = VAL_IMAGES
-val_set = build_dataset(cfg.data, cfg.data.val_split, train=False)
+val_set = datasets.build_dataset(cfg.data, cfg.data.val_split, train=False)
 images = torch.stack([val_set[i][0] for i in range(len(val_set))])
 masks = torch.stack([val_set[i][1] for i in range(len(val_set))])
 print(f"{cfg.data.root}, split {cfg.data.val_split!r}: {len(val_set)} images")
@@ -269,8 +266,6 @@ import time
 
 import pandas as pd
 
-from dgcn.evaluation import metrics
-
 MODES = {
     "whole": dict(mode="whole"),
     f"slide (tile {SLIDE_TILE}, 1/3)": dict(mode="slide", tile=SLIDE_TILE, overlap=1 / 3),
@@ -283,7 +278,9 @@ for name, options in MODES.items():
     predictions[name] = torch.cat(
         [evaluation.predict(model, batch, **options).argmax(1) for batch in images.split(4)]
     )
-    matrices[name] = metrics.ConfusionMatrix(datasets.NUM_CLASSES).update(predictions[name], masks)
+    matrices[name] = evaluation.metrics.ConfusionMatrix(datasets.NUM_CLASSES).update(
+        predictions[name], masks
+    )
     rows.append(
         {
             "mode": name,
@@ -335,7 +332,7 @@ print(f"inspecting: {BEST}")
 
 # %%
 summary = best_matrix.summary()
-print(metrics.format_table(summary))
+print(evaluation.metrics.format_table(summary))
 viz.iou_bars(summary["per_class"], title=f"MiniCity val, {BEST}")
 
 # %% [markdown]
@@ -360,7 +357,7 @@ fig
 # %%
 per_image = []
 for i in range(len(images)):
-    matrix = metrics.ConfusionMatrix(datasets.NUM_CLASSES).update(preds[i], masks[i])
+    matrix = evaluation.metrics.ConfusionMatrix(datasets.NUM_CLASSES).update(preds[i], masks[i])
     per_image.append(
         {"image": i, "mIoU %": 100 * matrix.miou(), "accuracy %": 100 * matrix.pixel_accuracy()}
     )
@@ -408,10 +405,7 @@ viz.confusion_heatmap(best_matrix.matrix)
 # %%
 from IPython.display import display
 
-from dgcn.datasets.labels import CLASS_NAMES
-from dgcn.viz import graphs
-
-road, sidewalk = CLASS_NAMES.index("road"), CLASS_NAMES.index("sidewalk")
+road, sidewalk = datasets.CLASS_NAMES.index("road"), datasets.CLASS_NAMES.index("sidewalk")
 
 
 def road_sidewalk_boundary(mask):
@@ -426,13 +420,15 @@ def road_sidewalk_boundary(mask):
 
 index = next((i for i in range(len(masks)) if road_sidewalk_boundary(masks[i])), 0)
 picture = viz.denormalize(images[index])
-graph, features = graphs.capture_graph_input(model, images[index : index + 1])
+graph, features = viz.graphs.capture_graph_input(model, images[index : index + 1])
 assert isinstance(graph, models.DualGCN)
 print(
     f"image {index}: graph input X {list(features.shape)}, {graph.variant} {type(graph).__name__}"
 )
 if graph.feature is not None:
-    fig = graphs.plot_assignment(picture, graphs.feature_assignment(graph.feature, features))
+    fig = viz.graphs.plot_assignment(
+        picture, viz.graphs.feature_assignment(graph.feature, features)
+    )
     head = {"official": "authors' head", "paper": "paper-equation head"}[graph.variant]
     fig.suptitle(f"feature-space nodes of image {index} ({head})", fontsize=10)
     fig.set_dpi(80)
@@ -459,8 +455,8 @@ else:
 pixel = road_sidewalk_boundary(masks[index])
 coordinate_graph, coordinate_features, source = graph, features, "this model"
 if not isinstance(graph.coordinate, models.CoordinateGCN):
-    paper_model, paper_cfg = load_for_inference(PAPER_COMMITTED)
-    coordinate_graph, coordinate_features = graphs.capture_graph_input(
+    paper_model, paper_cfg = dgcn.load_for_inference(PAPER_COMMITTED)
+    coordinate_graph, coordinate_features = viz.graphs.capture_graph_input(
         paper_model, images[index : index + 1]
     )
     source = f"paper head, {paper_cfg.train.iterations} head iterations"
@@ -470,11 +466,13 @@ if pixel is None:
 else:
     size = tuple(masks.shape[-2:])
     coordinate = coordinate_graph.coordinate
-    affinity = graphs.coordinate_affinity(coordinate, coordinate_features, pixel, image_size=size)
+    affinity = viz.graphs.coordinate_affinity(
+        coordinate, coordinate_features, pixel, image_size=size
+    )
     d = coordinate.downsample_rate
     print(f"boundary pixel {pixel} of image {index}; d = {d}, node grid {list(affinity.shape)}")
     title = f"row of A_S for its node ({source})"
-    display(graphs.plot_affinity(picture, affinity, pixel, title=title))
+    display(viz.graphs.plot_affinity(picture, affinity, pixel, title=title))
 
 # %% [markdown]
 # ## 7. Cityscapes, the authors' protocol
@@ -488,7 +486,6 @@ else:
 # released weights load with `--official`.
 
 # %%
-from dgcn.config import EvalConfig
 
 cs_checkpoint = first_checkpoint(CITYSCAPES_CHECKPOINTS, "cityscapes")
 if not (CITYSCAPES_ROOT / "leftImg8bit").is_dir():
@@ -497,19 +494,19 @@ elif cs_checkpoint is None:
     print(f"skipped: no Cityscapes checkpoint in {[str(p) for p in CITYSCAPES_CHECKPOINTS]}")
 else:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    cs_model, cs_cfg = load_for_inference(
+    cs_model, cs_cfg = dgcn.load_for_inference(
         cs_checkpoint, overrides=[f"data.root={CITYSCAPES_ROOT}", "data.val_limit=0"]
     )
-    cs_val = build_dataset(cs_cfg.data, "val", train=False)
+    cs_val = datasets.build_dataset(cs_cfg.data, "val", train=False)
     start = time.perf_counter()
     cs_matrix = evaluation.evaluate(
         cs_model.to(device),
         DataLoader(cs_val, batch_size=1, num_workers=4),
-        EvalConfig(mode="slide"),  # the authors' protocol: tile 832, overlap 1/3, no flip
+        dgcn.EvalConfig(mode="slide"),  # the authors' protocol: tile 832, overlap 1/3, no flip
         device=device,
     )
     print(f"{cs_checkpoint}: {len(cs_val)} images in {time.perf_counter() - start:.0f} s")
-    print(metrics.format_table(cs_matrix.summary()))
+    print(evaluation.metrics.format_table(cs_matrix.summary()))
 
 # %% [markdown]
 # ## Summary

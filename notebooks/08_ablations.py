@@ -84,7 +84,6 @@ ABLATION_OVERRIDES = (
     else []  # the preset's own: 1,000 head iterations of batch 8, all 200 validation images
 )
 SEEDS = [0] if SMOKE else [0, 1, 2]
-ABLATION_OUT = Path("runs/notebooks/08/ablation")
 RESULTS_DIR = Path("experiments/results")  # committed GPU results, one JSON per run
 PAPER_RESULTS = Path("experiments/paper_results.yaml")
 
@@ -214,17 +213,11 @@ table.round(1)
 
 # %%
 if MINICITY_RESULTS.exists():
-    records = json.loads(MINICITY_RESULTS.read_text())
+    records = dgcn.read_results(MINICITY_RESULTS)
     print(f"loaded {len(records)} runs from {MINICITY_RESULTS}")
-else:
-    import shutil
-
-    if ABLATION_OUT.exists():
-        shutil.rmtree(ABLATION_OUT)  # reproduce() refuses a folder that holds results
-    out = reproduce.reproduce(
-        seeds=SEEDS, out=ABLATION_OUT, overrides=ABLATION_OVERRIDES, progress=False
-    )
-    records = json.loads((out / "results.json").read_text())
+else:  # a new folder under runs/reproduce/ (nothing earlier is replaced)
+    out = reproduce.reproduce(seeds=SEEDS, overrides=ABLATION_OVERRIDES, progress=False)
+    records = dgcn.read_results(out)
     print(f"trained {len(records)} runs into {out}")
 print(reproduce.results_table(records, reproduce.paper_numbers()))
 
@@ -329,7 +322,6 @@ else:
 # context-ambiguous classes marked by `*`. Read which classes move and which do not.
 
 # %%
-from dgcn.datasets.minicity import CONTEXT_CLASSES
 
 
 def mean_per_class(row: str) -> dict:
@@ -348,7 +340,7 @@ viz.iou_bars(
     reference=baseline_pct,
     title="MiniCity val: both graphs vs baseline",
     reference_name="baseline",
-    marked=CONTEXT_CLASSES,
+    marked=datasets.CONTEXT_CLASSES,
 )
 
 # %% [markdown]
@@ -363,7 +355,8 @@ present = [r for r in context_rows if any(rec["row"] == r for rec in records)]
 gains = pd.DataFrame(
     {
         reproduce.LABELS[r]: {
-            c: 100 * (mean_per_class(r)[c] or 0) - baseline_pct.get(c, 0) for c in CONTEXT_CLASSES
+            c: 100 * (mean_per_class(r)[c] or 0) - baseline_pct.get(c, 0)
+            for c in datasets.CONTEXT_CLASSES
         }
         for r in present
     }

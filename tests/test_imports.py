@@ -246,6 +246,40 @@ def test_the_models_do_not_import_the_config():
         assert "dgcn.config" not in targets, module
 
 
+#: the package's layers, bottom to top, as the README's layout section draws them
+LAYERS = (
+    ("config", "errors", "fileio", "lazy", "markdown", "book_index"),
+    ("distributed",),
+    ("datasets",),
+    ("models",),
+    ("checkpoint",),
+    ("evaluation",),
+    ("training",),
+    ("viz",),
+    ("reproduce", "cli", "__main__"),
+)
+#: the one upward import, lazy: a training run draws its curves.png with viz's figure
+UPWARD = {("dgcn.training.loop", "dgcn.viz")}
+
+
+def _layer(module: str) -> int | None:
+    part = module.split(".")[1] if "." in module else None
+    return next((i for i, names in enumerate(LAYERS) if part in names), None)
+
+
+def test_every_module_imports_only_from_the_layers_below():
+    graph = import_graph(ROOT / "dgcn", local=True)
+    assert {m.split(".")[1] for m in graph if "." in m} <= {n for names in LAYERS for n in names}
+    upward = []
+    for module, targets in graph.items():
+        for target in targets:
+            low, high = _layer(module), _layer(target)
+            top = ".".join(target.split(".")[:2])
+            if None not in (low, high) and high > low and (module, top) not in UPWARD:
+                upward.append(f"{module} -> {target}")
+    assert not upward, "imports that go up a layer:\n" + "\n".join(sorted(upward))
+
+
 # --- the checks themselves, on a small package written here
 
 

@@ -36,3 +36,33 @@ def test_anatomy(source):
 def test_no_orphan_ipynb():
     for paired in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"):
         assert paired.with_suffix(".py").exists(), f"{paired.name} has no .py source"
+
+
+def setup_cell(source):
+    """The code cell that makes the notebook runnable anywhere (it defines IN_COLAB)."""
+    code = [c for c in jupytext.read(source).cells if c.cell_type == "code"]
+    return next(c.source for c in code if "IN_COLAB =" in c.source)
+
+
+def test_the_setup_cell_is_the_same_in_every_notebook():
+    first = setup_cell(SOURCES[0])
+    for source in SOURCES[1:]:
+        assert setup_cell(source) == first, f"{source.name}'s setup cell differs from the first"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_notebooks_use_the_public_api(source):
+    # `import dgcn` and `from dgcn import <exported name>` only: a deep import means the
+    # package lacks an entry point the book needs
+    import dgcn
+
+    deep, unknown = [], []
+    for number, line in enumerate(source.read_text().splitlines(), 1):
+        text = line.strip()
+        if text.startswith(("from dgcn.", "import dgcn.")):
+            deep.append(f"{source.name}:{number}: {text}")
+        elif text.startswith("from dgcn import"):
+            names = text.removeprefix("from dgcn import").replace("(", "").replace(")", "")
+            unknown += [n.strip() for n in names.split(",") if n.strip() not in dgcn.__all__]
+    assert not deep, "deep imports:\n" + "\n".join(deep)
+    assert not unknown, f"not exported by dgcn: {unknown}"

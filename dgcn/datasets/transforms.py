@@ -144,17 +144,12 @@ class PadTo:
         return f"PadTo({self.size})"
 
 
-def authors_scales() -> tuple[float, ...]:
-    """0.7, 0.8, ..., 2.1: the authors' random scales."""
-    return tuple(round(0.7 + 0.1 * i, 1) for i in range(15))
+def train_transforms(crop_size: tuple[int, int], scales: Sequence[float], flip: bool) -> Compose:
+    """Scale + crop (crop first), flip, normalise, pad to the crop size.
 
-
-def train_transforms(
-    crop_size: tuple[int, int] = (832, 832),
-    scales: Sequence[float] = authors_scales(),
-    flip: bool = True,
-) -> Compose:
-    """Scale + crop (crop first), flip, normalise, pad to the crop size."""
+    The recipes (crop, scales, flip) live in the YAML presets' ``data`` sections; a config's
+    transforms are :func:`dgcn.datasets.build.data_transforms`.
+    """
     steps: list = [RandomScaleCrop(crop_size, scales)]
     if flip:
         steps.append(RandomHorizontalFlip())
