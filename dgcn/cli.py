@@ -22,40 +22,18 @@ MINICITY_PRESET = "minicity-cpu"
 
 
 def _summary(args: argparse.Namespace) -> int:
-    import torch
-
     from dgcn.datasets.labels import NUM_CLASSES  # lazy: torch
-    from dgcn.models import build_model  # lazy: torch
-    from dgcn.models.profile import block_table  # lazy: torch
+    from dgcn.models.profile import model_summary  # lazy: torch
 
-    if args.classes is None:
-        args.classes = NUM_CLASSES
+    classes = NUM_CLASSES if args.classes is None else args.classes
     height, width = args.size
-    if min(height, width) < 32 or args.batch < 1 or args.classes < 1:
+    if min(height, width) < 32 or args.batch < 1 or classes < 1:
         raise ConfigError(
             f"--size must be at least 32 x 32 (got {height} x {width}), --batch and --classes "
             "at least 1"
         )
     size = (args.batch, 3, height, width)
-    rows = block_table(lambda: build_model(args.model, num_classes=args.classes), size)
-    print(f"{args.model}: {args.classes} classes, input {list(size)}, training forward (aux head)")
-    print(f"{'block':<28}{'params':>14}{'GFLOPs':>12}")
-    for row in rows:
-        print(f"{row['block']:<28}{row['params']:>14,}{row['gflops']:>12.2f}")
-    if not args.forward:
-        return 0
-    torch.manual_seed(0)
-    model = build_model(args.model, num_classes=args.classes).eval()
-    images = torch.randn(size)
-    start = time.perf_counter()
-    with torch.no_grad():
-        logits = model(images)["out"]
-    seconds = time.perf_counter() - start
-    predicted = logits.argmax(1).unique().numel()
-    print(
-        f"forward pass on a random {height}x{width} image (random weights, CPU): logits "
-        f"{list(logits.shape)}, {seconds:.2f} s, {predicted} classes predicted"
-    )
+    print("\n".join(model_summary(args.model, classes, size, args.forward)))
     return 0
 
 

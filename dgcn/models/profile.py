@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+from dgcn.models.build import build_model
 
 
 def count_flops(
@@ -78,3 +81,27 @@ def block_table(
     total = sum(p.numel() for p in model.parameters())
     rows.append({"block": "total", "params": total, "gflops": flops["Global"] / 1e9})
     return rows
+
+
+def model_summary(name: str, num_classes: int, size: tuple[int, int, int, int], forward: bool):
+    """The lines ``dgcn summary`` prints: the :func:`block_table` of preset ``name`` at the
+    batch ``size`` and, with ``forward``, one timed CPU forward pass with random weights."""
+    rows = block_table(lambda: build_model(name, num_classes=num_classes), size)
+    lines = [
+        f"{name}: {num_classes} classes, input {list(size)}, training forward (aux head)",
+        f"{'block':<28}{'params':>14}{'GFLOPs':>12}",
+        *(f"{r['block']:<28}{r['params']:>14,}{r['gflops']:>12.2f}" for r in rows),
+    ]
+    if forward:
+        torch.manual_seed(0)
+        model = build_model(name, num_classes=num_classes).eval()
+        start = time.perf_counter()
+        with torch.no_grad():
+            logits = model(torch.randn(size))["out"]
+        seconds = time.perf_counter() - start
+        lines.append(
+            f"forward pass on a random {size[2]}x{size[3]} image (random weights, CPU): logits "
+            f"{list(logits.shape)}, {seconds:.2f} s, {logits.argmax(1).unique().numel()} "
+            "classes predicted"
+        )
+    return lines
