@@ -22,7 +22,9 @@ from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
 from dgcn.models.network import AuxHead, ContextFCNHead, DGCNet
 from dgcn.models.official import OFFICIAL_KEY_MAP
 from dgcn.models.weights import (
+    DEEP_STEM_IMAGENET_URL,
     convert_deep_stem_imagenet,
+    fetch_deep_stem_imagenet,
     load_imagenet_state_dict,
     load_pretrained_backbone,
     upgrade_state_dict,
@@ -32,6 +34,7 @@ __all__ = [
     "AuxHead",
     "ContextFCNHead",
     "CoordinateGCN",
+    "DEEP_STEM_IMAGENET_URL",
     "DGCNet",
     "DualGCN",
     "DualGCNHead",
@@ -47,6 +50,7 @@ __all__ = [
     "convert_deep_stem_imagenet",
     "convert_official_state_dict",
     "deep_stem_resnet101",
+    "fetch_deep_stem_imagenet",
     "load_imagenet_state_dict",
     "load_official_checkpoint",
     "load_pretrained_backbone",

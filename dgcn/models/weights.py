@@ -3,10 +3,13 @@
 * torchvision's ImageNet weights: :func:`load_imagenet_state_dict`, downloaded once into
   :func:`torch_home_checkpoints` (``$TORCH_HOME/hub/checkpoints``).
 * Backbone weights from a file (:func:`read_state_dict`), named as in torchvision's ResNet
-  (:func:`convert_torchvision_resnet`) or as in the authors' deep-stem ResNet-101
-  (:func:`convert_deep_stem_imagenet`); :func:`load_pretrained_backbone` puts them into a
-  :class:`~dgcn.models.backbone.ResNetBackbone`, for the ``pretrained`` field of a
-  :class:`~dgcn.models.build.ModelSpec`.
+  (:func:`convert_torchvision_resnet`) or as in a deep-stem ResNet-101, in the authors' layout or
+  in MIT CSAIL's (:func:`convert_deep_stem_imagenet`); :func:`load_pretrained_backbone` checks
+  them against a :class:`~dgcn.models.backbone.ResNetBackbone` (:func:`check_backbone_state`)
+  and loads them, for the ``pretrained`` field of a :class:`~dgcn.models.build.ModelSpec`.
+* MIT CSAIL's ImageNet deep-stem ResNet-101 (:data:`DEEP_STEM_IMAGENET_URL`), downloaded on
+  first use into the configured path by :func:`fetch_deep_stem_imagenet`
+  (:func:`download_file`: a temporary file, a progress bar, the sha256 of what arrived).
 * The authors' released checkpoint: :func:`read_official_checkpoint` and
   :func:`check_official_shapes` (the key table and the renaming are in
   :mod:`dgcn.models.official`). Checking needs the network of a preset, so the two functions
@@ -19,14 +22,22 @@ Nothing here builds a network from a preset, so :mod:`dgcn.models.build` can use
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from http.client import HTTPException
+from pathlib import Path
+from urllib.request import urlopen
 
 import torch
 import torchvision
+from torch import nn
+from tqdm.auto import tqdm
 
 from dgcn.errors import CheckpointError, ConfigError
+from dgcn.fileio import atomic_path
 from dgcn.models.backbone import ResNetBackbone
 from dgcn.models.official import (
     backbone_key_map,
@@ -50,6 +61,28 @@ TORCHVISION_KEY_MAP: tuple[tuple[str, str], ...] = (
     ("layer4.", "layer4."),
 )
 
+#: MIT CSAIL's ImageNet deep-stem ResNet-101 (the ``resnet101`` of their
+#: semantic-segmentation-pytorch): the backbone weights of the authors' recipe, fetched by
+#: :func:`fetch_deep_stem_imagenet`. No checksum is published for it.
+DEEP_STEM_IMAGENET_URL = (
+    "http://sceneparsing.csail.mit.edu/model/pretrained_resnet/resnet101-imagenet.pth"
+)
+
+#: a deep-stem weights path that does not exist is downloaded from
+#: :data:`DEEP_STEM_IMAGENET_URL` only when its file name is this one (the address's own)
+DEEP_STEM_IMAGENET_NAME = "resnet101-imagenet.pth"
+
+#: MIT CSAIL's deep stem (three flat conv/BN pairs) -> our ``stem`` Sequential (conv, BN, ReLU
+#: three times, then max-pool); their layers are named as ours
+MIT_STEM_KEY_MAP: tuple[tuple[str, str], ...] = (
+    ("conv1.", "stem.0."),
+    ("bn1.", "stem.1."),
+    ("conv2.", "stem.3."),
+    ("bn2.", "stem.4."),
+    ("conv3.", "stem.6."),
+    ("bn3.", "stem.7."),
+)
+
 
 def torch_home_checkpoints() -> str:
     """The folder where torchvision looks for downloaded weights ($TORCH_HOME/hub/checkpoints)."""
@@ -58,6 +91,9 @@ def torch_home_checkpoints() -> str:
 
 def load_imagenet_state_dict(weights: torchvision.models.WeightsEnum) -> dict:
     """torchvision's ImageNet weights, from $TORCH_HOME/hub/checkpoints or downloaded there.
+
+    A download is checked against the sha256 prefix in the file's name (``63fe2227`` in
+    ``resnet101-63fe2227.pth``), as torchvision does; a file already in place is read as it is.
 
     Raises:
         CheckpointError: when the file is absent and cannot be downloaded (no internet),
@@ -71,7 +107,9 @@ def load_imagenet_state_dict(weights: torchvision.models.WeightsEnum) -> dict:
         socket.setdefaulttimeout(20)  # fail fast offline instead of hanging
         try:
             os.makedirs(folder, exist_ok=True)
-            torch.hub.download_url_to_file(url, path, progress=True)
+            digest = torch.hub.HASH_REGEX.search(os.path.basename(url))
+            prefix = digest.group(1) if digest else None
+            torch.hub.download_url_to_file(url, path, hash_prefix=prefix, progress=True)
         except Exception as err:  # no internet, proxy, disk: all mean "place it by hand"
             raise CheckpointError(
                 f"ImageNet weights {os.path.basename(url)} are not in {folder} and could not be "
@@ -97,6 +135,10 @@ def read_state_dict(path: str) -> dict:
     """
     if not os.path.isfile(path):
         raise CheckpointError(f"pretrained weights {path} not found; check the path")
+    return _load_weights(path)
+
+
+def _load_weights(path: str | os.PathLike) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -110,8 +152,13 @@ def convert_torchvision_resnet(state_dict: Mapping[str, torch.Tensor]) -> dict:
     """Rename the weights of a torchvision ResNet for our ``ResNetBackbone``.
 
     The ``fc`` classifier is dropped; keys outside :data:`TORCHVISION_KEY_MAP` are kept as they
-    are, so that a strict load names them.
+    are, so that :func:`check_backbone_state` names them.
+
+    Raises:
+        CheckpointError: ``state_dict`` is not a mapping.
     """
+    if not isinstance(state_dict, Mapping):
+        raise CheckpointError(f"it holds a {type(state_dict).__name__}, not a state dict")
     out = {}
     for key, value in state_dict.items():
         if key.startswith("fc."):
@@ -120,26 +167,261 @@ def convert_torchvision_resnet(state_dict: Mapping[str, torch.Tensor]) -> dict:
     return out
 
 
-def convert_deep_stem_imagenet(state_dict: Mapping[str, torch.Tensor]) -> dict:
-    """Rename the authors' ImageNet deep-stem ResNet-101 weights for our ``ResNetBackbone``.
+def deep_stem_layout(keys: Iterable[str]) -> str:
+    """Which naming a deep-stem ResNet-101 state dict uses, read from its stem's keys.
 
-    The ``fc`` classifier is dropped; keys are mapped with the backbone rows of
-    :data:`~dgcn.models.official.OFFICIAL_KEY_MAP` (``backbone.`` removed).
+    Args:
+        keys: the state dict's keys (``module.`` already removed).
+
+    Returns:
+        ``"authors"`` (the stem is one ``Sequential``: ``conv1.0`` ... ``conv1.6`` and a
+        128-channel ``bn1``) or ``"mit"`` (MIT CSAIL's flat stem: ``conv1``/``bn1``,
+        ``conv2``/``bn2``, ``conv3``/``bn3``).
 
     Raises:
-        CheckpointError: naming the first key that is not part of a deep-stem ResNet-101.
+        CheckpointError: a plain stem (one ``conv1``, torchvision's ResNet) or no stem at all.
+    """
+    names = set(keys)
+    if any(key.startswith("conv1.0.") for key in names):
+        return "authors"
+    if {"conv2.weight", "conv3.weight"} <= names:
+        return "mit"
+    if "conv1.weight" in names:
+        raise CheckpointError(
+            "it has a plain stem (one conv1, no conv2/conv3: torchvision's ResNet layout), "
+            "not a deep stem; torchvision's weights go with the model dgcnet_official_tv_r101"
+        )
+    raise CheckpointError(
+        "it has neither conv1.0.weight (the authors' deep stem) nor conv1/conv2/conv3 (MIT "
+        "CSAIL's deep stem); it is not ImageNet weights of a deep-stem ResNet-101"
+    )
+
+
+def deep_stem_key_map(layout: str) -> tuple[tuple[str, str], ...]:
+    """(file prefix, our prefix) for a deep-stem ResNet-101 file of ``layout``.
+
+    ``"authors"``: the backbone rows of :data:`~dgcn.models.official.OFFICIAL_KEY_MAP`
+    (``conv1.`` -> ``stem.``, ``bn1.`` -> ``stem.7.``, the layers unchanged). ``"mit"``:
+    :data:`MIT_STEM_KEY_MAP` and the same layer rows.
     """
     table = backbone_key_map()
+    if layout == "authors":
+        return table
+    if layout == "mit":
+        return MIT_STEM_KEY_MAP + tuple(row for row in table if row[0].startswith("layer"))
+    raise ValueError(f"layout must be 'authors' or 'mit', got {layout!r}")
+
+
+def _deep_stem_state(
+    state_dict: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], tuple[tuple[str, str], ...]]:
+    """Renamed for our backbone, and the table that renamed it (``fc`` dropped)."""
+    if not isinstance(state_dict, Mapping):
+        raise CheckpointError(f"it holds a {type(state_dict).__name__}, not a state dict")
+    weights = {strip_module(k): v for k, v in unwrap(state_dict).items()}
+    weights = {k: v for k, v in weights.items() if not k.startswith("fc.")}
+    layout = deep_stem_layout(weights)
+    table = deep_stem_key_map(layout)
     out = {}
-    for raw_key, value in unwrap(state_dict).items():
-        key = strip_module(raw_key)
-        if key.startswith("fc."):
-            continue
+    for key, value in weights.items():
         ours = rename_key(key, table)
         if ours is None:
-            raise CheckpointError(f"key {raw_key!r} is not part of a deep-stem ResNet-101")
+            raise CheckpointError(
+                f"key {key!r} is not part of a deep-stem ResNet-101 ({layout} layout)"
+            )
         out[ours] = value
-    return out
+    return out, table
+
+
+def convert_deep_stem_imagenet(state_dict: Mapping[str, torch.Tensor]) -> dict:
+    """Rename ImageNet deep-stem ResNet-101 weights for our ``ResNetBackbone``.
+
+    Two layouts are read, told apart by :func:`deep_stem_layout`: the authors' (their stem is a
+    ``Sequential``, ``conv1.0`` ... ``conv1.6``, then ``bn1``) and MIT CSAIL's
+    (``conv1``/``bn1``, ``conv2``/``bn2``, ``conv3``/``bn3``; the file of
+    :data:`DEEP_STEM_IMAGENET_URL`). The ``fc`` classifier is dropped, a ``module.`` prefix and
+    a ``{"state_dict": ...}`` wrapper are accepted; ``num_batches_tracked`` buffers are kept
+    when present (:func:`check_backbone_state` fills those a file lacks). Shapes are not
+    checked here.
+
+    Raises:
+        CheckpointError: the stem is of neither layout, or naming the first key that is not
+            part of a deep-stem ResNet-101.
+    """
+    return _deep_stem_state(state_dict)[0]
+
+
+def check_backbone_state(
+    state: Mapping[str, torch.Tensor],
+    backbone: nn.Module,
+    table: tuple[tuple[str, str], ...] = (),
+) -> dict[str, torch.Tensor]:
+    """Check renamed weights against a backbone, key by key and shape by shape.
+
+    Args:
+        state: the weights under our names (from a ``convert_*`` function).
+        backbone: the network they are for (its ``state_dict`` gives names and shapes; a
+            network on the meta device will do).
+        table: the (file prefix, our prefix) table that renamed them, to name a key as the
+            file does.
+
+    Returns:
+        ``state`` with the ``num_batches_tracked`` counters it lacks added as 0 (files saved
+        before PyTorch 0.4.1 have none; BatchNorm uses them only when ``momentum=None``).
+
+    Raises:
+        CheckpointError: naming (as the file does, and in our name) the first key that has no
+            place in the backbone, has another shape, or is missing.
+    """
+    back = tuple((ours, theirs) for theirs, ours in table)
+    expected = backbone.state_dict()
+    for key, value in state.items():
+        theirs = rename_key(key, back) or key
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"key {theirs!r} holds a {type(value).__name__}, not a tensor")
+        if key not in expected:
+            raise CheckpointError(f"key {theirs!r} has no place in this backbone")
+        if tuple(value.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"key {theirs!r} has shape {list(value.shape)}, the backbone needs "
+                f"{list(expected[key].shape)} (our {key!r})"
+            )
+    missing = [k for k in expected if k not in state and not k.endswith(".num_batches_tracked")]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise CheckpointError(
+            f"key {rename_key(missing[0], back) or missing[0]!r} is missing{more} "
+            f"(our {missing[0]!r})"
+        )
+    filled = dict(state)
+    for key in expected:
+        if key not in filled:  # a num_batches_tracked counter
+            filled[key] = torch.zeros((), dtype=torch.long)
+    return filled
+
+
+def download_file(
+    url: str,
+    path: str | os.PathLike,
+    check: Callable[[Path], None] | None = None,
+    progress: bool = True,
+    timeout: float = 20.0,
+) -> str:
+    """Download ``url`` to ``path``, whole or not at all; returns the sha256 of the bytes.
+
+    The bytes go to a temporary file next to ``path`` (:func:`dgcn.fileio.atomic_path`), which
+    replaces ``path`` in one step once the transfer is complete (all of ``Content-Length``, when
+    the server sends one) and ``check`` accepted it; on any failure it is deleted, so ``path``
+    is left as it was. Missing folders of ``path`` are created, and removed again on a failure.
+
+    Args:
+        url: the address.
+        path: the file to write.
+        check: called with the temporary file before it takes ``path``'s place; what it raises
+            stops the download.
+        progress: show a tqdm bar (bytes).
+        timeout: seconds to wait for the server at the connection and at each read.
+
+    Raises:
+        OSError: no connection, an HTTP error (``urllib.error.URLError`` is an OSError), a
+            transfer that stops short, or the disk.
+        http.client.HTTPException: a broken HTTP response.
+    """
+    path = Path(path)
+    created = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _download(url, path, check, progress, timeout)
+    except BaseException:
+        for folder in created:  # deepest first; only what this call made, and only if empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+
+
+def _download(
+    url: str, path: Path, check: Callable[[Path], None] | None, progress: bool, timeout: float
+) -> str:
+    digest = hashlib.sha256()
+    with atomic_path(path) as tmp:
+        with urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
+            size = int(response.headers.get("Content-Length") or 0)
+            with tqdm(
+                total=size or None,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=path.name,
+                disable=not progress,
+            ) as bar:
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+            received = out.tell()
+        if size and received != size:
+            raise OSError(f"the transfer stopped after {received} of {size} bytes")
+        if check is not None:
+            check(tmp)
+    return digest.hexdigest()
+
+
+def fetch_deep_stem_imagenet(
+    path: str | os.PathLike,
+    accept: Callable[[dict], object] | None = None,
+    progress: bool = True,
+) -> dict:
+    """Download MIT CSAIL's ImageNet deep-stem ResNet-101 to ``path``; returns its state dict.
+
+    The file is :data:`DEEP_STEM_IMAGENET_URL`. No checksum is published for it (neither next
+    to the file nor in the loader of the repository that publishes it), so none is verified:
+    the file is accepted when it reads as a state dict and ``accept`` returns without raising,
+    and the sha256 of what arrived is printed (stderr) with its path, so that two machines can
+    compare. Only a complete, accepted file takes ``path``'s place (:func:`download_file`).
+
+    Under ``torchrun`` every process that finds the file absent downloads its own copy into its
+    own temporary file; the copies are identical and the last one to arrive stays. To download
+    it once, build the model once in one process first (``build_model("dgcnet_official_r101",
+    pretrained=path)``).
+
+    Args:
+        path: where the file goes (the ``pretrained`` path of the model's config).
+        accept: called with the file's state dict (e.g. the conversion and shape check of
+            :func:`load_pretrained_backbone`).
+        progress: show a download progress bar.
+
+    Raises:
+        CheckpointError: offline or any other failed transfer (naming the file, the address and
+            where to put the file by hand), or a downloaded file that is not the expected
+            weights (nothing is written).
+    """
+    loaded: dict[str, dict] = {}
+
+    def check(tmp: Path) -> None:
+        loaded["state"] = _load_weights(tmp)
+        if accept is not None:
+            accept(loaded["state"])
+
+    try:
+        sha256 = download_file(DEEP_STEM_IMAGENET_URL, path, check, progress)
+    except CheckpointError as err:
+        raise CheckpointError(
+            f"the file downloaded from {DEEP_STEM_IMAGENET_URL} was refused ({err}); nothing was "
+            f"written to {path}"
+        ) from err
+    except (OSError, HTTPException) as err:
+        raise CheckpointError(
+            f"deep-stem ImageNet weights {path} are absent and could not be downloaded from "
+            f"{DEEP_STEM_IMAGENET_URL} ({type(err).__name__}: {err}); download that file on a "
+            f"machine with internet and place it at {path}"
+        ) from err
+    mib = os.path.getsize(path) / 2**20
+    print(
+        f"dgcn: downloaded {DEEP_STEM_IMAGENET_URL} to {path} ({mib:.1f} MiB, sha256 {sha256}; "
+        "no checksum is published for this file)",
+        file=sys.stderr,
+    )
+    return loaded["state"]
 
 
 def load_pretrained_backbone(
@@ -153,29 +435,63 @@ def load_pretrained_backbone(
             ``"deepstem_resnet101"``.
         pretrained: ``"imagenet"`` (torchvision's ImageNet-1k V1 weights, torchvision
             backbones) or a path to a state dict of the same network: torchvision's ResNet
-            names for the torchvision backbones, the authors' names (``conv1.0``...
-            ``layer4``; ``fc`` is ignored) for the deep stem, which has no torchvision weights.
+            names for the torchvision backbones; for the deep stem, which has no torchvision
+            weights, the authors' names (``conv1.0`` ... ``layer4``) or MIT CSAIL's
+            (``conv1``/``bn1`` ... ``conv3``/``bn3``, ``layer1`` ... ``layer4``), ``fc``
+            ignored. A deep-stem path that does not exist and whose file name is
+            :data:`DEEP_STEM_IMAGENET_NAME` is downloaded there from
+            :data:`DEEP_STEM_IMAGENET_URL` (:func:`fetch_deep_stem_imagenet`).
 
     Returns:
         ``backbone``, loaded strictly.
 
     Raises:
-        CheckpointError: the file is missing or unreadable, or the ImageNet weights are
-            neither cached nor downloadable.
+        CheckpointError: the file is missing, unreadable or holds other weights (one line
+            naming the file and the first key that does not fit), or the weights are neither
+            on disk nor downloadable.
         ConfigError: ``name`` has no pretrained weights (the micro backbone).
     """
     if name == "deepstem_resnet101":
-        state = convert_deep_stem_imagenet(read_state_dict(pretrained))
+
+        def fit(raw: dict) -> dict:
+            try:
+                state, table = _deep_stem_state(raw)
+                return check_backbone_state(state, backbone, table)
+            except CheckpointError as err:
+                raise CheckpointError(
+                    f"pretrained weights {pretrained} do not fit the deep-stem ResNet-101: {err}; "
+                    "use the authors' ImageNet file or MIT CSAIL's "
+                    f"({DEEP_STEM_IMAGENET_URL})"
+                ) from err
+
+        if os.path.exists(pretrained):
+            state = fit(read_state_dict(pretrained))
+        elif os.path.basename(pretrained) == DEEP_STEM_IMAGENET_NAME:
+            state = fit(fetch_deep_stem_imagenet(pretrained, accept=fit))
+        else:
+            raise CheckpointError(
+                f"pretrained weights {pretrained} not found; check the path (a missing file "
+                f"named {DEEP_STEM_IMAGENET_NAME} is downloaded from {DEEP_STEM_IMAGENET_URL})"
+            )
     elif not name.startswith("resnet"):
         raise ConfigError(f"the {name} backbone has no pretrained weights; use pretrained=None")
     else:
+        depth = name[len("resnet") :]
         if pretrained == "imagenet":
-            depth = name[len("resnet") :]
             enum = getattr(torchvision.models, f"ResNet{depth}_Weights").IMAGENET1K_V1
+            source = os.path.join(torch_home_checkpoints(), os.path.basename(enum.url))
             raw = load_imagenet_state_dict(enum)
         else:
+            source = pretrained
             raw = read_state_dict(pretrained)
-        state = convert_torchvision_resnet(raw)
+        try:
+            renamed = convert_torchvision_resnet(raw)
+            state = check_backbone_state(renamed, backbone, TORCHVISION_KEY_MAP)
+        except CheckpointError as err:
+            raise CheckpointError(
+                f"pretrained weights {source} do not fit torchvision's ResNet-{depth}: {err}; "
+                f"use torchvision's ResNet-{depth} weights (pretrained=imagenet)"
+            ) from err
     backbone.load_state_dict(state)
     return backbone
 
