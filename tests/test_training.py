@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from helpers import tiny_opts, train_argv
 from PIL import Image
 
-from dgcn import distributed
+from dgcn import distributed, training
 from dgcn.checkpoint import load_checkpoint, save_checkpoint
 from dgcn.cli import main
 from dgcn.config import load_config, parse_duration
@@ -518,6 +518,9 @@ def test_time_limit_stops_at_a_checkpoint_and_the_resume_is_bit_identical(
     assert "stopped at iteration 1/4 by train.time_limit=1e-06; resume with: dgcn train" in out
     assert "mIoU" not in out and not (run / "summary.json").exists()
     assert load_checkpoint(run / "last.pt")["iteration"] == 1  # off the checkpoint_every grid
+    status = training.run_status(run)  # what a notebook reads before resuming
+    assert (status.iteration, status.finished, status.settings.precision) == (1, False, "fp32")
+    assert status.config.train.time_limit == pytest.approx(1e-6) and status.note is None
     command = shlex.split(out.strip().splitlines()[-1].split("resume with: ")[1])
     assert command[:2] == ["dgcn", "train"] and "--resume" in command
     assert main([*command[1:], "--quiet"]) == 0  # the printed command: the run's own config
@@ -626,3 +629,26 @@ def test_torchrun_ranks_resume_their_own_random_states_and_evaluate_rank_0s_mode
     during = json.loads((run / "summary.json").read_text())["eval"]
     after = json.loads(output.read_text())
     assert during["miou"] == after["miou"] and during["per_class"] == after["per_class"]
+
+
+@pytest.mark.cuda
+def test_on_a_gpu_a_run_moves_from_fp16_to_bf16_and_keeps_its_own_gpus_random_state(
+    minicity, tmp_path, capsys
+):
+    run = tmp_path / "run"
+
+    def argv(iterations, precision, *flags):
+        opts = tiny_opts(minicity, **{"train.iterations": iterations, "train.precision": precision})
+        return train_argv(run, opts, "--device", "cuda", *flags)
+
+    assert main(argv(1, "fp16")) == 0  # as on a T4
+    state = load_checkpoint(run / "last.pt")
+    assert state["settings"]["precision"] == "fp16" and state["scaler"]["scale"] > 0
+    assert isinstance(state["rng"]["cuda"], torch.Tensor)  # this GPU's state only
+    assert main(argv(2, "fp16", "--resume")) == 0  # fp16 on both sides: the scale goes on
+    assert load_checkpoint(run / "last.pt")["scaler"]["scale"] > 0
+    if torch.cuda.get_device_capability()[0] >= 8:  # then on an A100, in bf16: scaler dropped
+        assert main(argv(3, "bf16", "--resume")) == 0
+        state = load_checkpoint(run / "last.pt")
+        assert state["settings"]["precision"] == "bf16" and state["scaler"] == {}
+        assert "precision fp16 -> bf16" in capsys.readouterr().out

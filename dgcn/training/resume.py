@@ -276,7 +276,7 @@ def resume_settings(
         if precision not in available:
             raise ConfigError(
                 f"the run in {where} trains in {precision}, which {describe_device(device)} "
-                f"cannot ({_NEEDS[precision]}); resume it in {available[0]} with --opt "
+                f"cannot: {_NEEDS[precision]}; resume it in {available[0]} with --opt "
                 f"train.precision={available[0]} (the change is recorded in {HISTORY}), or on "
                 f"a device that runs {precision}"
             )
