@@ -244,15 +244,14 @@ def resume_settings(
     A new run (``point`` None), and a checkpoint written before settings were stored, resolve
     both from ``cfg`` on this device. A resumed run keeps the precision and micro-batch of its
     checkpoint unless ``cfg`` overrides them: ``train.precision`` or ``train.micro_batch``
-    other than in the run's config, resolved as for a new run.
+    other than in the run's config, resolved as for a new run. The run's micro-batch is kept
+    as long as it divides ``train.batch_size`` over this number of processes (fewer processes:
+    more accumulation steps, the same images per pass).
 
     Returns:
         The settings, and one entry per change against the checkpoint, e.g.
         ``precision bf16 -> fp16``, ``micro-batch 4 x 2 -> 2 x 4``, ``processes 2 -> 1``,
         ``train.time_limit 0.0 -> '11h30m'`` (every config key that differs).
-
-    The run's micro-batch is kept as long as it divides ``train.batch_size`` over this number
-    of processes (fewer processes: more accumulation steps, the same images per pass).
 
     Raises:
         ConfigError: the run's own precision does not run on this device (the message names
