@@ -115,7 +115,8 @@ class TrainConfig:
         time_limit: stop with a checkpoint before this much time has passed since the start
             of training (seconds, or a duration such as ``11h30m``, ``90m``, ``45s``; 0 = no
             limit), e.g. before a Colab session ends; the run is then resumed with
-            ``--resume``. See :func:`parse_duration`.
+            ``--resume``. See :func:`parse_duration`. End-to-end runs only (a frozen-backbone
+            run takes about a minute; ``dgcn reproduce`` refuses a limit).
     """
 
     iterations: int = 60_000
