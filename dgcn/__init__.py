@@ -8,7 +8,9 @@ light (no torch, no matplotlib):
   ``build_dataset(cfg.data, "val", train=False)``
 - models: ``build_model("dgcnet_official_r101")``
 - training: ``fit(cfg, run_dir)`` (end to end), ``train(cfg, run_dir)`` (either loop), and
-  ``train_or_load(cfg, run_dir)`` (the trained model of a run folder, trained only if needed)
+  ``train_or_load(cfg, run_dir)`` (the trained model of a run folder, trained only if needed);
+  ``training.run_status(run_dir)``: a run's own config, iteration and resolved precision and
+  micro-batch, to resume it as it was on whatever GPU is at hand
 - inference: ``load_for_inference(checkpoint)``, ``predict(model, images, cfg.eval)``,
   ``evaluate(model, loader, cfg.eval, num_classes=..., device=..., progress=...)``
 - the ablation's results: ``read_results(folder)``, then ``reproduce.results_table``

@@ -3,7 +3,11 @@
 A checkpoint is a dict saved with :func:`torch.save` and loaded with ``weights_only=True``:
 ``format`` (the tag), ``model_name``, ``config`` (:meth:`dgcn.config.Config.to_dict`),
 ``iteration``, ``model`` (the state dict) and, in a training run's ``last.pt``, ``optimizer``,
-``scheduler``, ``scaler`` and ``rng`` for an exact resume. Training resumes from it
+``scheduler``, ``scaler`` and ``rng`` (rank 0's random states) for an exact resume, with
+``settings`` (the precision and micro-batch the run resolved, kept across machines) and, under
+``torchrun``, ``rng_ranks`` (every rank's random states, in rank order); a run keeps the
+checkpoint before ``last.pt`` as ``previous.pt`` (:func:`save_checkpoint`'s ``previous``),
+read when ``last.pt`` cannot be (``dgcn.training.resume``). Training resumes from it
 (``dgcn.training.loop``); evaluation, the command line and ``dgcn reproduce`` load a model for
 inference from it (:func:`load_for_inference`), or from the authors' released file.
 """
@@ -32,12 +36,24 @@ from dgcn.models.weights import upgrade_state_dict
 FORMAT = "dgcn-checkpoint-1"
 
 
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``state`` (plus a format tag) atomically: the previous file survives a crash."""
+def save_checkpoint(
+    path: str | os.PathLike, state: dict[str, Any], previous: str | os.PathLike | None = None
+) -> Path:
+    """Write ``state`` (plus a format tag) atomically: the previous file survives a crash.
+
+    Args:
+        path: the checkpoint, e.g. ``runs/<name>/last.pt``.
+        state: what to save.
+        previous: where the checkpoint that ``path`` held goes (e.g. ``previous.pt``), renamed
+            once the new one is completely written and just before it takes its place: at
+            every moment ``path`` or ``previous`` holds a complete checkpoint. None: replaced.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
+        if previous is not None and path.is_file():
+            os.replace(path, previous)
     return path
 
 

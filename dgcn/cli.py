@@ -88,7 +88,7 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device,
         allow_config_change=args.allow_config_change,
     )
-    if summary and is_main_process():
+    if summary and "stopped_at" not in summary and is_main_process():  # fit printed a stop
         print(
             f"{cfg.name}: mIoU {100 * summary['miou']:.2f} % on {cfg.data.val_split} "
             f"({cfg.eval.mode}); run in {run_dir}"
@@ -214,7 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", required=True, help="preset name or YAML path")
     train.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="e.g. train.lr=0.02")
     train.add_argument("--run-dir", help="output folder (default runs/<config name>)")
-    train.add_argument("--resume", action="store_true", help="continue from run-dir/last.pt")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from run-dir/last.pt (previous.pt when last.pt cannot be read), with the "
+        "run's own precision and micro-batch unless --opt sets them",
+    )
     train.add_argument("--overwrite", action="store_true", help="replace an existing run")
     train.add_argument(
         "--allow-config-change",

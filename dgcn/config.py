@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import math
 import os
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -111,6 +112,11 @@ class TrainConfig:
         checkpoint_every, log_every, eval_every: in iterations (eval_every 0 = at the end only).
         seed: seeds the model init, the data order and every augmentation.
         threads: torch CPU threads (0 = torch's default).
+        time_limit: stop with a checkpoint before this much time has passed since the start
+            of training (seconds, or a duration such as ``11h30m``, ``90m``, ``45s``; 0 = no
+            limit), e.g. before a Colab session ends; the run is then resumed with
+            ``--resume``. See :func:`parse_duration`. End-to-end runs only (a frozen-backbone
+            run takes about a minute; ``dgcn reproduce`` refuses a limit).
     """
 
     iterations: int = 60_000
@@ -134,6 +140,31 @@ class TrainConfig:
     eval_every: int = 0
     seed: int = 0
     threads: int = 0
+    time_limit: float | str = 0.0
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([hms])")
+
+
+def parse_duration(value: float | int | str) -> float | None:
+    """Seconds of a duration: a number of seconds (``3600``, ``"3600"``) or hours, minutes and
+    seconds written ``11h30m``, ``1h 30m 5s``, ``90m``, ``45s``. None when ``value`` is neither
+    or is negative.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if math.isfinite(value) and value >= 0 else None
+    text = str(value).strip().lower()
+    try:
+        seconds = float(text)
+    except ValueError:
+        parts = _DURATION.findall(text)
+        if not parts or _DURATION.sub("", text).strip():
+            return None
+        units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+        seconds = sum(float(number) * units[unit] for number, unit in parts)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 @dataclass
@@ -255,7 +286,13 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(value, args[0], key, where)
+        for arg in args:  # the first type the value fits, in the order written
+            try:
+                return _coerce(value, arg, key, where)
+            except ConfigError:
+                continue
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
+        raise ConfigError(f"{key} in {where} must be {names}, got {value!r}")
     if origin is list:
         if not isinstance(value, (list, tuple)):
             value = [value]
@@ -427,6 +464,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.log_every": _at_least(1),
     "train.eval_every": _at_least(0),
     "train.threads": _at_least(0),
+    "train.time_limit": (
+        (lambda v: parse_duration(v) is not None),
+        "seconds >= 0 or a duration such as 11h30m, 90m or 45s",
+    ),
     "eval.tile": _at_least(1),
     "eval.overlap": ((lambda v: 0 <= v < 1), "in [0, 1)"),
     "eval.scales": _FACTORS,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -112,3 +113,22 @@ def shard(dataset, info: DistInfo):
     """This process's share of a dataset for evaluation: items rank, rank + N, ... (no padding,
     so every item is counted once when the confusion matrices are all-reduced)."""
     return Subset(dataset, range(info.rank, len(dataset), info.world_size))
+
+
+def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:
+    """Every process's ``obj`` (picklable), in rank order, on every process; ``[obj]`` for one
+    process. Every rank must call it."""
+    if not info.distributed:
+        return [obj]
+    gathered: list[Any] = [None] * info.world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (BatchNorm running statistics, ...) of ``module`` to every
+    process; nothing for one process. Every rank must call it with the same module."""
+    if not info.distributed:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer, src)

@@ -25,7 +25,13 @@ import torch
 import yaml
 
 from dgcn.checkpoint import load_for_inference
-from dgcn.config import CONFIG_DIR, apply_overrides, load_config, model_overrides
+from dgcn.config import (
+    CONFIG_DIR,
+    apply_overrides,
+    load_config,
+    model_overrides,
+    parse_duration,
+)
 from dgcn.datasets.build import build_dataset
 from dgcn.datasets.labels import CLASS_NAMES
 from dgcn.datasets.minicity import CONTEXT_CLASSES
@@ -306,6 +312,11 @@ def reproduce(
     for row in rows:  # every row's model options are checked before the first row trains
         cfg = row_config(row, seeds[0])
         model_spec(cfg.model.name, **model_overrides(cfg))
+    if parse_duration(cfg.train.time_limit):  # a row stopped by it would have no result
+        raise ConfigError(
+            "dgcn reproduce trains every row to the end and cannot resume one: drop "
+            "train.time_limit (train a long row with `dgcn train ... --resume` instead)"
+        )
     start = time.perf_counter()
     records = []
     caches: dict[tuple, Any] = {}

@@ -2,13 +2,16 @@
 
 import gc
 import hashlib
+import json
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import tiny_opts, train_argv
 
 import dgcn.checkpoint
+import dgcn.training.loop
 from dgcn.checkpoint import load_checkpoint
 from dgcn.cli import main
 from dgcn.config import DATASET_CLASSES, REPO_DIR, load_config
@@ -45,6 +48,8 @@ BAD_VALUES = [
     ("train.lr=nan", "train.lr in --opt must be a finite number"),
     ("train.loss=foo", "train.loss in --opt must be one of ohem, ce"),
     ("train.precision=fp8", "train.precision in --opt must be one of"),
+    ("train.time_limit=soon", "train.time_limit must be seconds >= 0 or a duration such as"),
+    ("train.time_limit=-60", "train.time_limit must be seconds >= 0"),
     ("eval.mode=bogus", "eval.mode in --opt must be one of whole, slide, multiscale"),
     ("eval.overlap=1.5", "eval.overlap must be in [0, 1)"),
     ("data.crop_size=[0,0]", "data.crop_size must be 2 sizes >= 1"),
@@ -73,6 +78,14 @@ def test_reproduce_checks_every_row_before_the_first_trains(minicity, tmp_path, 
     opts = [*tiny_opts(minicity), "model.overrides.downsample=3"]
     status = main(["reproduce", "--rows", "baseline", "both", "--out", str(out), "--opt", *opts])
     assert_one_line_error(capsys, status, "downsample must be a power of two")
+    assert not out.exists()
+
+
+def test_reproduce_refuses_a_time_limit_it_could_not_resume_from(minicity, tmp_path, capsys):
+    out = tmp_path / "out"
+    opts = [*tiny_opts(minicity), "train.time_limit=1h"]
+    status = main(["reproduce", "--rows", "baseline", "--out", str(out), "--opt", *opts])
+    assert_one_line_error(capsys, status, "drop train.time_limit")
     assert not out.exists()
 
 
@@ -190,8 +203,6 @@ def test_resume_removes_the_temp_file_of_a_killed_checkpoint_write(minicity, tmp
 def test_resume_refuses_a_changed_config_unless_asked_and_keeps_the_history(
     minicity, tmp_path, capsys
 ):
-    import json
-
     run = tmp_path / "run"
     opts = tiny_opts(minicity, **{"train.iterations": 1, "train.checkpoint_every": 1})
     assert main(train_argv(run, opts)) == 0
@@ -288,3 +299,53 @@ def test_evaluate_never_writes_into_the_committed_checkpoints_folder(tmp_path):
 
 def test_the_config_gate_knows_the_datasets_class_count():
     assert DATASET_CLASSES == {"cityscapes": NUM_CLASSES, "minicity": NUM_CLASSES}
+
+
+@pytest.mark.slow
+def test_an_unreadable_last_pt_resumes_from_previous_pt_or_is_one_line(minicity, tmp_path, capsys):
+    run = tmp_path / "run"
+    opts = tiny_opts(minicity, **{"train.iterations": 2, "train.checkpoint_every": 1})
+    assert main(train_argv(run, opts)) == 0
+    last, previous = run / "last.pt", run / "previous.pt"
+    good = previous.read_bytes()
+    assert load_checkpoint(previous)["iteration"] == 1
+    longer = tiny_opts(minicity, **{"train.iterations": 3, "train.checkpoint_every": 1})
+    last.write_bytes(b"cut off by a disconnect")
+    previous.write_bytes(b"\x00" * 10)
+    capsys.readouterr()
+    before = snapshot(run)
+    status = main(train_argv(run, longer, "--resume"))
+    assert_one_line_error(capsys, status, "neither last.pt nor previous.pt can be read")
+    assert snapshot(run) == before
+
+    previous.write_bytes(good)
+    assert main(train_argv(run, longer, "--resume")) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{last} cannot be read (") and "\n" not in out[0]
+    assert out[0].endswith("resuming from previous.pt at iteration 1")
+    assert out[1].startswith(f"resuming {run} at iteration 1/3")
+    assert load_checkpoint(last)["iteration"] == 3
+    assert load_checkpoint(previous)["iteration"] == 2  # the damaged file was not kept
+    history = (run / "config-history.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["checkpoint"] == "previous.pt"
+
+    previous.unlink()
+    last.write_bytes(b"damaged")
+    status = main(train_argv(run, longer, "--resume"))
+    assert_one_line_error(capsys, status, "there is no previous.pt beside it to fall back to")
+
+
+def test_a_gpu_out_of_memory_is_one_line_naming_a_smaller_micro_batch(
+    minicity, tmp_path, capsys, monkeypatch
+):
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(dgcn.training.loop, "_wrap", lambda model, cfg, info: out_of_memory)
+    status = main(train_argv(tmp_path / "run", tiny_opts(minicity)))
+    expected = (
+        "out of GPU memory at iteration 1 with micro-batch 4 in fp32 on this CPU; run the same "
+        "command with --overwrite --opt train.micro_batch=2 (more accumulation steps, the "
+        "batch stays 4)"
+    )
+    assert_one_line_error(capsys, status, expected)

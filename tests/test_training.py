@@ -1,8 +1,10 @@
-"""Training engine: losses, schedule, overfit, exact resume after SIGKILL, torchrun, errors."""
+"""Training engine: losses, schedule, overfit, exact resume after SIGKILL, torchrun, errors;
+resume on another device, the time limit, previous.pt, every rank's own random state."""
 
 import hashlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,15 +18,27 @@ import torch.nn.functional as F
 from helpers import tiny_opts, train_argv
 from PIL import Image
 
-from dgcn.checkpoint import load_checkpoint
+from dgcn import distributed, training
+from dgcn.checkpoint import load_checkpoint, save_checkpoint
 from dgcn.cli import main
-from dgcn.config import load_config
+from dgcn.config import load_config, parse_duration
 from dgcn.datasets import generate_scene
 from dgcn.datasets.labels import id_to_train_id_lut
 from dgcn.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
-from dgcn.errors import ConfigError
+from dgcn.errors import CheckpointError, ConfigError
 from dgcn.models import build_model
+from dgcn.training import resume
+from dgcn.training.loop import config_changes
 from dgcn.training.losses import SegmentationLoss, ohem_mask
+from dgcn.training.resume import (
+    ResumePoint,
+    TimeLimit,
+    find_checkpoint,
+    rank_seed,
+    restore_rng,
+    resume_settings,
+    rng_state,
+)
 from dgcn.training.sampling import ResumableSampler
 from dgcn.training.schedule import poly_scheduler
 
@@ -319,3 +333,322 @@ def test_predict_and_export_write_pngs(minicity, tmp_path, capsys):
     assert set(values.tolist()) <= {0, *range(7, 34)}  # label ids, not train ids
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["images"] == 3 and 0 <= result["miou"] <= 1
+
+
+# --- what a run keeps across resumes and machines (dgcn.training.resume) ---------------------
+
+A100 = ("bf16", "fp16", "fp32")  # device_precisions of a GPU of compute capability >= 8
+T4 = ("fp16", "fp32")  # and of an older one
+
+
+def resume_point(tmp_path, cfg, **settings):
+    """A ResumePoint of a run of ``cfg`` that resolved ``settings`` (none: a legacy one)."""
+    state = {"config": cfg.to_dict(), "iteration": 1}
+    if settings:
+        state["settings"] = {"processes": 1, "device": "a GPU", **settings}
+    return ResumePoint(tmp_path / "last.pt", state)
+
+
+def on(monkeypatch, precisions):
+    """Emulate a device that trains in ``precisions`` (the first is what ``auto`` picks)."""
+    monkeypatch.setattr(resume, "device_precisions", lambda device: precisions)
+
+
+CPU = distributed.DistInfo()
+
+
+def test_a_resumed_run_keeps_its_precision_and_micro_batch_on_another_device(tmp_path, monkeypatch):
+    cfg = load_config("minicity-cpu", ["train.precision=auto"])
+    fp16_run = resume_point(tmp_path, cfg, precision="fp16", micro_batch=2, accumulation=4)
+    on(monkeypatch, A100)  # a T4 run resumed on an A100: auto would pick bf16, the run is fp16
+    settings, changes = resume_settings(cfg, CPU, fp16_run)
+    assert (settings.precision, settings.micro_batch, settings.accumulation) == ("fp16", 2, 4)
+    assert changes == []
+    new, _ = resume_settings(cfg, CPU, None)  # a new run resolves on the device
+    assert (new.precision, new.micro_batch, new.accumulation) == ("bf16", 8, 1)
+
+    override = load_config("minicity-cpu", ["train.precision=bf16", "train.micro_batch=4"])
+    settings, changes = resume_settings(override, CPU, fp16_run)
+    assert (settings.precision, settings.micro_batch, settings.accumulation) == ("bf16", 4, 2)
+    assert changes[:2] == ["precision fp16 -> bf16", "micro-batch 2 x 4 -> 4 x 2"]
+    assert "train.precision 'auto' -> 'bf16'" in changes
+
+
+def test_a_bf16_run_on_a_device_without_bf16_is_refused_naming_the_override(tmp_path, monkeypatch):
+    cfg = load_config("minicity-cpu", ["train.precision=auto"])
+    bf16_run = resume_point(tmp_path, cfg, precision="bf16", micro_batch=8, accumulation=1)
+    on(monkeypatch, T4)
+    with pytest.raises(ConfigError, match="trains in bf16.*--opt train.precision=fp16"):
+        resume_settings(cfg, CPU, bf16_run)
+    fp16 = load_config("minicity-cpu", ["train.precision=fp16"])
+    settings, changes = resume_settings(fp16, CPU, bf16_run)
+    assert settings.precision == "fp16" and changes[0] == "precision bf16 -> fp16"
+    with pytest.raises(ConfigError, match="train.precision=bf16 does not run on"):
+        resume_settings(load_config("minicity-cpu", ["train.precision=bf16"]), CPU, bf16_run)
+
+
+def test_a_checkpoint_without_settings_resolves_them_on_this_device(tmp_path, monkeypatch):
+    cfg = load_config("minicity-cpu", ["train.precision=auto", "train.time_limit=1h"])
+    legacy = resume_point(tmp_path, load_config("minicity-cpu", ["train.precision=auto"]))
+    on(monkeypatch, T4)
+    settings, changes = resume_settings(cfg, CPU, legacy)
+    assert settings.precision == "fp16" and settings.micro_batch == 8
+    assert changes == ["train.time_limit 0.0 -> '1h'"]
+
+
+def test_the_micro_batch_is_kept_while_it_divides_the_batch(tmp_path):
+    cfg = load_config("minicity-cpu")
+    two_processes = resume_point(tmp_path, cfg, precision="fp32", micro_batch=4, accumulation=1)
+    two_processes.state["settings"]["processes"] = 2
+    settings, changes = resume_settings(cfg, CPU, two_processes)  # one process: 4 x 2
+    assert (settings.micro_batch, settings.accumulation) == (4, 2)
+    assert changes == ["micro-batch 4 x 1 -> 4 x 2", "processes 2 -> 1"]
+    smaller = load_config("minicity-cpu", ["train.batch_size=2"])  # --allow-config-change
+    settings, _ = resume_settings(smaller, CPU, two_processes)
+    assert (settings.micro_batch, settings.accumulation) == (2, 1)
+
+
+def test_the_keys_a_resume_may_change_are_not_a_config_change():
+    run = load_config("minicity-cpu")
+    other = load_config(
+        "minicity-cpu",
+        [
+            "train.precision=bf16",
+            "train.micro_batch=2",
+            "train.time_limit=11h30m",
+            "data.workers=2",
+        ],
+    )
+    assert config_changes(run, other) == []
+    assert config_changes(run, load_config("minicity-cpu", ["train.lr=0.5"])) == ["train.lr"]
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        (0, 0.0),
+        (90, 90.0),
+        ("3600", 3600.0),
+        ("11h30m", 41400.0),
+        ("1h 2m 3s", 3723.0),
+        ("90m", 5400.0),
+        ("1.5h", 5400.0),
+        ("soon", None),
+        (-1, None),
+        ("5x", None),
+        (True, None),
+    ],
+)
+def test_time_limits_read_as_seconds(value, seconds):
+    assert parse_duration(value) == seconds
+
+
+def test_the_time_limit_stops_before_the_next_iteration_would_overrun_it():
+    clock = TimeLimit(100.0, start=0.0)
+    clock.step, clock.checkpoint, clock.evaluation = 10.0, 5.0, 30.0
+    assert not clock.expired(evaluation_next=False, now=84.0)  # 84 + 10 + 5 <= 100
+    assert clock.expired(evaluation_next=False, now=86.0)
+    assert clock.expired(evaluation_next=True, now=60.0)  # an evaluation is due after it
+    assert not TimeLimit(0.0, start=0.0).expired(True, now=1e9)  # 0: no limit
+
+
+def test_a_checkpoint_keeps_the_one_before_it_as_previous(tmp_path):
+    last, previous = tmp_path / "last.pt", tmp_path / "previous.pt"
+    for iteration in (1, 2, 3):
+        save_checkpoint(last, {"iteration": iteration}, previous=previous)
+    assert load_checkpoint(last)["iteration"] == 3
+    assert load_checkpoint(previous)["iteration"] == 2
+    last.write_bytes(b"cut by a disconnect")
+    point = find_checkpoint(tmp_path)
+    assert point.path == previous and point.state["iteration"] == 2
+    assert "last.pt cannot be read" in point.note and "\n" not in point.note
+    previous.write_bytes(b"also damaged")
+    with pytest.raises(CheckpointError, match="neither last.pt nor previous.pt can be read"):
+        find_checkpoint(tmp_path)
+
+
+def test_each_rank_restores_its_own_random_state():
+    states = []
+    for rank in range(2):
+        torch.manual_seed(rank_seed(0, rank))
+        states.append(rng_state(torch.device("cpu")))
+    checkpoint = {"rng": states[0], "rng_ranks": states, "iteration": 5}
+    torch.manual_seed(123)
+    assert restore_rng(checkpoint, distributed.DistInfo(rank=1, world_size=2), seed=0) is None
+    assert torch.equal(torch.get_rng_state(), states[1]["torch"])
+    three = distributed.DistInfo(rank=2, world_size=3)  # a rank the checkpoint has no state of
+    note = restore_rng(checkpoint, three, seed=0)
+    assert "saved by 2 process(es) for 3" in note
+    torch.manual_seed(rank_seed(0, 2, 5))
+    expected = torch.get_rng_state()
+    restore_rng(checkpoint, three, seed=0)
+    assert torch.equal(torch.get_rng_state(), expected)
+
+
+def checkpoints_equal(a, b):
+    """Model, momentum buffers, schedule and random states of two checkpoints are equal."""
+    assert a["iteration"] == b["iteration"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for buffer_a, buffer_b in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
+        assert torch.equal(buffer_a["momentum_buffer"], buffer_b["momentum_buffer"])
+    assert a["scheduler"] == b["scheduler"]
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def losses(run):
+    """(iteration, loss) and (iteration, mIoU) of a run's metrics log."""
+    records = map(json.loads, open(run / "metrics.jsonl"))
+    return [(r["iteration"], r.get("loss"), r.get("miou")) for r in records]
+
+
+@pytest.mark.slow
+def test_time_limit_stops_at_a_checkpoint_and_the_resume_is_bit_identical(
+    minicity, tmp_path, capsys
+):
+    opts = tiny_opts(minicity, **{"train.iterations": 4, "train.checkpoint_every": 2})
+    assert main(train_argv(tmp_path / "straight", opts)) == 0
+    capsys.readouterr()
+    run = tmp_path / "limited"
+    # a limit shorter than any iteration: each start runs one iteration, then stops
+    assert main(train_argv(run, [*opts, "train.time_limit=0.000001"])) == 0
+    out = capsys.readouterr().out
+    assert "stopped at iteration 1/4 by train.time_limit=1e-06; resume with: dgcn train" in out
+    assert "mIoU" not in out and not (run / "summary.json").exists()
+    assert load_checkpoint(run / "last.pt")["iteration"] == 1  # off the checkpoint_every grid
+    status = training.run_status(run)  # what a notebook reads before resuming
+    assert (status.iteration, status.finished, status.settings.precision) == (1, False, "fp32")
+    assert status.config.train.time_limit == pytest.approx(1e-6) and status.note is None
+    command = shlex.split(out.strip().splitlines()[-1].split("resume with: ")[1])
+    assert command[:2] == ["dgcn", "train"] and "--resume" in command
+    assert main([*command[1:], "--quiet"]) == 0  # the printed command: the run's own config
+    assert "stopped at iteration 2/4" in capsys.readouterr().out
+    assert load_checkpoint(run / "previous.pt")["iteration"] == 1
+    assert main(train_argv(run, [*opts, "train.time_limit=0"], "--resume")) == 0
+    out = capsys.readouterr().out
+    assert "with changes: train.time_limit 1e-06 -> 0.0" in out and "mIoU" in out
+    assert json.loads((run / "summary.json").read_text())["iterations"] == 4
+    checkpoints_equal(
+        load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(run / "last.pt")
+    )
+    assert losses(tmp_path / "straight") == losses(run)
+    history = [json.loads(line) for line in open(run / "config-history.jsonl")]
+    assert [h["iteration"] for h in history] == [0, 1, 2]
+    assert history[2]["changes"] == ["train.time_limit 1e-06 -> 0.0"]
+    assert history[2]["settings"]["precision"] == "fp32"
+
+
+@pytest.mark.slow
+def test_a_bf16_run_resumed_on_a_t4_is_refused_in_one_line_or_resumed_in_fp16(
+    minicity, tmp_path, capsys, monkeypatch
+):
+    """Colab's GPU changes across reconnects: emulated on the CPU (autocast and GradScaler run
+    there in both precisions) by the precisions each device trains in."""
+    run = tmp_path / "run"
+    opts = tiny_opts(minicity, **{"train.precision": "auto", "train.checkpoint_every": 1})
+
+    def start(device, iterations, *extra):
+        on(monkeypatch, device)
+        argv = train_argv(run, [*opts, f"train.iterations={iterations}", *extra], "--resume")
+        status = main(argv if (run / "last.pt").exists() else [a for a in argv if a != "--resume"])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    assert start(A100, 1)[0] == 0  # auto on an A100: bf16
+    assert load_checkpoint(run / "last.pt")["settings"]["precision"] == "bf16"
+    before = hashes(run)
+    status, _, err = start(T4, 2)  # reconnected to a T4, no override: one line, nothing changed
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "trains in bf16" in err and "--opt train.precision=fp16" in err
+    assert hashes(run) == before
+    status, out, err = start(T4, 2, "train.precision=fp16")  # the override: fp16, a new scaler
+    assert status == 0, err
+    assert out.count("\n") == 2 and "with changes: precision bf16 -> fp16;" in out
+    assert "train.precision 'auto' -> 'fp16'" in out
+    state = load_checkpoint(run / "last.pt")
+    assert state["settings"]["precision"] == "fp16" and state["scaler"]["scale"] > 0
+    status, out, err = start(A100, 3, "train.precision=fp16")  # back on an A100: fp16 kept
+    assert status == 0, err
+    first = out.splitlines()[0]  # the grown schedule is the only change
+    assert first.endswith(
+        "at iteration 2/3 with changes: train.iterations 2 -> 3 (recorded in config-history.jsonl)"
+    )
+    assert load_checkpoint(run / "last.pt")["scaler"]["scale"] > 0  # the scale went on
+    status, out, err = start(A100, 4)  # auto again: an override back to bf16, scaler dropped
+    assert status == 0, err
+    assert "precision fp16 -> bf16" in out
+    state = load_checkpoint(run / "last.pt")
+    assert state["settings"]["precision"] == "bf16" and state["scaler"] == {}
+    history = [json.loads(line) for line in open(run / "config-history.jsonl")]
+    assert [h["settings"]["precision"] for h in history] == ["bf16", "fp16", "fp16", "bf16"]
+    assert history[1]["changes"][0] == "precision bf16 -> fp16"
+
+
+def torchrun(*args, **kwargs):
+    """``torchrun --standalone --nproc_per_node=2 -m dgcn ARGS`` on the CPU (gloo)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    return subprocess.run(
+        [*command, "-m", "dgcn", *args], capture_output=True, text=True, env=env, **kwargs
+    )
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_resume_their_own_random_states_and_evaluate_rank_0s_model(
+    minicity, tmp_path
+):
+    opts = tiny_opts(
+        minicity, **{"train.iterations": 3, "train.micro_batch": 2, "train.checkpoint_every": 3}
+    )
+    straight = torchrun(*train_argv(tmp_path / "a", opts, "--device", "cpu"))
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    run = tmp_path / "b"
+    stopped = torchrun(*train_argv(run, [*opts, "train.time_limit=1e-6"], "--device", "cpu"))
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    assert "stopped at iteration 1/3" in stopped.stdout
+    assert "torchrun --standalone --nproc_per_node=2 -m dgcn train" in stopped.stdout
+    resumed = torchrun(*train_argv(run, opts, "--device", "cpu", "--resume"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(run / "last.pt")
+    checkpoints_equal(a, b)
+    assert len(a["rng_ranks"]) == len(b["rng_ranks"]) == 2
+    ranks = [state["torch"] for state in a["rng_ranks"]]
+    assert not torch.equal(ranks[0], ranks[1])  # each rank draws its own dropout masks
+    for rank in range(2):  # and resumed its own stream: rank 1 as if never interrupted
+        assert torch.equal(a["rng_ranks"][rank]["torch"], b["rng_ranks"][rank]["torch"]), rank
+    assert losses(tmp_path / "a") == losses(run)
+
+    # the evaluation at the end of training is the evaluation of the checkpoint it leaves
+    output = tmp_path / "eval.json"
+    evaluate = ["evaluate", "--checkpoint", str(run / "last.pt"), "--quiet", "--device", "cpu"]
+    evaluate += ["--workers", "0", "--mode", "whole", "--output", str(output)]
+    assert main(evaluate) == 0
+    during = json.loads((run / "summary.json").read_text())["eval"]
+    after = json.loads(output.read_text())
+    assert during["miou"] == after["miou"] and during["per_class"] == after["per_class"]
+
+
+@pytest.mark.cuda
+def test_on_a_gpu_a_run_moves_from_fp16_to_bf16_and_keeps_its_own_gpus_random_state(
+    minicity, tmp_path, capsys
+):
+    run = tmp_path / "run"
+
+    def argv(iterations, precision, *flags):
+        opts = tiny_opts(minicity, **{"train.iterations": iterations, "train.precision": precision})
+        return train_argv(run, opts, "--device", "cuda", *flags)
+
+    assert main(argv(1, "fp16")) == 0  # as on a T4
+    state = load_checkpoint(run / "last.pt")
+    assert state["settings"]["precision"] == "fp16" and state["scaler"]["scale"] > 0
+    assert isinstance(state["rng"]["cuda"], torch.Tensor)  # this GPU's state only
+    assert main(argv(2, "fp16", "--resume")) == 0  # fp16 on both sides: the scale goes on
+    assert load_checkpoint(run / "last.pt")["scaler"]["scale"] > 0
+    if torch.cuda.get_device_capability()[0] >= 8:  # then on an A100, in bf16: scaler dropped
+        assert main(argv(3, "bf16", "--resume")) == 0
+        state = load_checkpoint(run / "last.pt")
+        assert state["settings"]["precision"] == "bf16" and state["scaler"] == {}
+        assert "precision fp16 -> bf16" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """Training: the end-to-end loop (``loop.fit``), head-only training on a frozen backbone
-(``frozen.fit_head``), the run helpers (``runs.train``, ``runs.train_or_load``), losses, the
-poly schedule and sampling. The checkpoint format lives in ``dgcn.checkpoint``, the process
+(``frozen.fit_head``), the run helpers (``runs.train``, ``runs.train_or_load``), what a run
+keeps across resumes and machines (``resume.run_status``, ``resume.device_precisions``), losses,
+the poly schedule and sampling. The checkpoint format lives in ``dgcn.checkpoint``, the process
 helpers in ``dgcn.distributed``.
 
 The names below are imported on first use, so ``import dgcn.training.X`` stays as light as X.
@@ -13,6 +14,11 @@ _EXPORTS = {
     "accumulation_steps": "dgcn.training.loop",
     "RunDirError": "dgcn.training.loop",
     "TrainingError": "dgcn.training.loop",
+    "run_status": "dgcn.training.resume",
+    "RunStatus": "dgcn.training.resume",
+    "RunSettings": "dgcn.training.resume",
+    "device_precisions": "dgcn.training.resume",
+    "resolve_precision": "dgcn.training.resume",
     "fit_head": "dgcn.training.frozen",
     "train": "dgcn.training.runs",
     "train_or_load": "dgcn.training.runs",

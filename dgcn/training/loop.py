@@ -1,8 +1,10 @@
 """``fit``: the training loop for one GPU, many GPUs (``torchrun``) or a CPU.
 
 SGD with the poly schedule per iteration, CE/OHEM + aux loss, mixed precision chosen by the
-device, gradient accumulation, channels_last, DDP with SyncBatchNorm, atomic checkpoints,
-exact resume, JSONL metrics + curves PNG, tqdm progress, TensorBoard when installed.
+device, gradient accumulation, channels_last, DDP with SyncBatchNorm, atomic checkpoints (the
+one before kept as ``previous.pt``), exact resume (on another GPU too, keeping the run's
+precision and micro-batch: :mod:`dgcn.training.resume`), a wall-clock limit
+(``train.time_limit``), JSONL metrics + curves PNG, tqdm progress, TensorBoard when installed.
 
 :func:`fit` wires one :class:`TrainingRun` together and loops over its steps:
 :func:`train_step`, :func:`log_step`, :func:`evaluate_step` and :func:`checkpoint_step`.
@@ -13,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import random
+import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,18 +28,65 @@ from torch.utils.data import DataLoader
 
 from dgcn import distributed
 from dgcn.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
-from dgcn.config import Config, config_from_dict, load_config, model_overrides, save_config
+from dgcn.config import (
+    Config,
+    config_from_dict,
+    load_config,
+    model_overrides,
+    parse_duration,
+    save_config,
+)
 from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.errors import ConfigError, DgcnError
 from dgcn.evaluation.loop import evaluate
 from dgcn.fileio import remove_stale_temp_files, write_text_atomic
 from dgcn.models import build_model, model_spec
 from dgcn.training.losses import SegmentationLoss
+from dgcn.training.resume import (
+    HISTORY,
+    LAST,
+    PRECISIONS,
+    PREVIOUS,
+    RESUME_KEYS,
+    Precision,
+    ResumePoint,
+    RunSettings,
+    TimeLimit,
+    accumulation_steps,
+    changed_keys,
+    describe_device,
+    find_checkpoint,
+    rank_seed,
+    resolve_precision,
+    restore_rng,
+    resume_settings,
+    rng_state,
+    set_rng_state,
+)
 from dgcn.training.sampling import ResumableSampler, SeededDataset
 from dgcn.training.schedule import poly_scheduler
 
-LAST = "last.pt"
 METRICS = "metrics.jsonl"
+
+#: what other modules import from here; the precision and resume helpers live in
+#: :mod:`dgcn.training.resume`
+__all__ = [
+    "HISTORY",
+    "LAST",
+    "METRICS",
+    "PREVIOUS",
+    "Precision",
+    "RunDirError",
+    "TrainingError",
+    "TrainingRun",
+    "accumulation_steps",
+    "check_resume_config",
+    "config_changes",
+    "fit",
+    "resolve_precision",
+    "rng_state",
+    "set_rng_state",
+]
 
 
 class TrainingError(DgcnError):
@@ -48,51 +97,8 @@ class RunDirError(DgcnError):
     """A run directory exists and neither --resume nor --overwrite was given."""
 
 
-@dataclass
-class Precision:
-    """The autocast dtype (None = fp32) and whether a GradScaler is needed."""
-
-    dtype: torch.dtype | None
-    scaler: bool
-
-    @property
-    def name(self) -> str:
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
-
-
-def resolve_precision(preference: str, device: torch.device) -> Precision:
-    """``auto``: bf16 on CUDA compute capability >= 8, fp16 + GradScaler below, fp32 on CPU."""
-    table = {
-        "fp32": Precision(None, False),
-        "bf16": Precision(torch.bfloat16, False),
-        "fp16": Precision(torch.float16, True),
-    }
-    if preference == "auto":
-        if device.type != "cuda":
-            return table["fp32"]
-        major, _ = torch.cuda.get_device_capability(device)
-        return table["bf16"] if major >= 8 else table["fp16"]
-    if preference not in table:
-        raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, got {preference!r}")
-    if preference == "fp16" and device.type != "cuda":
-        raise ConfigError("train.precision=fp16 needs a CUDA GPU; use fp32 or bf16 on a CPU")
-    return table[preference]
-
-
-def accumulation_steps(cfg: Config, world_size: int) -> tuple[int, int]:
-    """(micro batch per process, accumulation steps) so that the global batch is exact."""
-    batch = cfg.train.batch_size
-    micro = cfg.train.micro_batch or max(1, batch // world_size)
-    if batch % (micro * world_size):
-        raise ConfigError(
-            f"train.batch_size={batch} is not a multiple of train.micro_batch={micro} x "
-            f"{world_size} processes; choose micro_batch so that it divides"
-        )
-    return micro, batch // (micro * world_size)
-
-
 #: files by which a folder is recognised as a dgcn run (``--overwrite`` replaces only those)
-RUN_FILES = (LAST, METRICS, "config.yaml", "summary.json")
+RUN_FILES = (LAST, PREVIOUS, METRICS, "config.yaml", "summary.json")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -119,10 +125,10 @@ def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None
             f"run directory {run_dir} lies under the file {existing}; choose a folder"
         )
     if resume:
-        if not last.is_file():
+        if not last.is_file() and not (run_dir / PREVIOUS).is_file():
             raise RunDirError(f"cannot resume: {last} does not exist (start without --resume)")
         remove_stale_temp_files(run_dir)  # a kill during a checkpoint write leaves one
-        return last
+        return last if last.is_file() else run_dir / PREVIOUS
     if run_dir.exists() and any(run_dir.iterdir()):
         if not overwrite:
             raise RunDirError(
@@ -143,27 +149,18 @@ def clear_run_dir(run_dir: Path) -> None:
         shutil.rmtree(run_dir)
 
 
-HISTORY = "config-history.jsonl"
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
 def config_changes(previous: Config, current: Config) -> list[str]:
     """The dotted keys in which ``current`` differs from the run's ``previous`` config, apart
-    from the name and from ``train.iterations`` grown (extending a run is what resume is for)."""
-    old, new = _flatten(previous.to_dict()), _flatten(current.to_dict())
-    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k) and k != "name"]
-    if "train.iterations" in changed and new["train.iterations"] >= old["train.iterations"]:
-        changed.remove("train.iterations")
-    return changed
+    from the name, ``train.iterations`` grown (extending a run is what resume is for) and the
+    keys of :data:`~dgcn.training.resume.RESUME_KEYS` (precision, micro-batch, time limit,
+    threads, compile, loader workers: how the run is computed on the machine at hand, changes
+    that a resume reports and records)."""
+    changed = changed_keys(previous, current)
+    if "train.iterations" in changed:
+        old, new = changed["train.iterations"]
+        if new >= old:
+            del changed["train.iterations"]
+    return [key for key in changed if key not in RESUME_KEYS]
 
 
 def check_resume_config(run_dir: Path, cfg: Config, state: dict[str, Any] | None = None) -> None:
@@ -242,21 +239,6 @@ def _plot_curves(records: list[dict[str, Any]], path: Path) -> None:
         save_figure(training_curves(records), path)
 
 
-def rng_state() -> dict[str, Any]:
-    """Every RNG the loop draws from (CPU, CUDA, Python)."""
-    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def build_training_model(cfg: Config, info: distributed.DistInfo, pretrained: bool = True):
     """The model on its device (same init on every rank), SyncBN when distributed on CUDA.
 
@@ -280,25 +262,28 @@ def _setup(
     overwrite: bool,
     device: str,
     allow_config_change: bool,
-) -> tuple[distributed.DistInfo, Path | None]:
+) -> tuple[distributed.DistInfo, ResumePoint | None]:
     """The checks that stop a bad start before any work, the process group and torch's
-    settings; returns where this process stands and the checkpoint to resume (None: a new run).
+    settings; returns where this process stands and the checkpoint to resume (None: a new run:
+    ``last.pt``, or ``previous.pt`` when ``last.pt`` cannot be read, read by every process).
     """
     model_spec(cfg.model.name, **model_overrides(cfg))  # model options fail before any work
     info = distributed.setup(device)
-    resume_from = prepare_run_dir(run_dir, resume, overwrite) if info.is_main else None
+    if info.is_main:
+        prepare_run_dir(run_dir, resume, overwrite)
     distributed.barrier()
-    if resume and not info.is_main:
-        resume_from = run_dir / LAST
-    if resume and not allow_config_change:
-        check_resume_config(run_dir, cfg)  # on every rank: all stop together
+    point = find_checkpoint(run_dir) if resume else None
+    if resume and point is None:  # a process other than the main one found nothing
+        raise RunDirError(f"cannot resume: {run_dir / LAST} does not exist")
+    if point is not None and not allow_config_change:
+        check_resume_config(run_dir, cfg, point.state)  # on every rank: all stop together
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     if info.device.type == "cuda":
         torch.backends.cudnn.benchmark = cfg.train.cudnn_benchmark
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    return info, resume_from
+    return info, point
 
 
 def _datasets(cfg: Config, info: distributed.DistInfo) -> tuple[Any, Any]:
@@ -353,8 +338,12 @@ class TrainingRun:
         optimizer, scheduler, scaler, criterion: the optimisation.
         val_set: the validation split.
         start: the first iteration to run (the checkpoint's iteration when resumed).
+        settings: the precision and micro-batch as resolved for this run, which every
+            checkpoint stores (see :func:`~dgcn.training.resume.resume_settings`).
         log, writer: the metrics log and the TensorBoard writer (main process only; the
             writer is None without tensorboard).
+        rotate: whether the next checkpoint keeps ``last.pt`` as ``previous.pt`` (not after a
+            resume from ``previous.pt``, whose ``last.pt`` could not be read).
     """
 
     cfg: Config
@@ -372,8 +361,10 @@ class TrainingRun:
     criterion: SegmentationLoss
     val_set: Any
     start: int
+    settings: RunSettings
     log: MetricsLog | None = None
     writer: Any = None
+    rotate: bool = True
 
     def autocast(self):
         """The mixed-precision context of a forward pass (none in fp32)."""
@@ -382,19 +373,16 @@ class TrainingRun:
         return torch.autocast(self.info.device.type, dtype=self.precision.dtype)
 
 
-def _restore(
-    resume_from: Path | None, model: torch.nn.Module, optimizer, scheduler, scaler
-) -> dict[str, Any] | None:
-    """Load a checkpoint's model, optimizer, schedule and scaler states; returns the checkpoint
-    (None when ``resume_from`` is: a new run)."""
-    if resume_from is None:
-        return None
-    state = load_checkpoint(resume_from)
-    load_model_weights(model, state, resume_from)
+def _restore(point: ResumePoint, model: torch.nn.Module, optimizer, scheduler, scaler) -> None:
+    """Load a checkpoint's model, optimizer and schedule states, and its GradScaler state only
+    when both the checkpoint and this start use one (fp16: a scaler that is off saves ``{}``,
+    which an enabled one refuses; a resume that leaves fp16 drops the scale)."""
+    state = point.state
+    load_model_weights(model, state, point.path)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    return state
+    if scaler.is_enabled() and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
 
 
 def _build_run(
@@ -402,17 +390,20 @@ def _build_run(
     run_dir: Path,
     progress: bool,
     info: distributed.DistInfo,
-    precision: Precision,
-    micro: int,
-    accumulation: int,
+    settings: RunSettings,
     val_set,
-    resume_from: Path | None,
-) -> tuple[TrainingRun, dict[str, Any] | None]:
-    """The model and its optimisation, restored from ``resume_from`` when given, as one
-    :class:`TrainingRun`; returns it and the checkpoint (None for a new run)."""
-    model = build_training_model(cfg, info, pretrained=resume_from is None)
+    point: ResumePoint | None,
+) -> TrainingRun:
+    """The model and its optimisation with ``settings``, restored from ``point`` when given
+    (else each process other than rank 0 starts its own random stream), as one
+    :class:`TrainingRun`."""
+    model = build_training_model(cfg, info, pretrained=point is None)
+    precision = PRECISIONS[settings.precision]
     optimizer, scheduler, scaler = _optimization(cfg, model, info.device, precision.scaler)
-    state = _restore(resume_from, model, optimizer, scheduler, scaler)
+    if point is not None:
+        _restore(point, model, optimizer, scheduler, scaler)
+    elif info.rank > 0:  # the same initial weights everywhere, then dropout masks of its own
+        torch.manual_seed(rank_seed(cfg.train.seed, info.rank))
     t = cfg.train
     run = TrainingRun(
         cfg=cfg,
@@ -420,8 +411,8 @@ def _build_run(
         progress=progress,
         info=info,
         precision=precision,
-        micro=micro,
-        accumulation=accumulation,
+        micro=settings.micro_batch,
+        accumulation=settings.accumulation,
         model=model,
         trained=_wrap(model, cfg, info),
         optimizer=optimizer,
@@ -429,9 +420,11 @@ def _build_run(
         scaler=scaler,
         criterion=SegmentationLoss(t.loss, t.aux_weight, t.ohem_thresh, t.ohem_min_kept),
         val_set=val_set,
-        start=int(state["iteration"]) if state is not None else 0,
+        start=int(point.state["iteration"]) if point is not None else 0,
+        settings=settings,
+        rotate=point is None or point.path.name != PREVIOUS,
     )
-    return run, state
+    return run
 
 
 def _train_batches(run: TrainingRun, train_set) -> Iterator:
@@ -462,17 +455,42 @@ def _train_batches(run: TrainingRun, train_set) -> Iterator:
     return iter(loader)
 
 
-def _open_run_dir(run: TrainingRun, resumed: bool) -> None:
+def _open_run_dir(run: TrainingRun, point: ResumePoint | None, changes: list[str]) -> None:
     """(Main process) the run's folder, its config, the config history, the metrics log and
-    the TensorBoard writer; a new run first removes the run that ``--overwrite`` replaces."""
+    the TensorBoard writer; a new run first removes the run that ``--overwrite`` replaces.
+
+    Every start appends one line to ``config-history.jsonl``: the iteration it starts at, its
+    config and settings and, for a resume, the checkpoint it read and its ``changes``.
+    """
+    resumed = point is not None
     if not resumed:
         clear_run_dir(run.run_dir)  # --overwrite: the new run is set up, the old one goes
     run.run_dir.mkdir(parents=True, exist_ok=True)
     save_config(run.cfg, run.run_dir / "config.yaml")
-    with open(run.run_dir / HISTORY, "a") as handle:  # every start, with the config it ran
-        handle.write(json.dumps({"iteration": run.start, "config": run.cfg.to_dict()}) + "\n")
+    entry = {"iteration": run.start, "config": run.cfg.to_dict()}
+    entry["settings"] = run.settings.to_dict()
+    if resumed:
+        entry.update({"checkpoint": point.path.name, "changes": changes})
+    with open(run.run_dir / HISTORY, "a") as handle:
+        handle.write(json.dumps(entry) + "\n")
     run.log = MetricsLog(run.run_dir / METRICS, run.start if resumed else None)
     run.writer = _tensorboard(run.run_dir)
+
+
+def _report_resume(run: TrainingRun, point: ResumePoint, changes: list[str]) -> None:
+    """(Main process) one line on the resume, naming every change; one more before it when
+    ``last.pt`` was passed over for ``previous.pt``."""
+    if point.note:
+        print(point.note, flush=True)
+    where = f"resuming {run.run_dir} at iteration {run.start}/{run.cfg.train.iterations}"
+    if changes:
+        print(f"{where} with changes: {'; '.join(changes)} (recorded in {HISTORY})", flush=True)
+    else:
+        kept = run.settings
+        print(
+            f"{where} ({kept.precision}, micro-batch {kept.micro_batch} x {kept.accumulation})",
+            flush=True,
+        )
 
 
 def train_step(run: TrainingRun, batches: Iterator, iteration: int) -> dict[str, float]:
@@ -480,7 +498,8 @@ def train_step(run: TrainingRun, batches: Iterator, iteration: int) -> dict[str,
     one); returns the loss parts averaged over the micro-batches.
 
     Raises:
-        TrainingError: the loss is not finite on some process (nothing is updated).
+        TrainingError: the loss is not finite on some process (nothing is updated); the GPU
+            ran out of memory (naming a smaller ``train.micro_batch``).
     """
     info = run.info
     run.optimizer.zero_grad(set_to_none=True)
@@ -492,10 +511,13 @@ def train_step(run: TrainingRun, batches: Iterator, iteration: int) -> dict[str,
         if info.device.type == "cuda" and run.cfg.train.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         sync = step == run.accumulation - 1 or not info.distributed
-        with contextlib.nullcontext() if sync else run.trained.no_sync(), run.autocast():
-            outputs = run.trained(images)
-            loss, parts = run.criterion(outputs, masks)
-        run.scaler.scale(loss / run.accumulation).backward()
+        try:
+            with contextlib.nullcontext() if sync else run.trained.no_sync(), run.autocast():
+                outputs = run.trained(images)
+                loss, parts = run.criterion(outputs, masks)
+            run.scaler.scale(loss / run.accumulation).backward()
+        except torch.cuda.OutOfMemoryError as err:
+            raise TrainingError(out_of_memory_message(run, iteration)) from err
         for key, value in parts.items():
             parts_sum[key] = parts_sum.get(key, 0.0) + float(value) / run.accumulation
     if distributed.any_process(not math.isfinite(parts_sum["loss"]), info):
@@ -508,6 +530,25 @@ def train_step(run: TrainingRun, batches: Iterator, iteration: int) -> dict[str,
     run.scaler.update()
     run.scheduler.step()
     return parts_sum
+
+
+def out_of_memory_message(run: TrainingRun, iteration: int) -> str:
+    """What to do when a forward-backward pass does not fit on the GPU, in one line: the
+    largest smaller micro-batch that still divides the batch (more accumulation steps, the
+    same global batch), with ``--resume`` when a checkpoint exists."""
+    batch, world = run.cfg.train.batch_size, run.info.world_size
+    smaller = [m for m in range(run.micro - 1, 0, -1) if batch % (m * world) == 0]
+    again = "--resume" if (run.run_dir / LAST).is_file() else "--overwrite"
+    where = (
+        f"out of GPU memory at iteration {iteration + 1} with micro-batch {run.micro} in "
+        f"{run.precision.name} on {describe_device(run.info.device)}"
+    )
+    if smaller:
+        return (
+            f"{where}; run the same command with {again} --opt train.micro_batch={smaller[0]} "
+            f"(more accumulation steps, the batch stays {batch})"
+        )
+    return f"{where}; use a smaller data.crop_size or a GPU with more memory"
 
 
 def log_step(
@@ -535,10 +576,23 @@ def log_step(
     return postfix
 
 
+def bn_synchronized(model: torch.nn.Module) -> bool:
+    """Whether the model's BatchNorm layers are SyncBatchNorm (the same statistics on every
+    process)."""
+    return any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
+
+
 def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any]:
     """Evaluate the model on the validation split (sharded over the processes) with the
-    config's test mode, log mIoU and pixel accuracy at ``iteration``; returns the summary."""
+    config's test mode, log mIoU and pixel accuracy at ``iteration``; returns the summary.
+
+    Under DDP without SyncBatchNorm each process's BN running statistics follow its own last
+    micro-batches; rank 0's are first copied to every process, so that every shard is
+    evaluated with the model that the checkpoint (rank 0's) holds.
+    """
     cfg, info = run.cfg, run.info
+    if info.distributed and not bn_synchronized(run.model):
+        distributed.broadcast_buffers(run.model, info)
     val_loader = DataLoader(
         distributed.shard(run.val_set, info), batch_size=1, num_workers=min(2, cfg.data.workers)
     )
@@ -570,30 +624,39 @@ def checkpoint_step(run: TrainingRun, done: int) -> None:
     """Save ``last.pt`` (atomically) and redraw ``curves.png``, after checking on every process
     that the model is finite.
 
+    The checkpoint that ``last.pt`` held becomes ``previous.pt`` (see
+    :func:`~dgcn.checkpoint.save_checkpoint`). Every process's random states are gathered
+    into it (``rng_ranks``, under ``torchrun``), so each one resumes its own.
+
     Raises:
         TrainingError: non-finite weights or BatchNorm statistics (the last checkpoint is kept).
     """
-    if distributed.any_process(not finite_model(run.model), run.info):
+    info = run.info
+    if distributed.any_process(not finite_model(run.model), info):
         raise TrainingError(
             f"the model diverged: non-finite weights or BatchNorm statistics at "
             f"iteration {done}; training stopped and {run.run_dir / LAST} (the last good "
             "checkpoint, if any) is kept. Lower train.lr"
         )
-    if run.info.is_main:
-        save_checkpoint(
-            run.run_dir / LAST,
-            {
-                "model_name": run.cfg.model.name,
-                "config": run.cfg.to_dict(),
-                "iteration": done,
-                "model": run.model.state_dict(),
-                "optimizer": run.optimizer.state_dict(),
-                "scheduler": run.scheduler.state_dict(),
-                "scaler": run.scaler.state_dict(),
-                "rng": rng_state(),
-            },
-        )
+    states = distributed.all_gather_objects(rng_state(info.device), info)
+    if info.is_main:
+        state = {
+            "model_name": run.cfg.model.name,
+            "config": run.cfg.to_dict(),
+            "iteration": done,
+            "settings": run.settings.to_dict(),
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "scaler": run.scaler.state_dict(),
+            "rng": states[0],
+        }
+        if info.distributed:
+            state["rng_ranks"] = states
+        previous = run.run_dir / PREVIOUS if run.rotate else None
+        save_checkpoint(run.run_dir / LAST, state, previous=previous)
         _plot_curves(run.log.records, run.run_dir / "curves.png")
+    run.rotate = True
 
 
 def _finish(run: TrainingRun, summary: dict[str, Any]) -> None:
@@ -615,6 +678,37 @@ def _finish(run: TrainingRun, summary: dict[str, Any]) -> None:
     distributed.barrier()
 
 
+def resume_command(run: TrainingRun, device: str = "auto") -> str:
+    """The command that resumes this run from its folder, with the run's own config."""
+    folder = run.run_dir
+    command = ["dgcn", "train"]
+    if run.info.distributed:
+        command = ["torchrun", "--standalone", f"--nproc_per_node={run.info.world_size}"]
+        command += ["-m", "dgcn", "train"]
+    command += ["--config", str(folder / "config.yaml"), "--run-dir", str(folder), "--resume"]
+    if device != "auto":
+        command += ["--device", device]
+    return shlex.join(command)
+
+
+def _stop(run: TrainingRun, done: int, device: str) -> dict[str, Any]:
+    """(Main process) the curves and one line saying where the run stopped and how to resume
+    it; ``summary.json`` is not written (the run is not finished). Every process meets."""
+    t = run.cfg.train
+    command = resume_command(run, device)
+    if run.info.is_main:
+        _plot_curves(run.log.records, run.run_dir / "curves.png")
+        if run.writer is not None:
+            run.writer.close()
+        print(
+            f"stopped at iteration {done}/{t.iterations} by train.time_limit={t.time_limit}; "
+            f"resume with: {command}",
+            flush=True,
+        )
+    distributed.barrier()
+    return {"stopped_at": done, "iterations": t.iterations, "resume": command}
+
+
 def fit(
     cfg: Config,
     run_dir: str | Path,
@@ -626,11 +720,24 @@ def fit(
 ) -> dict[str, Any]:
     """Train (and evaluate) one run; returns a summary dict (also written to summary.json).
 
+    A resumed run keeps the precision and micro-batch it resolved when it started (stored in
+    its checkpoint), on this GPU or another one, unless ``cfg`` overrides ``train.precision``
+    or ``train.micro_batch``; every change is printed in one line and recorded in
+    ``config-history.jsonl`` (see :func:`~dgcn.training.resume.resume_settings`).
+
+    With ``train.time_limit`` the run stops before the limit with a checkpoint, prints
+    ``stopped at iteration i/T by train.time_limit=...; resume with: COMMAND`` and returns
+    ``{"stopped_at": i, "iterations": T, "resume": COMMAND}``; no final evaluation is run and
+    no ``summary.json`` is written.
+
     Args:
         cfg: the run's configuration.
         run_dir: where checkpoints, logs and figures go.
-        resume: continue from ``run_dir/last.pt`` exactly; the config must be the run's own
-            (``train.iterations`` may grow) unless ``allow_config_change``.
+        resume: continue from ``run_dir/last.pt`` exactly (from ``previous.pt`` when
+            ``last.pt`` cannot be read, said in one line); the config must be the run's own
+            (``train.iterations`` may grow; the keys of
+            :data:`~dgcn.training.resume.RESUME_KEYS` may change) unless
+            ``allow_config_change``.
         overwrite: replace an existing run in ``run_dir``.
         progress: show tqdm progress (rank 0).
         device: ``auto``, ``cuda`` or ``cpu``.
@@ -640,21 +747,23 @@ def fit(
     """
     from tqdm.auto import tqdm
 
+    clock = TimeLimit(parse_duration(cfg.train.time_limit) or 0.0)  # from the call on
     run_dir = Path(run_dir)
-    info, resume_from = _setup(cfg, run_dir, resume, overwrite, device, allow_config_change)
-    precision = resolve_precision(cfg.train.precision, info.device)
-    micro, accumulation = accumulation_steps(cfg, info.world_size)
+    info, point = _setup(cfg, run_dir, resume, overwrite, device, allow_config_change)
+    settings, changes = resume_settings(cfg, info, point)
     train_set, val_set = _datasets(cfg, info)
-    run, state = _build_run(
-        cfg, run_dir, progress, info, precision, micro, accumulation, val_set, resume_from
-    )
+    run = _build_run(cfg, run_dir, progress, info, settings, val_set, point)
     batches = _train_batches(run, train_set)
-    if state is not None:
-        set_rng_state(state["rng"])  # after the loader's base seed was drawn
+    if point is not None:
+        note = restore_rng(point.state, info, cfg.train.seed)  # after the loader's base seed
+        changes += [note] if note else []
     if info.is_main:
-        _open_run_dir(run, resumed=state is not None)
+        _open_run_dir(run, point, changes)
+        if point is not None:
+            _report_resume(run, point, changes)
     run.model.train()
     t = cfg.train
+    stopped = None
     with tqdm(
         total=t.iterations,
         initial=run.start,
@@ -666,16 +775,31 @@ def fit(
         window: list[dict[str, float]] = []
         tick = time.perf_counter()
         for iteration in range(run.start, t.iterations):
+            started = time.perf_counter()
             window.append(train_step(run, batches, iteration))
             done = iteration + 1
             bar.update(1)
             if done % t.log_every == 0 or done == t.iterations:
                 bar.set_postfix(log_step(run, done, window, time.perf_counter() - tick))
                 window, tick = [], time.perf_counter()
+            clock.step = time.perf_counter() - started
             if t.eval_every and done % t.eval_every == 0 and done < t.iterations:
+                started = time.perf_counter()
                 evaluate_step(run, done)
+                clock.evaluation = time.perf_counter() - started
             if done % t.checkpoint_every == 0 or done == t.iterations:
+                started = time.perf_counter()
                 checkpoint_step(run, done)
+                clock.checkpoint = time.perf_counter() - started
+            if clock and done < t.iterations:
+                evaluation_next = bool(t.eval_every) and (done + 1) % t.eval_every == 0
+                if distributed.any_process(clock.expired(evaluation_next), info):
+                    if done % t.checkpoint_every:
+                        checkpoint_step(run, done)
+                    stopped = done
+                    break
+    if stopped is not None:
+        return _stop(run, stopped, device)
     summary = evaluate_step(run, t.iterations) if t.iterations > 0 else {}
     _finish(run, summary)
     return summary

@@ -9,11 +9,12 @@ from typing import Any
 
 import torch
 
-from dgcn.checkpoint import load_checkpoint, load_for_inference
+from dgcn.checkpoint import load_for_inference
 from dgcn.config import Config, apply_overrides, config_from_dict, load_config
 from dgcn.errors import ConfigError
 from dgcn.training.frozen import FeatureCache, fit_head
 from dgcn.training.loop import LAST, RunDirError, config_changes, fit
+from dgcn.training.resume import find_checkpoint
 
 
 def train(
@@ -48,11 +49,15 @@ def train_or_load(
 ) -> tuple[torch.nn.Module, Config]:
     """The trained model of ``run_dir``: loaded when the run there is finished, else trained.
 
-    A folder without ``last.pt`` gets a new run; a run stopped before ``train.iterations``
+    A folder without a checkpoint gets a new run; a run stopped before ``train.iterations``
     is resumed exactly (an end-to-end run; a frozen-backbone run has no partial state to
-    resume); a finished run is only loaded. The run's saved config must be this one
-    (``train.iterations`` may grow): a folder that holds another run is refused, never
-    overwritten.
+    resume), from ``previous.pt`` when ``last.pt`` cannot be read; a finished run is only
+    loaded. The run's saved config must be this one (``train.iterations`` may grow, and the
+    keys of :data:`~dgcn.training.resume.RESUME_KEYS`, such as ``train.precision`` or
+    ``train.time_limit``, may change: see :func:`~dgcn.training.loop.fit`): a folder that holds
+    another run is refused, never overwritten. When ``train.time_limit`` stops the run, the
+    model of its last checkpoint is returned (not finished: call again, e.g. in the next
+    session, to go on; :func:`~dgcn.training.resume.run_status` tells).
 
     Args:
         config: a :class:`~dgcn.config.Config`, a preset name or a YAML path.
@@ -75,10 +80,11 @@ def train_or_load(
         cfg = load_config(config, overrides)
     run_dir = Path(run_dir)
     last = run_dir / LAST
-    if not last.is_file():
+    point = find_checkpoint(run_dir)
+    if point is None:
         train(cfg, run_dir, progress=progress, device=device)
         return load_for_inference(last)
-    state = load_checkpoint(last)
+    state = point.state
     changed = config_changes(config_from_dict(state["config"]), cfg)
     if changed:
         raise RunDirError(

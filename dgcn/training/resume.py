@@ -1,0 +1,437 @@
+"""What a run keeps from one start to the next, whichever machine resumes it.
+
+A run resolves its precision (``train.precision: auto`` is bf16 on a GPU of compute capability
+>= 8, fp16 on an older one such as a T4, fp32 on a CPU) and its micro-batch when it starts.
+Both are stored in every checkpoint (``settings``) and kept when the run is resumed, on this
+machine or on another one, unless the resuming config overrides them: a ``train.precision`` or
+``train.micro_batch`` other than the run's own. :func:`resume_settings` makes that decision and
+lists every change, which :func:`~dgcn.training.loop.fit` prints in one line and records in the
+run's ``config-history.jsonl``. A run whose own precision this device cannot train in (bf16 on
+a T4, fp16 on a CPU) is refused in one line that names the override to pass; it is never
+switched silently. A GradScaler state is loaded only when both the checkpoint and this start
+use one (fp16).
+
+Also here: the checkpoint files of a run folder (``last.pt``, and ``previous.pt``, the one
+before it, used when ``last.pt`` cannot be read: :func:`find_checkpoint`), the random states of
+every process (:func:`rng_state`, :func:`restore_rng`), the wall-clock limit
+``train.time_limit`` (:class:`TimeLimit`) and :func:`run_status`, a run folder's state as a
+notebook reads it before resuming.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dgcn import distributed
+from dgcn.checkpoint import load_checkpoint
+from dgcn.config import Config, config_from_dict
+from dgcn.errors import CheckpointError, ConfigError
+
+LAST = "last.pt"
+PREVIOUS = "previous.pt"
+HISTORY = "config-history.jsonl"
+
+#: config keys that a resume may change without ``--allow-config-change``: they say how a run
+#: is computed on the machine at hand, not which run it is (each change is reported)
+RESUME_KEYS = (
+    "train.precision",
+    "train.micro_batch",
+    "train.time_limit",
+    "train.threads",
+    "train.compile",
+    "data.workers",
+)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The autocast dtype (None = fp32) and whether a GradScaler is needed."""
+
+    dtype: torch.dtype | None
+    scaler: bool
+
+    @property
+    def name(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+
+
+PRECISIONS = {
+    "fp32": Precision(None, False),
+    "bf16": Precision(torch.bfloat16, False),
+    "fp16": Precision(torch.float16, True),
+}
+
+_NEEDS = {
+    "bf16": "bf16 needs a GPU of compute capability >= 8 (A100, L4, H100) or a CPU",
+    "fp16": "fp16 with a GradScaler needs a CUDA GPU",
+    "fp32": "",
+}
+
+
+def device_precisions(device: torch.device) -> tuple[str, ...]:
+    """The precisions ``device`` trains in, the one ``train.precision: auto`` picks first.
+
+    A CUDA GPU of compute capability >= 8 (A100, L4, H100): bf16, fp16, fp32; an older one
+    (T4, V100): fp16, fp32; a CPU: fp32, bf16 (autocast in bf16 runs there, slowly).
+    """
+    if device.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(device)
+        return ("bf16", "fp16", "fp32") if major >= 8 else ("fp16", "fp32")
+    return ("fp32", "bf16")
+
+
+def describe_device(device: torch.device) -> str:
+    """The device in words, e.g. ``Tesla T4 (compute capability 7.5)`` or ``this CPU``."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})"
+    return f"this {device.type.upper()}"
+
+
+def resolve_precision(preference: str, device: torch.device) -> Precision:
+    """``auto``: the first of :func:`device_precisions`; a named precision is checked against
+    them.
+
+    Raises:
+        ConfigError: an unknown name, or a precision this device does not train in (the
+            message names the ones it does).
+    """
+    if preference != "auto" and preference not in PRECISIONS:
+        raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, got {preference!r}")
+    available = device_precisions(device)
+    name = available[0] if preference == "auto" else preference
+    if name not in available:
+        raise ConfigError(
+            f"train.precision={name} does not run on {describe_device(device)}: {_NEEDS[name]}; "
+            f"use {' or '.join(available)}"
+        )
+    return PRECISIONS[name]
+
+
+def accumulation_steps(cfg: Config, world_size: int) -> tuple[int, int]:
+    """(micro batch per process, accumulation steps) so that the global batch is exact."""
+    batch = cfg.train.batch_size
+    micro = cfg.train.micro_batch or max(1, batch // world_size)
+    if batch % (micro * world_size):
+        raise ConfigError(
+            f"train.batch_size={batch} is not a multiple of train.micro_batch={micro} x "
+            f"{world_size} processes; choose micro_batch so that it divides"
+        )
+    return micro, batch // (micro * world_size)
+
+
+@dataclass
+class RunSettings:
+    """What a run resolved on the machine that trains it, stored in each of its checkpoints.
+
+    Attributes:
+        precision: ``fp32``, ``bf16`` or ``fp16`` (never ``auto``).
+        micro_batch: images per forward pass per process.
+        accumulation: forward passes per SGD step per process.
+        processes: the number of processes (``torchrun``'s world size).
+        device: the device in words (:func:`describe_device`).
+    """
+
+    precision: str
+    micro_batch: int
+    accumulation: int
+    processes: int
+    device: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> RunSettings | None:
+        """The settings stored in a checkpoint; None for one written before they were kept."""
+        saved = state.get("settings")
+        if not isinstance(saved, dict):
+            return None
+        try:
+            return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls)})
+        except KeyError:
+            return None
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def changed_keys(previous: Config, current: Config) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (old value, new value)} for every key but ``name`` that differs."""
+    old, new = _flatten(previous.to_dict()), _flatten(current.to_dict())
+    return {
+        key: (old.get(key), new.get(key))
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key) and key != "name"
+    }
+
+
+@dataclass
+class ResumePoint:
+    """The checkpoint a run resumes from.
+
+    Attributes:
+        path: ``last.pt``, or ``previous.pt`` when ``last.pt`` cannot be read or is missing.
+        state: the loaded checkpoint.
+        note: why ``last.pt`` was passed over, in one line (None when it was read).
+    """
+
+    path: Path
+    state: dict[str, Any]
+    note: str | None = None
+
+
+def _cause(err: Exception, limit: int = 160) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def find_checkpoint(run_dir: str | Path) -> ResumePoint | None:
+    """The checkpoint to resume ``run_dir`` from: ``last.pt``; ``previous.pt`` (the checkpoint
+    before it) when ``last.pt`` cannot be read or is missing; None when the folder has neither.
+
+    Raises:
+        CheckpointError: no readable checkpoint, in one line naming both files.
+    """
+    run_dir = Path(run_dir)
+    last, previous = run_dir / LAST, run_dir / PREVIOUS
+    if not last.is_file() and not previous.is_file():
+        return None
+    failure: CheckpointError | None = None
+    if last.is_file():
+        try:
+            return ResumePoint(last, load_checkpoint(last))
+        except CheckpointError as err:
+            failure = err
+            if not previous.is_file():
+                raise CheckpointError(
+                    f"{_cause(err, 400)}; there is no {PREVIOUS} beside it to fall back to: "
+                    "start the run again with --overwrite"
+                ) from err
+    try:
+        state = load_checkpoint(previous)
+    except CheckpointError as err:
+        if failure is None:
+            raise
+        raise CheckpointError(
+            f"cannot resume {run_dir}: neither {LAST} nor {PREVIOUS} can be read "
+            f"({_cause(failure)}; {_cause(err)}); start the run again with --overwrite"
+        ) from err
+    why = f"{last} cannot be read ({_cause(failure)})" if failure else f"{last} is missing"
+    note = f"{why}; resuming from {PREVIOUS} at iteration {state.get('iteration')}"
+    return ResumePoint(previous, state, note)
+
+
+def resume_settings(
+    cfg: Config, info: distributed.DistInfo, point: ResumePoint | None
+) -> tuple[RunSettings, list[str]]:
+    """The precision and micro-batch this start trains with, and what changes against the run.
+
+    A new run (``point`` None), and a checkpoint written before settings were stored, resolve
+    both from ``cfg`` on this device. A resumed run keeps the precision and micro-batch of its
+    checkpoint unless ``cfg`` overrides them: ``train.precision`` or ``train.micro_batch``
+    other than in the run's config, resolved as for a new run. The run's micro-batch is kept
+    as long as it divides ``train.batch_size`` over this number of processes (fewer processes:
+    more accumulation steps, the same images per pass).
+
+    Returns:
+        The settings, and one entry per change against the checkpoint, e.g.
+        ``precision bf16 -> fp16``, ``micro-batch 4 x 2 -> 2 x 4``, ``processes 2 -> 1``,
+        ``train.time_limit 0.0 -> '11h30m'`` (every config key that differs).
+
+    Raises:
+        ConfigError: the run's own precision does not run on this device (the message names
+            the override to pass), or ``train.micro_batch`` does not divide the batch.
+    """
+    world, device = info.world_size, info.device
+    saved = RunSettings.from_checkpoint(point.state) if point is not None else None
+    run_cfg = config_from_dict(point.state["config"]) if point is not None else None
+    keys = changed_keys(run_cfg, cfg) if run_cfg is not None else {}
+    changes = [f"{key} {old!r} -> {new!r}" for key, (old, new) in keys.items()]
+    if saved is None:
+        precision = resolve_precision(cfg.train.precision, device).name
+        micro, accumulation = accumulation_steps(cfg, world)
+        return RunSettings(precision, micro, accumulation, world, describe_device(device)), changes
+    where = point.path.parent
+    if "train.precision" in keys:
+        precision = resolve_precision(cfg.train.precision, device).name
+    else:
+        precision = saved.precision
+        available = device_precisions(device)
+        if precision not in available:
+            raise ConfigError(
+                f"the run in {where} trains in {precision}, which {describe_device(device)} "
+                f"cannot: {_NEEDS[precision]}; resume it in {available[0]} with --opt "
+                f"train.precision={available[0]} (the change is recorded in {HISTORY}), or on "
+                f"a device that runs {precision}"
+            )
+    micro, batch = saved.micro_batch, cfg.train.batch_size
+    if "train.micro_batch" in keys or batch % (micro * world):
+        # an override, or the run's micro-batch no longer divides the batch (grown or shrunk
+        # with --allow-config-change, other processes): resolved as for a new run
+        micro, accumulation = accumulation_steps(cfg, world)
+    else:
+        accumulation = batch // (micro * world)
+    settings = RunSettings(precision, micro, accumulation, world, describe_device(device))
+    resolved = []
+    if precision != saved.precision:
+        resolved.append(f"precision {saved.precision} -> {precision}")
+    if (micro, accumulation) != (saved.micro_batch, saved.accumulation):
+        resolved.append(
+            f"micro-batch {saved.micro_batch} x {saved.accumulation} -> {micro} x {accumulation}"
+        )
+    if world != saved.processes:
+        resolved.append(f"processes {saved.processes} -> {world}")
+    return settings, resolved + changes
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's random states: CPU, Python, and its own GPU's when it trains on one."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    """Restore :func:`rng_state` output (a list of every GPU's state, as older checkpoints hold
+    it, is read at this device's index)."""
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    cuda = state.get("cuda")
+    if cuda is None or device.type != "cuda":
+        return
+    if isinstance(cuda, (list, tuple)):
+        index = device.index or 0
+        if index >= len(cuda):
+            return
+        cuda = cuda[index]
+    torch.cuda.set_rng_state(cuda, device)
+
+
+def rank_seed(seed: int, rank: int, iteration: int = 0) -> int:
+    """The seed of process ``rank``'s own random stream (rank 0 keeps the run's stream; a
+    process without a saved state at a resume starts from this seed at ``iteration``)."""
+    return (seed * 1_000_003 + rank * 7_919 + iteration * 104_729) % (2**63 - 1)
+
+
+def restore_rng(state: dict[str, Any], info: distributed.DistInfo, seed: int) -> str | None:
+    """Restore this process's random states from a checkpoint: each rank its own
+    (``rng_ranks``, one per process; a single-process checkpoint holds only ``rng``).
+
+    A checkpoint of another number of processes: rank r restores the state saved by rank r
+    when there is one, and a rank without one starts the stream of :func:`rank_seed` at the
+    checkpoint's iteration. The data is then split differently anyway, so such a resume is
+    not bit-identical to an uninterrupted run.
+
+    Returns:
+        A note on that case, in one line; None when every rank restored its own state.
+    """
+    saved = state.get("rng_ranks") or [state["rng"]]
+    if info.rank < len(saved):
+        set_rng_state(saved[info.rank], info.device)
+    else:
+        torch.manual_seed(rank_seed(seed, info.rank, int(state["iteration"])))
+    if len(saved) == info.world_size:
+        return None
+    return (
+        f"random states saved by {len(saved)} process(es) for {info.world_size}: ranks from "
+        f"{len(saved)} on start new streams seeded by (train.seed, rank, iteration)"
+    )
+
+
+class TimeLimit:
+    """When to stop for ``train.time_limit``: as soon as the next iteration, with the
+    evaluation due after it and a checkpoint, would end past the limit.
+
+    The durations are the last ones measured (``step``, ``evaluation``, ``checkpoint``, in
+    seconds, set by the loop); before the first checkpoint its duration is unknown, so the
+    limit can be overrun by one checkpoint write (seconds; more on a network drive).
+
+    Args:
+        seconds: the limit (0 = none), counted from ``start``.
+        start: a :func:`time.perf_counter` reading (default: now).
+    """
+
+    def __init__(self, seconds: float, start: float | None = None) -> None:
+        self.seconds = seconds
+        self.start = time.perf_counter() if start is None else start
+        self.step = self.evaluation = self.checkpoint = 0.0
+
+    def __bool__(self) -> bool:
+        return self.seconds > 0
+
+    def expired(self, evaluation_next: bool, now: float | None = None) -> bool:
+        """Whether to stop now rather than run one more iteration."""
+        if not self.seconds:
+            return False
+        now = time.perf_counter() if now is None else now
+        upcoming = self.step + self.checkpoint + (self.evaluation if evaluation_next else 0.0)
+        return now - self.start + upcoming > self.seconds
+
+
+@dataclass
+class RunStatus:
+    """A run folder's state, as read from its checkpoint (nothing is trained or written).
+
+    Attributes:
+        config: the run's own config (preset name, overrides and all), as its checkpoint
+            holds it: resume with it to continue the same run.
+        iteration: the checkpoint's iteration.
+        checkpoint: the file read (``last.pt``, or ``previous.pt``, see :func:`find_checkpoint`).
+        settings: the precision, micro-batch, accumulation, processes and device the run last
+            trained with (None for a checkpoint written before they were kept).
+        note: why ``last.pt`` was passed over (None when it was read).
+    """
+
+    config: Config
+    iteration: int
+    checkpoint: Path
+    settings: RunSettings | None
+    note: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has reached ``train.iterations``."""
+        return self.iteration >= self.config.train.iterations
+
+
+def run_status(run_dir: str | Path) -> RunStatus | None:
+    """The state of the run in ``run_dir``; None when it holds no checkpoint.
+
+    Example (a notebook that resumes its run on whatever GPU it got)::
+
+        status = run_status(RUN_DIR)
+        if status is not None and not status.finished:
+            cfg = status.config  # the run's own preset, not one picked for this GPU
+            if status.settings.precision not in device_precisions(torch.device("cuda")):
+                overrides = ["train.precision=fp16"]  # e.g. a bf16 run resumed on a T4
+
+    Raises:
+        CheckpointError: neither ``last.pt`` nor ``previous.pt`` can be read.
+    """
+    point = find_checkpoint(run_dir)
+    if point is None:
+        return None
+    state = point.state
+    return RunStatus(
+        config=config_from_dict(state["config"]),
+        iteration=int(state["iteration"]),
+        checkpoint=point.path,
+        settings=RunSettings.from_checkpoint(state),
+        note=point.note,
+    )
