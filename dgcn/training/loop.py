@@ -11,6 +11,7 @@ exact resume, JSONL metrics + curves PNG, tqdm progress, TensorBoard when instal
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import random
@@ -479,6 +480,11 @@ def train_step(run: TrainingRun, batches: Iterator, iteration: int) -> dict[str,
     """One SGD step over ``run.accumulation`` micro-batches (gradients synchronised on the last
     one); returns the loss parts averaged over the micro-batches.
 
+    Each micro-batch's loss is the mean over its images of per-image losses
+    (:class:`~dgcn.training.losses.SegmentationLoss`); it is divided by the accumulation steps
+    and DDP averages over the processes, so the step's gradient is that of the mean over every
+    image of the global batch, as the authors' 8 processes x 1 image.
+
     Raises:
         TrainingError: the loss is not finite on some process (nothing is updated).
     """
@@ -537,8 +543,14 @@ def log_step(
 
 def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any]:
     """Evaluate the model on the validation split (sharded over the processes) with the
-    config's test mode, log mIoU and pixel accuracy at ``iteration``; returns the summary."""
+    config's test mode, log mIoU and pixel accuracy at ``iteration``; returns the summary.
+
+    ``eval.precision=auto`` evaluates in the run's own precision (its autocast dtype; on CUDA
+    in channels_last, see :func:`dgcn.evaluation.loop.evaluate`)."""
     cfg, info = run.cfg, run.info
+    eval_cfg = cfg.eval
+    if eval_cfg.precision == "auto":
+        eval_cfg = dataclasses.replace(eval_cfg, precision=run.precision.name)
     val_loader = DataLoader(
         distributed.shard(run.val_set, info), batch_size=1, num_workers=min(2, cfg.data.workers)
     )
@@ -546,7 +558,7 @@ def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any]:
     matrix = evaluate(
         run.model,
         val_loader,
-        cfg.eval,
+        eval_cfg,
         num_classes=cfg.model.num_classes,
         device=info.device,
         progress=run.progress and info.is_main,
