@@ -498,3 +498,51 @@ def test_evaluate_runs_the_model_under_the_configs_autocast():
     assert model.seen is torch.bfloat16
     evaluate(model, batches, num_classes=5, progress=False, mode="whole")  # auto: fp32 on a CPU
     assert model.seen is None
+
+
+def test_the_cuda_fast_path_converts_to_channels_last_and_restores():
+    """cuda_fast_path only looks at the device's type, so its bookkeeping runs on the CPU."""
+    from dgcn.evaluation.loop import cuda_fast_path
+
+    model = TinyNet()
+    weight = model.classifier.weight
+    with cuda_fast_path(model, torch.device("cuda")):
+        assert model.classifier.weight is weight  # the same Parameter (an optimizer holds it)
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+        assert not weight.is_contiguous()
+    assert weight.is_contiguous()
+    model.to(memory_format=torch.channels_last)  # a channels_last model stays so
+    with cuda_fast_path(model, torch.device("cuda")):
+        pass
+    assert not weight.is_contiguous()
+    with cuda_fast_path(TinyNet(), torch.device("cpu")):  # nothing on a CPU
+        pass
+
+
+@pytest.mark.cuda
+def test_cuda_evaluation_runs_the_fast_path_and_tracks_the_cpu(minicity_val):
+    """``dgcn evaluate``'s defaults on a GPU (autocast, channels_last) against fp32 on the
+    CPU: mIoU within one point; the model's layout is restored afterwards."""
+    from dgcn.checkpoint import load_for_inference
+    from dgcn.datasets.build import build_dataset
+
+    model, cfg = load_for_inference(CHECKPOINTS / "minicity-dgcnet-official.pt")
+    cfg.data.root = str(minicity_val)
+    loader = DataLoader(build_dataset(cfg.data, "val", train=False), batch_size=2)
+    options = {"mode": "slide", "tile": 96, "progress": False}
+    cpu = evaluate(model, loader, cfg.eval, precision="fp32", **options)
+    model.cuda()
+    formats = []
+    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    first_conv.register_forward_hook(
+        lambda m, args, out: formats.append(
+            (
+                m.weight.is_contiguous(memory_format=torch.channels_last),
+                torch.is_autocast_enabled("cuda"),
+            )
+        )
+    )
+    gpu = evaluate(model, loader, cfg.eval, device="cuda", **options)
+    assert abs(gpu.miou() - cpu.miou()) < 0.01, (gpu.miou(), cpu.miou())
+    assert formats and all(channels_last and autocast for channels_last, autocast in formats)
+    assert all(p.is_contiguous() for p in model.parameters())
