@@ -1,9 +1,17 @@
-"""Evaluation throughput: images/s for whole-image, sliding-window and multi-scale + flip.
+"""Evaluation throughput of what ``dgcn evaluate`` runs: sliding window, whole image, and
+multi-scale + flip.
 
-On CUDA: ``dgcnet_official_r101`` on 1024x2048 images, sliding window 832 with 1/3 overlap
-(the authors' protocol), multi-scale (0.75-1.75) + flip, in bf16/fp16 autocast and fp32; the
-time for the 500 Cityscapes val images is extrapolated from the measured rate. On a CPU:
+Every case times :func:`dgcn.evaluation.evaluate`, the loop ``dgcn evaluate`` runs, after the
+same preparation as ``evaluate_run`` (the model on the device, :func:`cuda_settings`) and in
+the precision it uses: ``eval.precision=auto`` (bf16 autocast from Ampere on, fp16 before,
+fp32 on a CPU) with channels_last on CUDA; argmax and the confusion matrix included. The
+images are random tensors in memory, so the loader's PNG decoding is not timed
+(``benchmarks/data_loading.py`` measures it). On CUDA: ``dgcnet_official_r101`` on 1024x2048
+images with the authors' protocol (tile 832, 1/3 overlap, logits averaged; multi-scale
+0.75-1.75 + flip), then the sliding window and the whole image again in fp32 for comparison;
+the time for the 500 Cityscapes val images is extrapolated from the measured rate. On a CPU:
 ``dgcnet_paper_micro`` on 256x512 images with a 192 tile, to exercise the same code paths.
+The JSON is written after every case, so a run cut short keeps what it measured.
 
     python benchmarks/evaluation.py [--images 8]
 """
@@ -11,7 +19,7 @@ time for the 500 Cityscapes val images is extrapolated from the measured rate. O
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -22,13 +30,46 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_result  # noqa: E402
 
 from dgcn.config import EvalConfig  # noqa: E402
-from dgcn.evaluation import predict  # noqa: E402
+from dgcn.evaluation import evaluate  # noqa: E402
+from dgcn.evaluation.loop import cuda_settings  # noqa: E402
+from dgcn.evaluation.prediction import autocast_dtype, precision_name  # noqa: E402
 from dgcn.models import build_model  # noqa: E402
+
+
+def cases(cpu: bool, tile: int) -> list[tuple[str, EvalConfig]]:
+    """(label, test mode) in the order they are measured: what users run first."""
+    protocol = EvalConfig(tile=tile)  # the authors' overlap, scales and logit average
+    rows = [
+        ("slide", dataclasses.replace(protocol, mode="slide")),
+        ("whole", dataclasses.replace(protocol, mode="whole")),
+        ("multiscale+flip", dataclasses.replace(protocol, mode="multiscale", flip=True)),
+    ]
+    if not cpu:  # auto is fp32 on a CPU: nothing to compare there
+        rows += [
+            (label, dataclasses.replace(config, precision="fp32")) for label, config in rows[:2]
+        ]
+    return rows
+
+
+def time_case(model, images, masks, config, device, count: int) -> float:
+    """Seconds per image of :func:`evaluate` over ``count`` images, after one warm-up image
+    (cuDNN autotuning, the first autocast)."""
+    batches = [(images, masks)]
+    evaluate(model, batches, config, num_classes=19, device=device, progress=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    matrix = evaluate(model, batches * count, config, num_classes=19, device=device, progress=False)
+    matrix.miou()  # reads the matrix back: every kernel has run
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / count
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=8, help="images timed per mode")
+    parser.add_argument("--images", type=int, default=8, help="images timed per case")
     parser.add_argument("--model", help="preset (CUDA dgcnet_official_r101, CPU paper_micro)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -36,54 +77,35 @@ def main() -> None:
     name = args.model or ("dgcnet_paper_micro" if cpu else "dgcnet_official_r101")
     height, width = (256, 512) if cpu else (1024, 2048)
     tile = 192 if cpu else EvalConfig().tile  # the authors' tile on Cityscapes
-    model = build_model(name, num_classes=19).to(device).eval()
-    if not cpu:
-        torch.backends.cudnn.benchmark = True
-        model = model.to(memory_format=torch.channels_last)
-    precisions = [None] if cpu else [None, torch.bfloat16]
-    modes = [  # the authors' overlap (1/3) and scales: the defaults of EvalConfig
-        ("whole", EvalConfig(mode="whole")),
-        ("slide", EvalConfig(mode="slide", tile=tile)),
-        ("multiscale+flip", EvalConfig(mode="multiscale", tile=tile, flip=True)),
-    ]
-    image = torch.randn(1, 3, height, width, device=device)
-    rows = []
-    for dtype in precisions:
-        for label, options in modes:
-            ctx = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-            with ctx:
-                predict(model, image, options)  # warm-up (cuDNN autotuning)
-                if not cpu:
-                    torch.cuda.synchronize()
-                start = time.perf_counter()
-                for _ in range(args.images):
-                    predict(model, image, options).argmax(1)
-                if not cpu:
-                    torch.cuda.synchronize()
-            seconds = (time.perf_counter() - start) / args.images
-            row = {
-                "mode": label,
-                "precision": str(dtype).replace("torch.", "") if dtype else "fp32",
-                "seconds_per_image": seconds,
-                "images_per_s": 1 / seconds,
-                "seconds_for_500": 500 * seconds,
-            }
-            rows.append(row)
-            print(
-                f"{label:<18}{row['precision']:<10}{row['images_per_s']:>8.2f} img/s"
-                f"{row['seconds_for_500']:>10.1f} s for 500 images"
-            )
-    path = write_result(
-        f"evaluation_{device.type}",
-        {
-            "model": name,
-            "size": [height, width],
-            "tile": tile,
-            "rows": rows,
-            "targets": {"cuda_slide_seconds_for_500": 30},
-        },
-    )
-    print(f"wrote {path}")
+    model = build_model(name, num_classes=19).eval().to(device)
+    cuda_settings(device)  # as evaluate_run
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(1, 3, height, width, generator=generator)  # on the CPU, as a loader's
+    masks = torch.randint(0, 19, (1, height, width), generator=generator)
+    payload = {"model": name, "size": [height, width], "tile": tile, "images": args.images}
+    payload["rows"], payload["complete"] = [], False
+    payload["targets"] = {"cuda_slide_seconds_for_500": 30}
+    for label, config in cases(cpu, tile):
+        seconds = time_case(model, images, masks, config, device, args.images)
+        row = {
+            "mode": label,
+            "precision": precision_name(autocast_dtype(config.precision, device)),
+            "average": config.average,
+            "seconds_per_image": seconds,
+            "images_per_s": 1 / seconds,
+            "seconds_for_500": 500 * seconds,
+        }
+        if not cpu:
+            row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+        payload["rows"].append(row)
+        write_result(f"evaluation_{device.type}", payload)  # after every case
+        print(
+            f"{label:<18}{row['precision']:<8}{row['images_per_s']:>8.2f} img/s"
+            f"{row['seconds_for_500']:>10.1f} s for 500 images",
+            flush=True,
+        )
+    payload["complete"] = True
+    print(f"wrote {write_result(f'evaluation_{device.type}', payload)}")
 
 
 if __name__ == "__main__":

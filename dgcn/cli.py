@@ -169,7 +169,12 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 #: the test-mode options of ``evaluate`` and ``predict``: fields of the config's ``eval`` part
-INFERENCE_OPTIONS = ("mode", "tile", "overlap", "scales", "flip")
+INFERENCE_OPTIONS = ("mode", "tile", "overlap", "scales", "flip", "average", "precision")
+
+
+def _choices(field: str) -> tuple[str, ...]:
+    """The choices of an :class:`EvalConfig` field, read from its type."""
+    return typing.get_args(typing.get_type_hints(EvalConfig)[field])
 
 
 def _add_inference_args(p: argparse.ArgumentParser) -> None:
@@ -178,11 +183,21 @@ def _add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="data/eval config for --official (cityscapes-official)")
     p.add_argument("--data-root", help="dataset root (overrides data.root)")
     p.add_argument("--split", help="split (default: the config's val split)")
-    p.add_argument("--mode", choices=typing.get_args(typing.get_type_hints(EvalConfig)["mode"]))
+    p.add_argument("--mode", choices=_choices("mode"))
     p.add_argument("--tile", type=int, help="sliding-window tile (the authors: 832)")
     p.add_argument("--overlap", type=float, help="sliding-window overlap (the authors: 1/3)")
     p.add_argument("--scales", type=float, nargs="+", help="multi-scale factors")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument(
+        "--average",
+        choices=_choices("average"),
+        help="what windows, scales and flips average (the authors: logits)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=_choices("precision"),
+        help="autocast (auto: bf16 on CUDA >= Ampere, fp16 before, fp32 on a CPU)",
+    )
     p.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
 

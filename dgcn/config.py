@@ -177,6 +177,11 @@ class EvalConfig:
         mode: ``whole``, ``slide`` or ``multiscale``.
         tile, overlap: sliding window (the authors: 832, 1/3).
         scales, flip: multi-scale + flip.
+        average: what overlapping windows, scales and flips average: ``logits`` (the authors'
+            evaluation; the softmax of the mean) or ``probs`` (the mean of the softmaxes).
+        precision: the forward passes' autocast: ``auto`` (bf16 on CUDA compute capability
+            >= 8, fp16 below, fp32 on a CPU; in training: the run's own precision), ``fp32``,
+            ``bf16``, ``fp16`` (CUDA only).
     """
 
     mode: Literal["whole", "slide", "multiscale"] = "slide"
@@ -184,6 +189,8 @@ class EvalConfig:
     overlap: float = 1 / 3
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25, 1.5, 1.75])
     flip: bool = False
+    average: Literal["logits", "probs"] = "logits"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
 
 
 @dataclass

@@ -164,10 +164,11 @@ print(f"images {list(images.shape)}, masks {list(masks.shape)}")
 # $t = 832$ overlapping by a fraction $o = 1/3$. Along each axis of length $L$ the stride is
 # $s = \lceil t (1 - o) \rceil$, the windows start at $0, s, 2s, \dots$, there are
 # $n = \lceil (L - t) / s \rceil + 1$ of them and the last one is shifted back to end at the
-# border. Each pixel $p$ averages the windows $\mathcal{W}(p)$ that contain it:
+# border. Each pixel $p$ averages the logits of the windows $\mathcal{W}(p)$ that contain it,
+# as the authors' evaluation does, and the softmax comes last:
 #
 # $$
-# P(p) = \frac{1}{|\mathcal{W}(p)|} \sum_{w \in \mathcal{W}(p)} \sigma\big(f(I_w)\big)(p).
+# P(p) = \sigma\Big(\frac{1}{|\mathcal{W}(p)|} \sum_{w \in \mathcal{W}(p)} f(I_w)(p)\Big).
 # $$
 #
 # When $t \ge L$ on both axes there is a single window, the image itself, so sliding equals
@@ -179,12 +180,13 @@ print(f"images {list(images.shape)}, masks {list(masks.shape)}")
 # horizontal flip $F$ (its own inverse),
 #
 # $$
-# P = \frac{1}{2 |\mathcal{S}|} \sum_{s \in \mathcal{S}} \Big[
-#   R_{1/s}\,\sigma\big(f(R_s I)\big) + R_{1/s}\,F\,\sigma\big(f(F R_s I)\big) \Big],
+# P = \sigma\Big(\frac{1}{2 |\mathcal{S}|} \sum_{s \in \mathcal{S}} \Big[
+#   R_{1/s}\,f(R_s I) + R_{1/s}\,F\,f(F R_s I) \Big]\Big),
 # $$
 #
 # ten forward passes per image, each view weighted the same; on Cityscapes each scale is
-# itself predicted by sliding window. The windows the authors use on a Cityscapes frame:
+# itself predicted by sliding window. (`eval.average: probs` averages the views' softmaxes
+# $\sigma(f(\cdot))$ instead of their logits.) The windows the authors use on a Cityscapes frame:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -213,13 +215,15 @@ x = images[:2]
 height, width = x.shape[-2:]
 model.eval()
 whole = evaluation.predict_whole(model, x)
-big_tile = evaluation.predict_slide(model, x, tile=max(height, width), overlap=1 / 3)
+big_tile = evaluation.predict_slide(
+    model, x, tile=max(height, width), overlap=1 / 3, average="logits"
+)
 assert torch.equal(big_tile, whole)  # (a): one window, the image itself
 
 
-def softmax_of(batch):
+def logits_of(batch):
     with torch.no_grad():
-        return model(batch)["out"].softmax(dim=1)
+        return model(batch)["out"]
 
 
 def window_starts(length, tile, overlap=1 / 3):
@@ -235,20 +239,22 @@ th, tw = min(SLIDE_TILE, height), min(SLIDE_TILE, width)
 total, count = torch.zeros_like(whole), torch.zeros(1, 1, height, width)
 for y1 in ys:
     for x1 in xs:
-        total[..., y1 : y1 + th, x1 : x1 + tw] += softmax_of(x[..., y1 : y1 + th, x1 : x1 + tw])
+        total[..., y1 : y1 + th, x1 : x1 + tw] += logits_of(x[..., y1 : y1 + th, x1 : x1 + tw])
         count[..., y1 : y1 + th, x1 : x1 + tw] += 1
-slide = evaluation.predict_slide(model, x, tile=SLIDE_TILE, overlap=1 / 3)
-torch.testing.assert_close(slide, total / count)  # (b)
+slide = evaluation.predict_slide(model, x, tile=SLIDE_TILE, overlap=1 / 3, average="logits")
+torch.testing.assert_close(slide, (total / count).softmax(dim=1))  # (b)
 
 views = []
 for s in SCALES:
     size = (round(height * s), round(width * s))
     scaled = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
     for flip in (False, True):
-        view = softmax_of(scaled.flip(-1)).flip(-1) if flip else softmax_of(scaled)
+        view = logits_of(scaled.flip(-1)).flip(-1) if flip else logits_of(scaled)
         views.append(F.interpolate(view, size=(height, width), mode="bilinear", align_corners=True))
-multi = evaluation.predict_multiscale(model, x, scales=SCALES, flip=True, tile=None, overlap=0)
-torch.testing.assert_close(multi, torch.stack(views).mean(0))  # (c)
+multi = evaluation.predict_multiscale(
+    model, x, scales=SCALES, flip=True, tile=None, overlap=0, average="logits"
+)
+torch.testing.assert_close(multi, torch.stack(views).mean(0).softmax(dim=1))  # (c)
 print(f"(a) tile >= image is whole; (b) windows at y {ys}, x {xs}; (c) {len(views)} views")
 
 # %% [markdown]

@@ -1,4 +1,5 @@
-"""CoordinateGCN against the literal formula with A_S formed explicitly (paper Eq. 3-5)."""
+"""CoordinateGCN against the literal formula with A_S formed explicitly (paper Eq. 3-5), and the
+authors' gate (its written-out backward, and torch.compile tracing it without graph breaks)."""
 
 import math
 
@@ -79,3 +80,69 @@ def test_invalid_arguments():
         CoordinateGCN(8, downsample=6)
     with pytest.raises(ValueError, match="pooling"):
         CoordinateGCN(8, pooling="max")
+
+
+@pytest.mark.parametrize("small", [(5, 7), (11, 13)])
+def test_gate_gradients_are_those_of_plain_autograd(small):
+    """The authors' gate ``x * up(g) + x`` with its backward written out (up(g) recomputed,
+    the resize's adjoint for g) against autograd on the plain expression, float64; g of the
+    size of x included (up is then the identity)."""
+    from dgcn.models.coordinate_gcn import gate
+
+    x = torch.randn(2, 3, 11, 13, dtype=torch.float64)
+    g = torch.randn(2, 3, *small, dtype=torch.float64)
+    target = torch.randn_like(x)
+    grads = []
+    for fn in (
+        gate,
+        lambda a, b: a * F.interpolate(b, a.shape[-2:], mode="bilinear", align_corners=True) + a,
+    ):
+        a, b = x.clone().requires_grad_(True), g.clone().requires_grad_(True)
+        (fn(a, b) * target).sum().backward()
+        grads.append((a.grad, b.grad))
+    for ours, plain in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, plain, rtol=1e-12, atol=1e-12)
+    inputs = (x.clone().requires_grad_(True), g.clone().requires_grad_(True))
+    assert torch.autograd.gradcheck(gate, inputs)
+    # only one input needing a gradient
+    b = g.clone().requires_grad_(True)
+    (gate(x, b) * target).sum().backward()
+    torch.testing.assert_close(b.grad, grads[1][1], rtol=1e-12, atol=1e-12)
+
+
+def test_official_block_traces_without_graph_breaks():
+    """torch.compile sees the whole official block, the gate's custom backward included (its
+    backward used to call torch.autograd.grad, a graph break in every forward)."""
+    from dgcn.models import DualGCN
+
+    torch._dynamo.reset()
+    block = DualGCN(16, "official").train()
+    explained = torch._dynamo.explain(block)(torch.randn(2, 16, 21, 19, requires_grad=True))
+    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+    assert explained.graph_count == 1
+
+
+@pytest.mark.slow
+def test_official_model_compiles_whole_and_keeps_its_gradients():
+    """The whole official model (micro backbone) traces as one graph, and compiled through
+    AOTAutograd (the custom backward traced too) it gives eager's outputs and gradients."""
+    from dgcn.models import build_model
+
+    torch._dynamo.reset()
+    model = build_model("dgcnet_official_micro", num_classes=19).train()
+    images = torch.randn(2, 3, 64, 96)
+    explained = torch._dynamo.explain(model)(images)
+    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    results = []
+    for runner in (model, compiled):
+        torch.manual_seed(1)  # the aux head's dropout draws the same mask
+        outputs = runner(images)
+        model.zero_grad()
+        (outputs["out"].square().mean() + outputs["aux"].square().mean()).backward()
+        results.append((outputs["out"].detach(), [p.grad.clone() for p in model.parameters()]))
+    (eager_out, eager_grads), (compiled_out, compiled_grads) = results
+    torch.testing.assert_close(compiled_out, eager_out, rtol=1e-4, atol=1e-5)
+    for a, b in zip(compiled_grads, eager_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)

@@ -113,84 +113,138 @@ def test_windows_of_an_odd_size_by_hand():
     assert sliding_windows((64, 64), tile=832, overlap=1 / 3) == [(0, 64, 0, 64)]
 
 
-def test_slide_with_a_large_tile_is_exactly_whole(fcn):
+@pytest.mark.parametrize("average", ["logits", "probs"])
+def test_slide_with_a_large_tile_is_exactly_whole(fcn, average):
     images = torch.randn(1, 3, 32, 40)
     whole = predict_whole(fcn, images)
-    assert torch.equal(predict_slide(fcn, images, tile=40, overlap=1 / 3), whole)
-    assert torch.equal(predict_slide(fcn, images, tile=(64, 200), overlap=1 / 3), whole)
-    assert torch.equal(predict_slide(fcn, images, tile=832, overlap=1 / 3), whole)
+    for tile in (40, (64, 200), 832):
+        probs = predict_slide(fcn, images, tile=tile, overlap=1 / 3, average=average)
+        assert torch.equal(probs, whole), tile
 
 
-def test_slide_averages_the_windows_by_hand():
+# the windows of 70 x 95 with tile 32 and overlap 1/3, listed by hand in the test above
+ROWS, COLS = [(0, 32), (22, 54), (38, 70)], [(0, 32), (22, 54), (44, 76), (63, 95)]
+
+
+def sigmoid(m: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-m))  # softmax([m, 0])[0]
+
+
+def test_slide_averages_the_windows_logits_by_hand():
+    """The authors' sliding window: each window's logits, averaged where windows overlap; the
+    class is the argmax of that mean (we return its softmax)."""
+    images = 30 * torch.randn(2, 3, 70, 95)  # window means of about +-0.5: softmax not linear
+    probs = predict_slide(WindowMeanModel(), images, tile=32, overlap=1 / 3, average="logits")
+    x = images.numpy().astype(np.float64)
+    total = np.zeros((2, 70, 95))  # the logit of class 0 (class 1's is 0 in every window)
+    count = np.zeros((70, 95))
+    for y1, y2 in ROWS:
+        for x1, x2 in COLS:
+            total[:, y1:y2, x1:x2] += x[:, :, y1:y2, x1:x2].mean(axis=(1, 2, 3))[:, None, None]
+            count[y1:y2, x1:x2] += 1
+    assert (count > 0).all()
+    expected = sigmoid(total / count)
+    assert np.allclose(probs[:, 0].numpy(), expected, atol=1e-6)
+    assert np.allclose(probs[:, 1].numpy(), 1 - expected, atol=1e-6)
+    # the mean of probabilities is another number where windows with different logits overlap
+    other = predict_slide(WindowMeanModel(), images, tile=32, overlap=1 / 3, average="probs")
+    assert not torch.allclose(other, probs, atol=1e-4)
+
+
+def test_slide_averages_the_windows_probabilities_by_hand():
     images = torch.randn(2, 3, 70, 95)
-    probs = predict_slide(WindowMeanModel(), images, tile=32, overlap=1 / 3)
-    # independent bookkeeping over the hand-listed windows of the test above
+    probs = predict_slide(WindowMeanModel(), images, tile=32, overlap=1 / 3, average="probs")
     x = images.numpy().astype(np.float64)
     total = np.zeros((2, 70, 95))
     count = np.zeros((70, 95))
-    for y1, y2 in [(0, 32), (22, 54), (38, 70)]:
-        for x1, x2 in [(0, 32), (22, 54), (44, 76), (63, 95)]:
+    for y1, y2 in ROWS:
+        for x1, x2 in COLS:
             m = x[:, :, y1:y2, x1:x2].mean(axis=(1, 2, 3))
-            total[:, y1:y2, x1:x2] += (1 / (1 + np.exp(-m)))[:, None, None]  # softmax([m, 0])[0]
+            total[:, y1:y2, x1:x2] += sigmoid(m)[:, None, None]
             count[y1:y2, x1:x2] += 1
-    assert (count > 0).all()
     expected = total / count
     assert np.allclose(probs[:, 0].numpy(), expected, atol=1e-6)
     assert np.allclose(probs[:, 1].numpy(), 1 - expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("average", ["logits", "probs"])
 @pytest.mark.parametrize("size,tile", [((70, 95), 32), ((64, 96), 64), ((33, 17), (8, 16))])
-def test_slide_equals_whole_for_a_pixelwise_model(size, tile):
+def test_slide_equals_whole_for_a_pixelwise_model(size, tile, average):
     model = PixelModel().eval()
     images = torch.randn(2, 3, *size)
-    probs = predict_slide(model, images, tile=tile, overlap=1 / 3)
+    probs = predict_slide(model, images, tile=tile, overlap=1 / 3, average=average)
     assert probs.shape == (2, 5, *size)
     assert torch.isfinite(probs).all()  # every pixel covered (count > 0)
     assert torch.allclose(probs, predict_whole(model, images), atol=1e-6)
 
 
-def test_multiscale_single_scale_no_flip_is_exactly_whole(fcn):
+@pytest.mark.parametrize("average", ["logits", "probs"])
+def test_multiscale_single_scale_no_flip_is_exactly_whole(fcn, average):
     images = torch.randn(1, 3, 32, 48)
-    probs = predict_multiscale(fcn, images, scales=[1.0], flip=False, tile=None, overlap=1 / 3)
+    probs = predict_multiscale(
+        fcn, images, scales=[1.0], flip=False, tile=None, overlap=1 / 3, average=average
+    )
     assert torch.equal(probs, predict_whole(fcn, images))
 
 
-def test_multiscale_flip_on_a_flip_equivariant_model_is_whole():
+@pytest.mark.parametrize("average", ["logits", "probs"])
+def test_multiscale_flip_on_a_flip_equivariant_model_is_whole(average):
     model = PixelModel().eval()
     images = torch.randn(2, 3, 40, 56)
-    probs = predict_multiscale(model, images, scales=[1.0], flip=True, tile=None, overlap=0)
+    options = {"scales": [1.0], "flip": True, "average": average}
+    probs = predict_multiscale(model, images, tile=None, overlap=0, **options)
     assert torch.allclose(probs, predict_whole(model, images), atol=1e-6)
     # with the sliding window at each scale too
-    tiled = predict_multiscale(model, images, scales=[1.0], flip=True, tile=24, overlap=1 / 3)
+    tiled = predict_multiscale(model, images, tile=24, overlap=1 / 3, **options)
     assert torch.allclose(tiled, predict_whole(model, images), atol=1e-6)
 
 
-def test_multiscale_of_a_constant_model_is_constant():
+@pytest.mark.parametrize("average", ["logits", "probs"])
+def test_multiscale_of_a_constant_model_is_constant(average):
     model = ConstantModel().eval()
     images = torch.randn(1, 3, 40, 56)
     probs = predict_multiscale(
-        model, images, scales=(0.5, 0.75, 1.25, 1.75), flip=True, tile=None, overlap=0
+        model,
+        images,
+        scales=(0.5, 0.75, 1.25, 1.75),
+        flip=True,
+        tile=None,
+        overlap=0,
+        average=average,
     )
     assert torch.allclose(probs, predict_whole(model, images), atol=1e-6)
 
 
-def test_multiscale_is_the_mean_of_resized_views(tiny):
-    images = torch.randn(1, 3, 64, 96)
-    probs = predict_multiscale(tiny, images, scales=(0.5, 1.0), flip=True, tile=None, overlap=0)
+def resized_views(model, images, transform):
+    """The four views of scales (0.5, 1) x flip of a 64 x 96 image, each passed through
+    ``transform`` (the identity for logits, the softmax for probabilities) and resized back."""
     with torch.no_grad():
 
         def view(x):
             small = F.interpolate(x, size=(32, 48), mode="bilinear", align_corners=True)
-            p = tiny(small)["out"].softmax(1)
-            return F.interpolate(p, size=(64, 96), mode="bilinear", align_corners=True)
+            v = transform(model(small)["out"])
+            return F.interpolate(v, size=(64, 96), mode="bilinear", align_corners=True)
 
-        views = [
+        return [
             view(images),
             view(images.flip(-1)).flip(-1),
-            tiny(images)["out"].softmax(1),
-            tiny(images.flip(-1))["out"].softmax(1).flip(-1),
+            transform(model(images)["out"]),
+            transform(model(images.flip(-1))["out"]).flip(-1),
         ]
+
+
+def test_multiscale_is_the_mean_of_resized_views(tiny):
+    images = torch.randn(1, 3, 64, 96)
+    options = {"scales": (0.5, 1.0), "flip": True, "tile": None, "overlap": 0}
+    # the authors': the views' logits averaged, then the softmax
+    probs = predict_multiscale(tiny, images, average="logits", **options)
+    logits = resized_views(tiny, images, lambda v: v)
+    assert torch.allclose(probs, (sum(logits) / 4).softmax(1), atol=1e-5)
+    # the option: the views' probabilities averaged
+    probs = predict_multiscale(tiny, images, average="probs", **options)
+    views = resized_views(tiny, images, lambda v: v.softmax(1))
     assert torch.allclose(probs, sum(views) / 4, atol=1e-5)
+    assert not torch.allclose((sum(logits) / 4).softmax(1), sum(views) / 4, atol=1e-4)
     # the views really differ for this model, so a dropped view would be caught
     assert not torch.allclose(views[0], views[2], atol=1e-3)
     assert not torch.allclose(views[2], views[3], atol=1e-3)
@@ -203,12 +257,16 @@ def test_predict_dispatches_and_rejects_unknown_modes(tiny):
     assert torch.equal(predict(tiny, images, mode="slide", tile=64), whole)
     assert torch.equal(predict(tiny, images, mode="multiscale", tile=None, scales=[1.0]), whole)
     small = predict(tiny, images, mode="slide", tile=32)
-    assert torch.equal(small, predict_slide(tiny, images, tile=32, overlap=1 / 3))
+    assert torch.equal(small, predict_slide(tiny, images, tile=32, overlap=1 / 3, average="logits"))
+    probs = predict(tiny, images, mode="slide", tile=32, average="probs")
+    assert torch.equal(probs, predict_slide(tiny, images, tile=32, overlap=1 / 3, average="probs"))
     assert not torch.equal(small, whole)  # really went through windows
     with pytest.raises(ValueError, match="unknown inference mode"):
         predict(tiny, images, mode="sliding")
     with pytest.raises(ValueError):
         predict(tiny, images, mode="slide", tile=None)
+    with pytest.raises(ValueError, match="average must be one of logits, probs"):
+        predict(tiny, images, mode="slide", tile=32, average="mean")
 
 
 def _confusion(preds: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
@@ -351,7 +409,9 @@ def test_the_defaults_live_in_the_eval_config_only(tiny):
     # keyword options replace the config's fields; the config itself is left as it was
     config = EvalConfig(mode="slide", tile=32)
     flipped = predict(tiny, images, config, flip=True)
-    expected = predict_multiscale(tiny, images, scales=(1.0,), flip=True, tile=32, overlap=1 / 3)
+    expected = predict_multiscale(
+        tiny, images, scales=(1.0,), flip=True, tile=32, overlap=1 / 3, average="logits"
+    )
     assert torch.equal(flipped, expected) and config.flip is False
     with pytest.raises(TypeError, match="unknown inference option 'tiles'"):
         predict(tiny, images, tiles=32)
@@ -372,3 +432,117 @@ def test_evaluation_imports_nothing_above_it():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "experiments" / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def minicity_val(tmp_path_factory):
+    """8 MiniCity validation images at the committed models' size, 128 x 256."""
+    from dgcn.datasets import make_minicity
+
+    root = tmp_path_factory.mktemp("mc-val") / "minicity"
+    make_minicity(root, train=0, val=8, height=128, width=256, seed=5, progress=False)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["minicity-dgcnet-paper.pt", "minicity-dgcnet-official.pt"])
+def test_bf16_autocast_evaluation_tracks_fp32(name, minicity_val):
+    """The fast path of ``dgcn evaluate`` on a GPU is autocast (bf16 from Ampere on); on the CPU
+    the same code runs in bf16 too: a trained model's sliding-window mIoU moves by less than
+    one point and the predictions agree on >= 99 % of the pixels."""
+    from dgcn.checkpoint import load_for_inference
+    from dgcn.datasets.build import build_dataset
+
+    model, cfg = load_for_inference(CHECKPOINTS / name)
+    cfg.data.root = str(minicity_val)
+    loader = DataLoader(build_dataset(cfg.data, "val", train=False), batch_size=4)
+    options = {"mode": "slide", "tile": 96, "overlap": 1 / 3, "progress": False}
+    fp32 = evaluate(model, loader, cfg.eval, precision="fp32", **options)
+    bf16 = evaluate(model, loader, cfg.eval, precision="bf16", **options)
+    assert abs(bf16.miou() - fp32.miou()) < 0.01, (bf16.miou(), fp32.miou())
+    images = torch.cat([x for x, _ in loader])
+    p32 = predict(model, images, cfg.eval, mode="slide", tile=96, precision="fp32").argmax(1)
+    p16 = predict(model, images, cfg.eval, mode="slide", tile=96, precision="bf16").argmax(1)
+    agree = (p32 == p16).float().mean().item()
+    assert 0.99 <= agree < 1.0, agree  # < 1: bf16 really ran
+
+
+def test_precision_resolves_by_device_and_fp16_needs_cuda():
+    from dgcn.errors import ConfigError
+    from dgcn.evaluation.prediction import autocast_dtype
+
+    assert autocast_dtype("auto", "cpu") is None
+    assert autocast_dtype("fp32", "cpu") is None
+    assert autocast_dtype("bf16", "cpu") is torch.bfloat16
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+        autocast_dtype("fp16", "cpu")
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):  # before any batch
+        evaluate(PixelModel(), [(torch.randn(1, 3, 8, 8), None)], precision="fp16")
+
+
+class AutocastSpy(PixelModel):
+    """A PixelModel that records whether its forward pass ran under autocast, and in what."""
+
+    def forward(self, x):
+        self.seen = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+        return super().forward(x)
+
+
+def test_evaluate_runs_the_model_under_the_configs_autocast():
+    model = AutocastSpy()
+    batches = [(torch.randn(1, 3, 8, 8), torch.zeros(1, 8, 8, dtype=torch.long))]
+    evaluate(model, batches, num_classes=5, progress=False, mode="whole", precision="bf16")
+    assert model.seen is torch.bfloat16
+    evaluate(model, batches, num_classes=5, progress=False, mode="whole")  # auto: fp32 on a CPU
+    assert model.seen is None
+
+
+def test_the_cuda_fast_path_converts_to_channels_last_and_restores():
+    """cuda_fast_path only looks at the device's type, so its bookkeeping runs on the CPU."""
+    from dgcn.evaluation.loop import cuda_fast_path
+
+    model = TinyNet()
+    weight = model.classifier.weight
+    with cuda_fast_path(model, torch.device("cuda")):
+        assert model.classifier.weight is weight  # the same Parameter (an optimizer holds it)
+        assert weight.is_contiguous(memory_format=torch.channels_last)
+        assert not weight.is_contiguous()
+    assert weight.is_contiguous()
+    model.to(memory_format=torch.channels_last)  # a channels_last model stays so
+    with cuda_fast_path(model, torch.device("cuda")):
+        pass
+    assert not weight.is_contiguous()
+    with cuda_fast_path(TinyNet(), torch.device("cpu")):  # nothing on a CPU
+        pass
+
+
+@pytest.mark.cuda
+def test_cuda_evaluation_runs_the_fast_path_and_tracks_the_cpu(minicity_val):
+    """``dgcn evaluate``'s defaults on a GPU (autocast, channels_last) against fp32 on the
+    CPU: mIoU within one point; the model's layout is restored afterwards."""
+    from dgcn.checkpoint import load_for_inference
+    from dgcn.datasets.build import build_dataset
+
+    model, cfg = load_for_inference(CHECKPOINTS / "minicity-dgcnet-official.pt")
+    cfg.data.root = str(minicity_val)
+    loader = DataLoader(build_dataset(cfg.data, "val", train=False), batch_size=2)
+    options = {"mode": "slide", "tile": 96, "progress": False}
+    cpu = evaluate(model, loader, cfg.eval, precision="fp32", **options)
+    model.cuda()
+    formats = []
+    first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    first_conv.register_forward_hook(
+        lambda m, args, out: formats.append(
+            (
+                m.weight.is_contiguous(memory_format=torch.channels_last),
+                torch.is_autocast_enabled("cuda"),
+            )
+        )
+    )
+    gpu = evaluate(model, loader, cfg.eval, device="cuda", **options)
+    assert abs(gpu.miou() - cpu.miou()) < 0.01, (gpu.miou(), cpu.miou())
+    assert formats and all(channels_last and autocast for channels_last, autocast in formats)
+    assert all(p.is_contiguous() for p in model.parameters())

@@ -1,18 +1,27 @@
 """Prediction as the authors evaluate: whole image, sliding window, multi-scale with flipping.
 
 Every predictor takes a model in eval mode that returns ``{"out": logits}`` (torchvision's
-segmentation convention) and returns softmax probabilities at the input size. The sliding
-window follows the authors' ``predict_sliding`` (tiles overlapping by a fraction of a tile);
-the multi-scale test resizes the image to each scale, predicts, resizes the probabilities back
-and averages them, with the horizontally flipped image counted as one more view.
+segmentation convention) and returns softmax probabilities at the input size. Where several
+views of a pixel are combined (overlapping windows, scales, the flipped image) the predictors
+average what the authors' evaluation averages (``docs/reference/official_dgcnet.md``,
+"Training and evaluation"): the logits, each view's resized to the image size, with the
+softmax taken once at the end (``average="logits"``, the default of
+:class:`dgcn.config.EvalConfig`); ``average="probs"`` averages each view's softmax instead.
+The sliding window places its tiles as the authors do (overlapping by a fraction of a tile);
+the multi-scale test resizes the image to each scale, predicts, resizes the view back and
+averages, with the horizontally flipped image counted as one more view.
 
 :func:`predict` is the entry point: it takes a :class:`dgcn.config.EvalConfig`, where the
 defaults of every option live (the authors' Cityscapes protocol), or its fields as keyword
-arguments. The functions below it take every option as a keyword argument without a default.
+arguments, and runs the model under the config's autocast precision (``eval.precision``:
+``auto`` is bf16 on CUDA compute capability >= 8, fp16 below, fp32 on a CPU). The functions
+below it take every option as a keyword argument without a default and run in the caller's
+precision.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
@@ -22,9 +31,14 @@ import torch
 from torch import nn
 
 from dgcn.config import EvalConfig
+from dgcn.errors import ConfigError
 from dgcn.models.common import resize
 
 MODES = ("whole", "slide", "multiscale")
+#: what is averaged over the views of a pixel: the authors' logits, or probabilities
+AVERAGES = ("logits", "probs")
+#: the choices of ``eval.precision``
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: the default test scales of :class:`dgcn.config.EvalConfig` (the authors' multi-scale row)
 DEFAULT_SCALES: tuple[float, ...] = tuple(EvalConfig().scales)
 
@@ -44,6 +58,36 @@ def eval_options(config: EvalConfig | None = None, **options: Any) -> EvalConfig
     return dataclasses.replace(config or EvalConfig(), **options)
 
 
+def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype of ``eval.precision`` on ``device``; None: fp32, no autocast.
+
+    ``auto``: bf16 on CUDA compute capability >= 8 (Ampere and newer), fp16 below (a T4),
+    fp32 on a CPU, the rule of ``train.precision=auto``.
+
+    Raises:
+        ConfigError: an unknown precision, or fp16 on a CPU.
+    """
+    device = torch.device(device)
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        major, _ = torch.cuda.get_device_capability(device)
+        return torch.bfloat16 if major >= 8 else torch.float16
+    table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in table:
+        raise ConfigError(
+            f"eval.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+        )
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("eval.precision=fp16 needs a CUDA GPU; use fp32 or bf16 on a CPU")
+    return table[precision]
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``fp32``, ``bf16`` or ``fp16``: the name of an :func:`autocast_dtype` result."""
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
 def _pair(tile: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(tile, int):
         tile = (tile, tile)
@@ -53,11 +97,23 @@ def _pair(tile: int | Sequence[int]) -> tuple[int, int]:
     return th, tw
 
 
-def _softmax(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """One forward pass -> float32 probabilities at the input size."""
+def _check_average(average: str) -> None:
+    if average not in AVERAGES:
+        raise ValueError(f"average must be one of {', '.join(AVERAGES)}, got {average!r}")
+
+
+def _view(model: nn.Module, images: torch.Tensor, average: str) -> torch.Tensor:
+    """One forward pass -> float32 logits (``average="logits"``) or probabilities
+    (``"probs"``) at the input size."""
     out = model(images)
-    logits = out["out"] if isinstance(out, Mapping) else out
-    return resize(logits.float(), images.shape[-2:]).softmax(dim=1)
+    logits = resize((out["out"] if isinstance(out, Mapping) else out).float(), images.shape[-2:])
+    return logits.softmax(dim=1) if average == "probs" else logits
+
+
+def _probabilities(mean: torch.Tensor, average: str) -> torch.Tensor:
+    """The probabilities of views averaged as ``average``: the softmax of the mean logits, or
+    the mean probabilities themselves."""
+    return mean.softmax(dim=1) if average == "logits" else mean
 
 
 def predict_whole(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -71,7 +127,7 @@ def predict_whole(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
         images: [B, 3, H, W] -> probs: [B, K, H, W] float32
     """
     with torch.inference_mode():
-        return _softmax(model, images)
+        return _view(model, images, "logits").softmax(dim=1)
 
 
 def _spans(length: int, tile: int, overlap: float) -> list[tuple[int, int]]:
@@ -114,10 +170,38 @@ def sliding_windows(
     ]
 
 
-def predict_slide(
-    model: nn.Module, images: torch.Tensor, *, tile: int | Sequence[int], overlap: float
+def _slide_mean(
+    model: nn.Module, images: torch.Tensor, tile: int | Sequence[int], overlap: float, average: str
 ) -> torch.Tensor:
-    """Sliding-window probabilities: the softmax of every window, averaged where they overlap.
+    """The windows' logits or probabilities (``average``), averaged where they overlap."""
+    height, width = images.shape[-2:]
+    windows = sliding_windows((height, width), tile=tile, overlap=overlap)
+    if len(windows) == 1:
+        return _view(model, images, average)
+    total: torch.Tensor | None = None
+    count = torch.zeros(1, 1, height, width, dtype=torch.float32, device=images.device)
+    for y1, y2, x1, x2 in windows:
+        # a copy in the images' memory format (channels_last stays channels_last)
+        window = images[..., y1:y2, x1:x2].clone(memory_format=torch.preserve_format)
+        scores = _view(model, window, average)
+        if total is None:
+            total = scores.new_zeros(images.shape[0], scores.shape[1], height, width)
+        total[..., y1:y2, x1:x2] += scores
+        count[..., y1:y2, x1:x2] += 1
+    return total / count
+
+
+def predict_slide(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    tile: int | Sequence[int],
+    overlap: float,
+    average: str,
+) -> torch.Tensor:
+    """Sliding-window probabilities: every window's logits (``average="logits"``, as the
+    authors) or probabilities (``"probs"``), averaged where windows overlap; then the softmax
+    of the mean logits.
 
     The windows are those of :func:`sliding_windows`. When the tile covers the image this is
     exactly one forward pass on the whole image, i.e. :func:`predict_whole`.
@@ -127,24 +211,14 @@ def predict_slide(
         images: normalised images.
         tile: the window's side, or (height, width).
         overlap: the fraction of a tile shared by neighbours.
+        average: ``"logits"`` or ``"probs"``.
 
     Shape:
         images: [B, 3, H, W] -> probs: [B, K, H, W] float32
     """
-    height, width = images.shape[-2:]
-    windows = sliding_windows((height, width), tile=tile, overlap=overlap)
+    _check_average(average)
     with torch.inference_mode():
-        if len(windows) == 1:
-            return _softmax(model, images)
-        probs: torch.Tensor | None = None
-        count = torch.zeros(1, 1, height, width, dtype=torch.float32, device=images.device)
-        for y1, y2, x1, x2 in windows:
-            window = _softmax(model, images[..., y1:y2, x1:x2].contiguous())
-            if probs is None:
-                probs = window.new_zeros(images.shape[0], window.shape[1], height, width)
-            probs[..., y1:y2, x1:x2] += window
-            count[..., y1:y2, x1:x2] += 1
-        return probs / count
+        return _probabilities(_slide_mean(model, images, tile, overlap, average), average)
 
 
 def predict_multiscale(
@@ -155,13 +229,16 @@ def predict_multiscale(
     flip: bool,
     tile: int | Sequence[int] | None,
     overlap: float,
+    average: str,
 ) -> torch.Tensor:
-    """Multi-scale (and flipped) probabilities, averaged at the input size.
+    """Multi-scale (and flipped) probabilities, every view averaged at the input size.
 
     For each scale the images are resized bilinearly (``align_corners=True``) to
     ``round(scale * H) x round(scale * W)``, predicted whole (``tile=None``) or by sliding
-    window, and the probabilities are resized back to H x W; with ``flip`` the mirrored images
-    are predicted too and mirrored back. Every view weighs the same.
+    window, and the view's logits (``average="logits"``, as the authors) or probabilities
+    (``"probs"``) are resized back to H x W; with ``flip`` the mirrored images
+    are predicted too and mirrored back. Every view weighs the same; the result is the softmax
+    of the mean logits, or the mean probabilities.
 
     Args:
         model: a segmentation model in eval mode returning ``{"out": logits}``.
@@ -170,18 +247,20 @@ def predict_multiscale(
         flip: also predict the horizontally flipped images.
         tile: None for whole-image inference at every scale, else the sliding window's tile.
         overlap: the sliding window's overlap (unused without a tile).
+        average: ``"logits"`` or ``"probs"``.
 
     Shape:
         images: [B, 3, H, W] -> probs: [B, K, H, W] float32
     """
     if len(scales) == 0:
         raise ValueError("scales must hold at least one scale")
+    _check_average(average)
     height, width = images.shape[-2:]
 
     def one_view(x: torch.Tensor) -> torch.Tensor:
         if tile is None:
-            return predict_whole(model, x)
-        return predict_slide(model, x, tile=tile, overlap=overlap)
+            return _view(model, x, average)
+        return _slide_mean(model, x, tile, overlap, average)
 
     total: torch.Tensor | None = None
     views = 0
@@ -191,14 +270,14 @@ def predict_multiscale(
                 raise ValueError(f"scales must be positive, got {scale}")
             size = (max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5)))
             scaled = resize(images, size)
-            probs = [one_view(scaled)]
+            scores = [one_view(scaled)]
             if flip:
-                probs.append(one_view(scaled.flip(-1)).flip(-1))
-            for p in probs:
-                p = resize(p, (height, width))
-                total = p if total is None else total + p
+                scores.append(one_view(scaled.flip(-1)).flip(-1))
+            for view in scores:
+                view = resize(view, (height, width))
+                total = view if total is None else total + view
                 views += 1
-        return total / views
+        return _probabilities(total / views, average)
 
 
 def check_mode(mode: str) -> None:
@@ -210,7 +289,7 @@ def check_mode(mode: str) -> None:
 def predict(
     model: nn.Module, images: torch.Tensor, config: EvalConfig | None = None, **options: Any
 ) -> torch.Tensor:
-    """Probabilities by one of the three test modes.
+    """Probabilities by one of the three test modes, under the config's autocast precision.
 
     Args:
         model: a segmentation model in eval mode returning ``{"out": logits}``.
@@ -220,37 +299,62 @@ def predict(
             config's: ``mode`` (``"whole"``: one forward pass, ``"slide"``: windows of
             ``tile``, ``"multiscale"``: every scale of ``scales``, by sliding window of ``tile``
             when it is not None, else whole), ``tile``, ``overlap``, ``scales``, ``flip`` (also
-            average the horizontally flipped images, any mode).
+            average the horizontally flipped images, any mode), ``average`` (``"logits"``, the
+            authors', or ``"probs"``: what is averaged over windows, scales and flips),
+            ``precision`` (the forward passes' autocast, see :func:`autocast_dtype`).
 
     Shape:
         images: [B, 3, H, W] -> probs: [B, K, H, W] float32
 
     Raises:
-        ValueError: an unknown mode, or ``"slide"`` without a tile.
+        ValueError: an unknown mode or average, or ``"slide"`` without a tile.
         TypeError: an unknown option.
+        ConfigError: a precision this device cannot run (fp16 on a CPU).
     """
     cfg = eval_options(config, **options)
     check_mode(cfg.mode)
+    _check_average(cfg.average)
     if cfg.mode == "slide" and cfg.tile is None:
         raise ValueError('mode "slide" needs a tile size')
-    if cfg.mode == "multiscale":
-        return predict_multiscale(
-            model, images, scales=cfg.scales, flip=cfg.flip, tile=cfg.tile, overlap=cfg.overlap
-        )
-    tile = None if cfg.mode == "whole" else cfg.tile
-    if cfg.flip:  # one scale, two views
-        return predict_multiscale(
-            model, images, scales=(1.0,), flip=True, tile=tile, overlap=cfg.overlap
-        )
-    if tile is None:
-        return predict_whole(model, images)
-    return predict_slide(model, images, tile=tile, overlap=cfg.overlap)
+    dtype = autocast_dtype(cfg.precision, images.device)
+    autocast = (
+        torch.autocast(images.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+    )
+    with autocast:
+        if cfg.mode == "multiscale":
+            return predict_multiscale(
+                model,
+                images,
+                scales=cfg.scales,
+                flip=cfg.flip,
+                tile=cfg.tile,
+                overlap=cfg.overlap,
+                average=cfg.average,
+            )
+        tile = None if cfg.mode == "whole" else cfg.tile
+        if cfg.flip:  # one scale, two views
+            return predict_multiscale(
+                model,
+                images,
+                scales=(1.0,),
+                flip=True,
+                tile=tile,
+                overlap=cfg.overlap,
+                average=cfg.average,
+            )
+        if tile is None:
+            return predict_whole(model, images)
+        return predict_slide(model, images, tile=tile, overlap=cfg.overlap, average=cfg.average)
 
 
 __all__ = [
+    "AVERAGES",
     "DEFAULT_SCALES",
     "MODES",
+    "PRECISIONS",
+    "autocast_dtype",
     "eval_options",
+    "precision_name",
     "predict",
     "predict_multiscale",
     "predict_slide",

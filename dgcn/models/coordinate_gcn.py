@@ -162,6 +162,10 @@ class _Gate(torch.autograd.Function):
 
     Autograd would save the upsampled ``up(g)``, a tensor as large as ``x``; here it is
     recomputed from ``g`` in backward (a bilinear resize: cheap next to the convolutions).
+    The backward is written out with the resize's own adjoint (``upsample_bilinear2d_backward``,
+    the op autograd runs for ``up``), so ``torch.compile`` traces it without a graph break:
+
+        d/dx = grad * (up(g) + 1),    d/dg = up^T(grad * x).
     """
 
     @staticmethod
@@ -173,14 +177,25 @@ class _Gate(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         x, g = ctx.saved_tensors
         grad_x = grad_g = None
-        with torch.enable_grad():
-            g_leaf = g.detach().requires_grad_(ctx.needs_input_grad[1])
-            up = resize(g_leaf, x.shape[-2:])
         if ctx.needs_input_grad[0]:
-            grad_x = torch.addcmul(grad, grad, up.detach().to(grad.dtype))
+            grad_x = torch.addcmul(grad, grad, resize(g, x.shape[-2:]).to(grad.dtype))
         if ctx.needs_input_grad[1]:
-            (grad_g,) = torch.autograd.grad(up, g_leaf, (grad * x).to(up.dtype))
+            grad_g = _resize_adjoint((grad * x).to(g.dtype), g.shape)
         return grad_x, grad_g
+
+
+def _resize_adjoint(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The gradient with respect to ``g`` of ``resize(g, grad.shape[-2:])`` for the gradient
+    ``grad`` of its output: the transpose of the bilinear resize (align_corners=True).
+
+    Shape:
+        grad: [B, C, H, W], shape: (B, C, h, w) -> [B, C, h, w]
+    """
+    if tuple(grad.shape[-2:]) == tuple(shape[-2:]):  # resize is the identity there
+        return grad
+    return torch.ops.aten.upsample_bilinear2d_backward(
+        grad, list(grad.shape[-2:]), list(shape), True, None, None
+    )
 
 
 def gate(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

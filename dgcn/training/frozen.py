@@ -302,8 +302,10 @@ def fit_head(
         weight_decay=cfg.train.weight_decay,
     )
     scheduler = poly_scheduler(optimizer, cfg.train.iterations, cfg.train.poly_power)
+    # the mean over the batch's pixels: the reduction the committed MiniCity results were made
+    # with (the end-to-end loop averages per image, as the authors' one image per process)
     criterion = SegmentationLoss(
-        cfg.train.loss, 0.0, cfg.train.ohem_thresh, cfg.train.ohem_min_kept
+        cfg.train.loss, 0.0, cfg.train.ohem_thresh, cfg.train.ohem_min_kept, reduction="pixel"
     )
     batches = _batches(
         len(cache.train),

@@ -13,6 +13,7 @@ precision and micro-batch: :mod:`dgcn.training.resume`), a wall-clock limit
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import shlex
@@ -497,6 +498,11 @@ def train_step(run: TrainingRun, batches: Iterator, iteration: int) -> dict[str,
     """One SGD step over ``run.accumulation`` micro-batches (gradients synchronised on the last
     one); returns the loss parts averaged over the micro-batches.
 
+    Each micro-batch's loss is the mean over its images of per-image losses
+    (:class:`~dgcn.training.losses.SegmentationLoss`); it is divided by the accumulation steps
+    and DDP averages over the processes, so the step's gradient is that of the mean over every
+    image of the global batch, as the authors' 8 processes x 1 image.
+
     Raises:
         TrainingError: the loss is not finite on some process (nothing is updated); the GPU
             ran out of memory (naming a smaller ``train.micro_batch``).
@@ -588,11 +594,16 @@ def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any]:
 
     Under DDP without SyncBatchNorm each process's BN running statistics follow its own last
     micro-batches; rank 0's are first copied to every process, so that every shard is
-    evaluated with the model that the checkpoint (rank 0's) holds.
+    evaluated with the model that the checkpoint (rank 0's) holds. ``eval.precision=auto``
+    evaluates in the run's own precision (its autocast dtype; on CUDA in channels_last, see
+    :func:`dgcn.evaluation.loop.evaluate`).
     """
     cfg, info = run.cfg, run.info
     if info.distributed and not bn_synchronized(run.model):
         distributed.broadcast_buffers(run.model, info)
+    eval_cfg = cfg.eval
+    if eval_cfg.precision == "auto":
+        eval_cfg = dataclasses.replace(eval_cfg, precision=run.precision.name)
     val_loader = DataLoader(
         distributed.shard(run.val_set, info), batch_size=1, num_workers=min(2, cfg.data.workers)
     )
@@ -600,7 +611,7 @@ def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any]:
     matrix = evaluate(
         run.model,
         val_loader,
-        cfg.eval,
+        eval_cfg,
         num_classes=cfg.model.num_classes,
         device=info.device,
         progress=run.progress and info.is_main,
