@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from dgcn.config import EvalConfig
+from dgcn.distributed import PRECISION_DTYPES, device_precisions, precision_name
 from dgcn.errors import ConfigError
 from dgcn.models.common import resize
 
@@ -61,31 +62,22 @@ def eval_options(config: EvalConfig | None = None, **options: Any) -> EvalConfig
 def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
     """The autocast dtype of ``eval.precision`` on ``device``; None: fp32, no autocast.
 
-    ``auto``: bf16 on CUDA compute capability >= 8 (Ampere and newer), fp16 below (a T4),
-    fp32 on a CPU, the rule of ``train.precision=auto``.
+    ``auto``: the first of :func:`dgcn.distributed.device_precisions`, the rule of
+    ``train.precision=auto`` (bf16 on CUDA compute capability >= 8, fp16 below, fp32 on a CPU).
 
     Raises:
         ConfigError: an unknown precision, or fp16 on a CPU.
     """
     device = torch.device(device)
     if precision == "auto":
-        if device.type != "cuda":
-            return None
-        major, _ = torch.cuda.get_device_capability(device)
-        return torch.bfloat16 if major >= 8 else torch.float16
-    table = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in table:
+        return PRECISION_DTYPES[device_precisions(device)[0]]
+    if precision not in PRECISION_DTYPES:
         raise ConfigError(
             f"eval.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
         )
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("eval.precision=fp16 needs a CUDA GPU; use fp32 or bf16 on a CPU")
-    return table[precision]
-
-
-def precision_name(dtype: torch.dtype | None) -> str:
-    """``fp32``, ``bf16`` or ``fp16``: the name of an :func:`autocast_dtype` result."""
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    return PRECISION_DTYPES[precision]
 
 
 def _pair(tile: int | Sequence[int]) -> tuple[int, int]:

@@ -32,6 +32,7 @@ import torch
 from dgcn import distributed
 from dgcn.checkpoint import load_checkpoint
 from dgcn.config import Config, config_from_dict
+from dgcn.distributed import describe_device, device_precisions, precision_name
 from dgcn.errors import CheckpointError, ConfigError
 
 LAST = "last.pt"
@@ -59,7 +60,7 @@ class Precision:
 
     @property
     def name(self) -> str:
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
+        return precision_name(self.dtype)
 
 
 PRECISIONS = {
@@ -73,26 +74,6 @@ _NEEDS = {
     "fp16": "fp16 with a GradScaler needs a CUDA GPU",
     "fp32": "",
 }
-
-
-def device_precisions(device: torch.device) -> tuple[str, ...]:
-    """The precisions ``device`` trains in, the one ``train.precision: auto`` picks first.
-
-    A CUDA GPU of compute capability >= 8 (A100, L4, H100): bf16, fp16, fp32; an older one
-    (T4, V100): fp16, fp32; a CPU: fp32, bf16 (autocast in bf16 runs there, slowly).
-    """
-    if device.type == "cuda":
-        major, _ = torch.cuda.get_device_capability(device)
-        return ("bf16", "fp16", "fp32") if major >= 8 else ("fp16", "fp32")
-    return ("fp32", "bf16")
-
-
-def describe_device(device: torch.device) -> str:
-    """The device in words, e.g. ``Tesla T4 (compute capability 7.5)`` or ``this CPU``."""
-    if device.type == "cuda":
-        major, minor = torch.cuda.get_device_capability(device)
-        return f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor})"
-    return f"this {device.type.upper()}"
 
 
 def resolve_precision(preference: str, device: torch.device) -> Precision:
