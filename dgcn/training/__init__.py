@@ -1,7 +1,8 @@
 """Training: the end-to-end loop (``loop.fit``), head-only training on a frozen backbone
 (``frozen.fit_head``), the run helpers (``runs.train``, ``runs.train_or_load``), losses, the
-poly schedule and sampling. The checkpoint format lives in ``dgcn.checkpoint``, the process
-helpers in ``dgcn.distributed``.
+poly schedule, sampling, and the plan of a GPU run (``plan``: the micro-batch that fits and
+the estimated time). The checkpoint format lives in ``dgcn.checkpoint``, the process helpers
+in ``dgcn.distributed``.
 
 The names below are imported on first use, so ``import dgcn.training.X`` stays as light as X.
 """
@@ -18,6 +19,7 @@ _EXPORTS = {
     "train_or_load": "dgcn.training.runs",
     "SegmentationLoss": "dgcn.training.losses",
     "poly_scheduler": "dgcn.training.schedule",
+    "plan": "dgcn.training.plan",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
