@@ -111,6 +111,8 @@ def activation_memory(
     saved: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
+        # one entry per storage (the address of its StorageImpl: fake tensors have no data
+        # pointer), so that views and tensors saved by several operations count once
         storage = tensor.untyped_storage()
         if storage._cdata not in parameters:
             saved[storage._cdata] = storage.nbytes()
@@ -125,14 +127,16 @@ def activation_memory(
             _cuda_autocast(PRECISIONS[precision]),
             torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor),
         ):
-            outputs = fake(images)
-            tensors = list(outputs.values()) if isinstance(outputs, dict) else [outputs]
+            # the outputs (and the loss) hold the graph, and so every saved storage, until the
+            # count is made: none is freed and its address taken by another one
+            graph = [fake(images)]
+            tensors = list(graph[0].values()) if isinstance(graph[0], dict) else [graph[0]]
             if loss:
                 target = torch.zeros(
                     (input_size[0], *input_size[2:]), dtype=torch.long, device="cuda"
                 )
-                sum(F.cross_entropy(t.float(), target) for t in tensors)
-    return sum(saved.values())
+                graph.append(sum(F.cross_entropy(t.float(), target) for t in tensors))
+            return sum(saved.values())
 
 
 def default_blocks(model: nn.Module) -> list[str]:
