@@ -1,4 +1,11 @@
-"""Helpers shared by the benchmark scripts: machine description and JSON output."""
+"""Helpers shared by the benchmark scripts: machine description and JSON output.
+
+Results go to ``benchmarks/results/``, or to the folder named by the environment variable
+``DGCN_BENCH_RESULTS`` (``benchmarks/gpu_session.sh`` points it at the folder that a lent GPU
+machine hands back). A script writes its JSON as it goes, after each part, with
+``complete: false`` until the last part is in, so that a run stopped at its time limit still
+leaves what it measured.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ import torch
 
 from dgcn.fileio import write_text_atomic
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(os.environ.get("DGCN_BENCH_RESULTS") or Path(__file__).parent / "results")
 
 
 def cpu_model() -> str:
@@ -40,9 +47,13 @@ def machine() -> dict:
     return info
 
 
-def write_result(name: str, payload: dict) -> Path:
-    """Write ``benchmarks/results/<name>.json`` atomically, with the machine, a timestamp and
-    the command line of the running script."""
+def write_result(name: str, payload: dict, complete: bool = True) -> Path:
+    """Write ``<RESULTS>/<name>.json`` atomically, with the machine, a timestamp, the command
+    line of the running script and whether the run is ``complete``.
+
+    Call it after every part of a benchmark with ``complete=False`` and once more at the end:
+    each call replaces the file, so a run killed in between leaves its last parts on disk.
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     script = f"benchmarks/{Path(sys.argv[0]).name}"
     record = {
@@ -50,6 +61,7 @@ def write_result(name: str, payload: dict) -> Path:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "command": " ".join(["python", script, *sys.argv[1:]]),
+        "complete": complete,
         **payload,
     }
     path = RESULTS / f"{name}.json"

@@ -14,6 +14,8 @@ Memory: peak CUDA allocation on a GPU; on a CPU the activation memory kept for b
 distinct storages autograd saves (``torch.autograd.graph.saved_tensors_hooks``), each counted
 once, the module's parameters and input not counted.
 
+The JSON is rewritten after every measurement (``complete`` false until the end).
+
     python benchmarks/modules.py [--repeats 3] [--rounds 5] [--cpu-scale 2]
 """
 
@@ -151,7 +153,26 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     scale = 1 if device.type == "cuda" else args.cpu_scale
-    rows = []
+    rows, orders, comparison, plot = [], [], {}, None
+
+    def save(complete: bool = False):
+        """(Re)write the JSON with every part measured so far."""
+        return write_result(
+            f"modules_{device.type}",
+            {
+                "device": device.type,
+                "spatial_divisor": scale,
+                "memory": "peak CUDA allocation"
+                if device.type == "cuda"
+                else "distinct storages saved for backward (parameters and input not counted)",
+                "modules": rows,
+                "orders": orders,
+                "official_vs_authors": comparison,
+                "plot": str(plot) if plot else None,
+            },
+            complete=complete,
+        )
+
     for shape in SHAPES:
         b, c, h, w = shape
         h, w = -(-h // scale), -(-w // scale)
@@ -166,9 +187,9 @@ def main() -> None:
                 f"{name:<36}{str([b, c, h, w]):<24}{1000 * result['seconds']:>10.1f} ms"
                 f"{result['mib']:>10.1f} MiB"
             )
+            save()
 
     # the orders of the coordinate graph vs a non-local block, as N grows
-    orders = []
     c = 64
     sides = [16, 32, 48, 64, 96] if device.type == "cpu" else [32, 64, 97, 129, 160, 192]
     for side in sides:
@@ -183,14 +204,14 @@ def main() -> None:
         for name, module in cases.items():
             result = measure(module, x, args.repeats)
             orders.append({"order": name, "nodes": side * side, **result})
-    plot = RESULTS / f"coordinate_orders_{device.type}.png"
+        save()
     try:
         from dgcn.viz.predictions import save_figure  # lazy: the plot is optional (matplotlib)
 
+        plot = RESULTS / f"coordinate_orders_{device.type}.png"
         save_figure(_order_figure(orders), plot)
     except ImportError:
         plot = None
-    comparison = {}
     for shape in SHAPES:
         b, c, h, w = shape
         h, w = -(-h // scale), -(-w // scale)
@@ -205,20 +226,8 @@ def main() -> None:
             f"{result['ours_ms']:>9.1f} vs {result['authors_ms']:>7.1f} ms"
             f"{result['ours_mib']:>9.1f} vs {result['authors_mib']:>7.1f} MiB"
         )
-    path = write_result(
-        f"modules_{device.type}",
-        {
-            "device": device.type,
-            "spatial_divisor": scale,
-            "memory": "peak CUDA allocation"
-            if device.type == "cuda"
-            else "distinct storages saved for backward (parameters and input not counted)",
-            "modules": rows,
-            "orders": orders,
-            "official_vs_authors": comparison,
-            "plot": str(plot) if plot else None,
-        },
-    )
+        save()
+    path = save(complete=True)
     print(f"wrote {path}" + (f" and {plot}" if plot else ""))
 
 

@@ -1,7 +1,8 @@
 """The benchmark results in ``benchmarks/results/*.json`` as Markdown tables (the README's).
 
 Every table names the machine and the command that wrote its numbers; a JSON file that is
-missing (e.g. no CUDA run yet) is said to be missing rather than skipped silently.
+missing (e.g. no CUDA run yet) is said to be missing rather than skipped silently, and one
+that a time limit cut short (``complete: false``) is marked partial.
 
     python benchmarks/report.py [--results benchmarks/results] [--out FILE]
 """
@@ -73,6 +74,17 @@ def train_step(record: dict) -> str:
         row.append(f"{100 * v['mfu']:.0f} %" if "mfu" in v else "-")
         rows.append(row)
     check = record["numerical_check"]
+    speedup = record["speedup_fastest_vs_fp32"]
+    closing = [f"Fastest vs fp32 eager: {speedup:.2f}x." if speedup else "No variant timed."]
+    if check:
+        closing.append(
+            f"Fast path vs fp32: max |logit diff| {check['max_abs_logit_diff']:.3f} (max |logit|"
+            f" {check['max_abs_logit']:.2f}), loss {check['loss_fast']:.4f} vs"
+            f" {check['loss_fp32']:.4f}, max |parameter diff| after one SGD step"
+            f" {check['max_abs_param_diff_after_step']:.1e}."
+        )
+    else:
+        closing.append("The fast path was not checked against fp32 in this run.")
     return "\n".join(
         [
             f"`{record['model']}`, batch {record['batch']}, {size}: "
@@ -80,11 +92,7 @@ def train_step(record: dict) -> str:
             "",
             table(["variant", "s/iteration", "images/s", "peak GiB", "MFU"], rows),
             "",
-            f"Fastest vs fp32 eager: {record['speedup_fastest_vs_fp32']:.2f}x. Fast path vs fp32:"
-            f" max |logit diff| {check['max_abs_logit_diff']:.3f} (max |logit|"
-            f" {check['max_abs_logit']:.2f}), loss {check['loss_fast']:.4f} vs"
-            f" {check['loss_fp32']:.4f}, max |parameter diff| after one SGD step"
-            f" {check['max_abs_param_diff_after_step']:.1e}.",
+            " ".join(closing),
         ]
     )
 
@@ -114,7 +122,7 @@ def data_loading(record: dict) -> str:
             "",
             table(["pipeline", "samples/s per worker"], rows),
             "",
-            f"Speed-up: {record['speedup']:.2f}x.",
+            f"Speed-up: {record['speedup']:.2f}x." if record["speedup"] else "No speed-up yet.",
         ]
     )
 
@@ -139,7 +147,13 @@ def report(results: Path) -> str:
                 parts.append(f"#### {label}\n\nNot measured (no `{path.name}`).")
                 continue
             record = json.loads(path.read_text())
-            parts.append(f"#### {label}\n\n{where(record)}\n\n{render(record)}")
+            partial = (
+                "\n\n**Partial**: the run stopped before its end (a time limit); what it had "
+                "measured is below."
+                if record.get("complete") is False
+                else ""
+            )
+            parts.append(f"#### {label}\n\n{where(record)}{partial}\n\n{render(record)}")
     return "\n\n".join(parts) + "\n"
 
 

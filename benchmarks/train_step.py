@@ -2,14 +2,16 @@
 
 On CUDA: ``dgcnet_official_r101`` at 832x832, batch 8 (micro-batches with accumulation when
 8 does not fit), in fp32 eager, bf16/fp16 autocast, + channels_last, + torch.compile, in one
-run, plus a numerical check of the fast path against fp32 (logits and one SGD step). On a CPU:
-a small config (``dgcnet_paper_micro`` at 128x256, batch 8), fp32 vs bf16 autocast.
+run, plus a numerical check of the presets' fast path (half precision + channels_last) against
+fp32 (logits and one SGD step). On a CPU: a small config (``dgcnet_paper_micro`` at 128x256,
+batch 8), fp32 vs bf16 autocast. The JSON is rewritten after every variant (``complete``
+false until the end), and ``--budget`` stops starting new variants after that many seconds.
 
 FLOPs per iteration come from ``torch.utils.flop_counter`` (forward, x3 for forward+backward);
 MFU divides the achieved FLOP/s by the GPU's dense bf16/fp16 peak given with ``--peak-tflops``
 (default: 989 for an H100 SXM, an assumption to check against your card's datasheet).
 
-    python benchmarks/train_step.py [--iterations 10] [--batch 8] [--size 832]
+    python benchmarks/train_step.py [--iterations 10] [--batch 8] [--size 832] [--budget S]
 """
 
 from __future__ import annotations
@@ -172,6 +174,24 @@ def numerical_check(args, device, fast_variant):
     }
 
 
+def result_payload(args, flops: float, rows: list[dict], check: dict | None) -> dict:
+    """The JSON of the variants measured so far (fp32 eager first)."""
+    fastest = min(rows, key=lambda r: r["seconds_per_iter"]) if rows else None
+    return {
+        "model": args.model,
+        "size": [args.height, args.width],
+        "batch": args.batch,
+        "forward_gflops_per_image": flops / 1e9,
+        "variants": rows,
+        "fastest": fastest["name"] if fastest else None,
+        "speedup_fastest_vs_fp32": (
+            rows[0]["seconds_per_iter"] / fastest["seconds_per_iter"] if fastest else None
+        ),
+        "numerical_check": check,
+        "targets": {"cuda_seconds_per_iter": 0.25, "cuda_speedup_vs_fp32": 3.0},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=10)
@@ -182,7 +202,11 @@ def main() -> None:
     parser.add_argument("--loss", default="ohem", choices=["ohem", "ce"])
     parser.add_argument("--min-kept", type=int, default=100_000)
     parser.add_argument("--peak-tflops", type=float, default=989.0)
+    parser.add_argument(
+        "--budget", type=float, help="seconds; after fp32, no variant starts after this much time"
+    )
     args = parser.parse_args()
+    started = time.perf_counter()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cpu = device.type == "cpu"
     args.model = args.model or ("dgcnet_paper_micro" if cpu else "dgcnet_official_r101")
@@ -193,10 +217,26 @@ def main() -> None:
     with torch.device("meta"):
         meta = build_model(args.model, num_classes=19)
     flops = count_flops(meta, (1, 3, args.height, args.width), train=True)["Global"]
-    rows = []
+    name = f"train_step_{device.type}"
+    rows, ran, check = [], [], None
+
+    def check_fast_path() -> dict | None:
+        fast = ran[-1] if ran and ran[-1]["dtype"] else None
+        return report_check(numerical_check(args, device, fast)) if fast else None
+
+    # fp32 and the eager fast paths first, then the numerical check of the presets' fast path
+    # (half precision + channels_last on CUDA, bf16 on a CPU), torch.compile last: the JSON is
+    # rewritten after each, so a run stopped at its time limit keeps what it measured
     for variant in variants(device):
+        if rows and args.budget and time.perf_counter() - started > args.budget:
+            print(f"{variant['name']}: skipped, the --budget of {args.budget:.0f} s is spent")
+            continue
+        if variant["compile"] and check is None:
+            check = check_fast_path()
+            write_result(name, result_payload(args, flops, rows, check), complete=False)
         result, _ = run_variant(args, device, variant, flops)
         rows.append(result)
+        ran.append(variant)
         print(
             f"{result['name']:<36}{result['seconds_per_iter']:>8.3f} s/it"
             f"{result['images_per_s']:>8.1f} img/s"
@@ -206,31 +246,24 @@ def main() -> None:
                 else ""
             )
         )
-    fastest = min(rows, key=lambda r: r["seconds_per_iter"])
-    base = rows[0]["seconds_per_iter"]
-    print(f"fastest: {fastest['name']}, {base / fastest['seconds_per_iter']:.2f}x fp32 eager")
-    fast_variant = next(v for v in variants(device) if v["name"] == fastest["name"])
-    check = numerical_check(args, device, fast_variant) if fast_variant["dtype"] else None
-    if check:
-        print(
-            f"fast path vs fp32: max |logit diff| {check['max_abs_logit_diff']:.3g} "
-            f"(max |logit| {check['max_abs_logit']:.3g}), loss {check['loss_fast']:.4f} vs "
-            f"{check['loss_fp32']:.4f}"
-        )
-    path = write_result(
-        f"train_step_{device.type}",
-        {
-            "model": args.model,
-            "size": [args.height, args.width],
-            "batch": args.batch,
-            "forward_gflops_per_image": flops / 1e9,
-            "variants": rows,
-            "speedup_fastest_vs_fp32": base / fastest["seconds_per_iter"],
-            "numerical_check": check,
-            "targets": {"cuda_seconds_per_iter": 0.25, "cuda_speedup_vs_fp32": 3.0},
-        },
-    )
+        write_result(name, result_payload(args, flops, rows, check), complete=False)
+    if check is None:  # no compile variant (a CPU), or it was skipped
+        check = check_fast_path()
+    payload = result_payload(args, flops, rows, check)
+    if rows:
+        print(f"fastest: {payload['fastest']}, {payload['speedup_fastest_vs_fp32']:.2f}x fp32")
+    path = write_result(name, payload, complete=len(rows) == len(variants(device)))
     print(f"wrote {path}")
+
+
+def report_check(check: dict) -> dict:
+    """Print the numerical check of the fast path against fp32; returns it."""
+    print(
+        f"fast path vs fp32: max |logit diff| {check['max_abs_logit_diff']:.3g} "
+        f"(max |logit| {check['max_abs_logit']:.3g}), loss {check['loss_fast']:.4f} vs "
+        f"{check['loss_fp32']:.4f}"
+    )
+    return check
 
 
 if __name__ == "__main__":

@@ -37,6 +37,18 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from dgcn.training.plan import GPUS, plan_markdown  # lazy: torch
+
+    unknown = [name for name in args.gpu or [] if name not in GPUS]
+    if unknown:
+        raise ConfigError(f"unknown GPU {unknown[0]!r}; choose from {', '.join(GPUS)}")
+    configs = {name: load_config(name, args.opt) for name in args.config}
+    gpus = [GPUS[name] for name in args.gpu] if args.gpu else None
+    print(plan_markdown(configs, gpus))
+    return 0
+
+
 def _make_minicity(args: argparse.Namespace) -> int:
     from dgcn.datasets.minicity import make_minicity  # lazy: numpy, PIL
 
@@ -224,6 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run one real forward pass on the CPU (random weights)",
     )
     summary.set_defaults(func=_summary)
+
+    plan = sub.add_parser(
+        "plan", help="micro-batch and training time of presets on common GPUs (estimates)"
+    )
+    plan.add_argument(
+        "--config",
+        nargs="+",
+        default=["cityscapes-official", "cityscapes-paper"],
+        help="presets or YAML paths, one column each",
+    )
+    plan.add_argument("--gpu", nargs="+", help="GPU names (default: all; e.g. T4 'H100 SXM')")
+    plan.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="overrides for every config")
+    plan.set_defaults(func=_plan)
 
     train = sub.add_parser("train", help="train one run (also under torchrun)")
     train.add_argument("--config", required=True, help="preset name or YAML path")

@@ -22,14 +22,19 @@
 #
 # The earlier notebooks built DGCNet piece by piece; this one trains it. The same notebook runs
 # on a free Colab T4, on a rented A100 or H100, and (in smoke mode) on a laptop CPU: it looks
-# at the hardware, picks the matching preset from `experiments/configs/`, keeps the data and
-# the run on Google Drive when it runs in Colab, and survives a disconnect by resuming from the
-# last checkpoint. We stage such a disconnect on purpose: a training process is killed right
-# after its first checkpoint and the run is resumed from `last.pt` to the end of its schedule.
+# at the hardware, picks the matching preset from `experiments/configs/` and the micro-batch
+# that fits the GPU's memory, estimates how long the run takes, unzips the data onto the
+# machine's local disk and keeps the run on Google Drive when it runs in Colab, and survives a
+# disconnect or the end of a session by resuming from the last checkpoint. We stage such a
+# disconnect on purpose: a training process is killed right after its first checkpoint and the
+# run is resumed from `last.pt` to the end of its schedule.
 #
 # You will:
 #
-# - choose a preset and a micro-batch from the GPU's name and memory, with the decision printed;
+# - choose a preset and a micro-batch from the GPU's name and memory, with the decision printed,
+#   from the activation memory counted without a GPU;
+# - estimate the time of a run on a T4, L4, A100 or H100 from its FLOP count, and plan a long
+#   run over 12-hour Colab sessions;
 # - learn what a checkpoint must hold for a resumed run to be the same run (model, optimiser,
 #   schedule, gradient scaler, random states and data position);
 # - kill a training process and resume it, then check that the learning-rate schedule went on
@@ -40,8 +45,11 @@
 # | mode | what runs | time |
 # |---|---|---|
 # | CPU smoke | `minicity-cpu`, 40 iterations of batch 8, killed, resumed | about 20 s (2 cores) |
-# | GPU full | `cityscapes-official` (60k iterations, batch 8) or `-colab-t4` | not measured |
+# | GPU full | `cityscapes-official` (60k iterations, batch 8) or `-colab-t4` | estimated |
 # | CPU full | `minicity-cpu`, 250 iterations on MiniCity | about a minute (2 cores, estimate) |
+#
+# The GPU estimate (section 3, from the FLOP count and an assumed utilisation; not measured):
+# 25-50 h on a T4, 5-10 h on an A100, 2-3 h on an H100.
 
 # %%
 import os
@@ -67,40 +75,66 @@ SMOKE = dgcn.smoke_mode()
 
 # %% [markdown]
 # Every expensive constant, set once from `SMOKE`. In full mode the preset's own schedule is
-# used (`None` = keep the preset's value). On Colab the dataset and the run directory live on
-# Google Drive, so a disconnect loses nothing.
+# used (`None` = keep the preset's value). On Colab the run directory lives on Google Drive, so
+# a disconnect loses nothing, while the dataset is unzipped from Drive onto the runtime's local
+# disk in each session (section 1).
 
 # %%
 # ruff: noqa: E402, B018 (imports where first needed; a cell's last expression is shown)
 # %matplotlib inline
+import time
 from pathlib import Path
 
-DRIVE = Path("/content/drive/MyDrive/dgcn")  # used only in Colab
+DRIVE = Path("/content/drive/MyDrive")  # used only in Colab
+ZIPS = DRIVE / "cityscapes-zips"  # the two Cityscapes zips, put on Drive once (notebook 05)
 ITERATIONS = 40 if SMOKE else None  # None: the preset's (60,000 on Cityscapes, 250 on MiniCity)
 CHECKPOINT_EVERY = 10 if SMOKE else None  # None: the preset's
 LOG_EVERY = 5 if SMOKE else None
 EVAL_EVERY = 10 if SMOKE else None  # None: the preset's (0 = evaluate at the end only)
 VAL_LIMIT = 10 if SMOKE else 0  # validation images evaluated at the end (0 = all)
 SIMULATE_DISCONNECT = SMOKE  # kill the first training process after its first checkpoint
-DATA_ROOT = DRIVE / "cityscapes" if IN_COLAB else Path("data/cityscapes")
-RUN_DIR = DRIVE / "runs" / "06" if IN_COLAB else Path("runs/notebooks/06")
+DATA_ROOT = Path("data/cityscapes")  # in Colab: the runtime's local disk, unzipped each session
+RUN_DIR = DRIVE / "dgcn" / "runs" / "06" if IN_COLAB else Path("runs/notebooks/06")
+SESSION_LIMIT = "11h" if IN_COLAB else None  # train.time_limit: stop with a checkpoint in time
 
 # %% [markdown]
-# ## 1. Colab and Google Drive
+# ## 1. Colab: data on the local disk, the run on Drive
 #
-# A Colab runtime is a virtual machine with a limited lifetime, which also ends when it sits
-# idle too long; its local disk goes with it. Cityscapes (about 11 GB of zips) and the run
-# directory must therefore live on Drive. The setup cell above cloned the repository and
-# installed the package; the next cell mounts Drive (and does nothing outside Colab). Extract
-# the two zips into `MyDrive/dgcn/cityscapes/` once; `dgcn check-data --root ...` checks it.
+# A Colab runtime is a virtual machine with a limited lifetime (a free session lasts at most
+# 12 hours, and ends sooner when it sits idle); its local disk goes with it. What must outlive
+# it goes to Google Drive, and only that:
+#
+# - **the Cityscapes zips** (`leftImg8bit_trainvaltest.zip`, about 11 GB, and
+#   `gtFine_trainvaltest.zip`, about 250 MB) sit in `MyDrive/cityscapes-zips/`, put there once
+#   (notebook 05, section 4). Extracted on Drive as well they would need about twice that,
+#   more than a free 15 GB Drive holds, and reading thousands of small PNGs through the Drive
+#   mount is slow. So each session unzips them onto the runtime's local disk, into
+#   `data/cityscapes` (the next cell; it skips files already there);
+# - **the run** (`RUN_DIR`: `config.yaml`, `last.pt` with `previous.pt`, the checkpoint before
+#   it, beside it, `metrics.jsonl`, the curves) lives on Drive. A checkpoint holds the weights
+#   and the momentum buffers in fp32, about 0.6 GB for the ResNet-101 DGCNet (printed in
+#   section 2), so the two checkpoints and the zips fit in a free Drive.
+#
+# The setup cell above cloned the repository and installed the package; the next cell mounts
+# Drive and unzips the data (in Colab only; elsewhere it only reports where things are).
+# `dgcn check-data --root data/cityscapes` checks the tree.
 
 # %%
 if IN_COLAB:
     from google.colab import drive
 
     drive.mount("/content/drive")
-    DRIVE.mkdir(parents=True, exist_ok=True)
-    print(f"Drive mounted: data from {DATA_ROOT}, run in {RUN_DIR}")
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    for name in ("gtFine_trainvaltest.zip", "leftImg8bit_trainvaltest.zip"):
+        if (ZIPS / name).is_file():  # -n: never overwrite, so a second run of the cell is quick
+            start = time.time()
+            subprocess.run(
+                ["unzip", "-q", "-n", str(ZIPS / name), "-d", str(DATA_ROOT)], check=True
+            )
+            print(f"unzipped {name} onto the local disk in {time.time() - start:.0f} s")
+        else:
+            print(f"{ZIPS / name} is missing: put the Cityscapes zips there (notebook 05)")
+    print(f"Drive mounted: data in {DATA_ROOT.resolve()} (local disk), run in {RUN_DIR}")
 else:
     print(f"not in Colab: data from {DATA_ROOT}, run in {RUN_DIR} (inside the repository)")
 HAVE_CITYSCAPES = (DATA_ROOT / "leftImg8bit").is_dir()
@@ -111,7 +145,7 @@ else:
     print(f"no Cityscapes at {DATA_ROOT} (a GPU run would fall back to MiniCity)")
 
 # %% [markdown]
-# ## 2. Which preset for this GPU?
+# ## 2. Which preset for this GPU, and how many images per pass?
 #
 # The authors trained with 8 GPUs x 1 image of 832 x 832 and synchronised BatchNorm. One GPU
 # reaches the same global batch of 8 by *gradient accumulation*: `train.micro_batch` images
@@ -119,28 +153,49 @@ else:
 # add up to the gradient of the batch of 8 (the loss of each pass is divided by the number of
 # passes). What changes is BatchNorm, which sees `micro_batch` images at a time instead of 8.
 #
-# How many 832 x 832 images fit? The T4 preset (`cityscapes-colab-t4`) runs 2 per pass in
-# fp16 on a T4, whose memory `torch` reports as 14.7 GiB, so we budget 7 GiB per image in a
-# forward-backward pass of the ResNet-101 DGCNet at mixed precision and take the largest
-# divisor of 8 that fits. This is a rule read off that preset, **not a measurement** (no GPU
-# was available when this notebook was written); `benchmarks/train_step.py` prints the peak
-# memory on your card. A T4 has no bf16 and gets the fp16 preset; Ampere and newer GPUs
-# (L4, A100, H100) get `cityscapes-official`, whose `precision: auto` picks bf16.
+# How many 832 x 832 images fit in one pass? Most of a training step's memory is what the
+# forward pass keeps for backward: every layer's input or output that its gradient needs.
+# `dgcn.models.profile.activation_memory` counts those bytes without a GPU: it runs the model
+# on *fake* CUDA tensors (shapes and dtypes only) under the autocast precision of the run, and
+# adds up every distinct tensor autograd saves. The difference between a batch of 2 and a
+# batch of 1 is the cost of one more image. To it `dgcn.training.plan.memory_plan` adds, by
+# stated rules: 12 bytes per parameter (fp32 weights, gradients and SGD momentum), 20 % on top
+# of the activations (the gradients flowing through backward, OHEM's softmax, the allocator's
+# rounding) and 1 GiB for the CUDA context and cuDNN's workspaces; it picks the largest
+# micro-batch that divides the batch and fits. These are **estimates**, not measurements: on
+# your card, `python benchmarks/train_step.py` measures the peak, and `metrics.jsonl` logs it
+# as `gpu_mem_gib`. A T4 has no bf16 and gets the fp16 preset (with a GradScaler); Ampere and
+# newer GPUs (L4, A100, H100) get `cityscapes-official`, whose `precision: auto` picks bf16.
 
 # %%
-GIB_PER_IMAGE = 7.0  # 832 x 832, ResNet-101 DGCNet, mixed precision: an estimate, see above
+official = dgcn.load_config("cityscapes-official")
+counts = dgcn.training.plan.model_counts(official, "bf16")
+print(
+    f"{official.model.name} at {official.data.crop_size}: "
+    f"{counts['per_image_bytes'] / 2**30:.2f} GiB kept for backward per image (bf16/fp16), "
+    f"{counts['constant_bytes'] / 2**30:.2f} GiB whatever the batch (autocast's weight copies)"
+)
+print(
+    f"{counts['parameters']:,} parameters: {12 * counts['parameters'] / 2**30:.2f} GiB of "
+    f"weights, gradients and momentum; a checkpoint holds about "
+    f"{8 * counts['parameters'] / 1e9:.2f} GB (weights and momentum, fp32)"
+)
 
 
 def choose_preset(device_name, memory_gib):
     """(preset, overrides, reason) for a CUDA device name and its memory; None = no GPU."""
     if device_name is None:
         return "minicity-cpu", [], "no CUDA GPU: the CPU preset on MiniCity"
-    fits = [m for m in (8, 4, 2, 1) if m * GIB_PER_IMAGE <= memory_gib]
-    micro = fits[0] if fits else 1
-    if "T4" in device_name.upper():
-        return "cityscapes-colab-t4", [], "T4: fp16 (no bf16), micro-batch 2 x 4 accumulation"
-    preset = "cityscapes-official" if memory_gib >= 20 else "cityscapes-colab-t4"
-    reason = f"{memory_gib:.0f} GiB: micro-batch {micro} x {8 // micro} accumulation steps"
+    t4 = "T4" in device_name.upper()
+    preset = "cityscapes-colab-t4" if t4 or memory_gib < 20 else "cityscapes-official"
+    plan = dgcn.training.plan.memory_plan(dgcn.load_config(preset), memory_gib, bf16=not t4)
+    micro, steps = plan["micro_batch"], plan["accumulation"]
+    reason = (
+        f"{memory_gib:.1f} GiB, {plan['precision']}: micro-batch {micro} x {steps} accumulation "
+        f"steps, about {plan['planned_gib']:.1f} GiB planned"
+    )
+    if not plan["fits"]:
+        reason += " (more than the card has: expect an out-of-memory error)"
     return preset, [f"train.micro_batch={micro}"], reason
 
 
@@ -162,7 +217,8 @@ for card, gib in [
 
 # %% [markdown]
 # And on this machine. In smoke mode the answer is always the CPU preset, shortened to a few
-# iterations; a GPU preset without Cityscapes on disk falls back to MiniCity (on the GPU).
+# iterations; a GPU preset without Cityscapes on disk falls back to MiniCity (on the GPU). In
+# Colab the run also gets `train.time_limit=11h` (section 3).
 
 # %%
 import torch
@@ -187,6 +243,7 @@ for key, value in [
     ("train.log_every", LOG_EVERY),
     ("train.eval_every", EVAL_EVERY),
     ("data.val_limit", VAL_LIMIT or None),
+    ("train.time_limit", SESSION_LIMIT),
 ]:
     if value is not None:
         OVERRIDES.append(f"{key}={value}")
@@ -195,11 +252,19 @@ print(f"overrides: {OVERRIDES}")
 
 # %% [markdown]
 # The configuration is the preset's YAML plus these overrides, the same object the command
-# line builds from `dgcn train --config PRESET --opt KEY=VALUE ...`:
+# line builds from `dgcn train --config PRESET --opt KEY=VALUE ...`. A run folder that already
+# holds a run keeps **its own** configuration: a run started on a T4 in fp16 with micro-batch
+# 2 stays that run when a later session gets an L4 or an A100, so the next cell reads
+# `RUN_DIR/config.yaml` when it exists (with `dgcn.load_config(path)`) instead of this GPU's
+# choice. (The staged disconnect of section 5 starts its run afresh.)
 
 # %%
-
-cfg = dgcn.load_config(PRESET, OVERRIDES)
+RUN_CONFIG = RUN_DIR / "config.yaml"
+if RUN_CONFIG.is_file() and not SIMULATE_DISCONNECT:
+    cfg = dgcn.load_config(RUN_CONFIG)
+    print(f"{RUN_DIR} holds a run: its own config ({cfg.name}) is used, not this GPU's choice")
+else:
+    cfg = dgcn.load_config(PRESET, OVERRIDES)
 micro, accumulation = dgcn.training.accumulation_steps(cfg, world_size=1)
 parameters = sum(p.numel() for p in models.build_model(cfg.model.name).parameters())
 print(f"model {cfg.model.name}: {parameters:,} parameters")
@@ -211,7 +276,74 @@ print(
 )
 
 # %% [markdown]
-# ## 3. What a checkpoint must hold for an exact resume
+# ## 3. How long? Time per preset and GPU, and a plan for 12-hour sessions
+#
+# A training iteration costs about three forward passes in FLOPs (the backward pass computes
+# two products per layer, one for the input's gradient and one for the weights'), and the
+# forward pass of each preset is counted on the meta device (`dgcn summary`, notebook 04). The
+# schedule is 60,000 iterations of 8 images, so the whole run is
+# $3 \times \text{FLOPs}_\text{forward} \times 8 \times 60{,}000$, about $2.4 \times 10^{18}$
+# FLOPs for `cityscapes-official` at 832 x 832. Divided by what a GPU delivers, that is a
+# time. What a GPU delivers is its peak times the *utilisation* a convolutional network reaches
+# on it, which is not known before a run: the convolutions use the tensor cores, but
+# BatchNorm, ReLU, the upsampling and the loss are limited by memory bandwidth, and the input
+# pipeline and (with several GPUs) the gradient exchange add waits. The table assumes 20 % to
+# 40 % of the dense fp16/bf16 tensor-core peak from NVIDIA's datasheets (T4 65 TFLOP/s, L4 121,
+# A100 312, H100 SXM 989; the datasheets' larger figures assume 2:4 sparsity, which dense
+# training does not use). **Every number in it is an estimate** until a GPU run replaces it:
+# `benchmarks/train_step.py` measures seconds per iteration and the utilisation (`mfu`), and a
+# run logs `seconds_per_iter`. The same table is `dgcn plan` on the command line.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+PLAN_CONFIGS = {
+    name: dgcn.load_config(name) for name in ("cityscapes-official", "cityscapes-paper")
+}
+for name, plan_cfg in PLAN_CONFIGS.items():
+    flops = dgcn.training.plan.training_flops(plan_cfg)
+    print(f"{name}: {flops:.2e} FLOPs for {plan_cfg.train.iterations:,} iterations")
+print()
+print(dgcn.training.plan.plan_markdown(PLAN_CONFIGS))
+
+# %% [markdown]
+# Eight H100s at one image each are the least certain row: per GPU, one 832 x 832 image per
+# pass is a small workload, so kernel launches, SyncBatchNorm and the gradient exchange weigh
+# more than on one GPU, and the loader must deliver hundreds of images per second.
+#
+# A free Colab T4 cannot run 25 to 50 hours in one session. The run is therefore split into
+# sessions, each ending on purpose before Colab ends it:
+#
+# 1. `train.time_limit=11h` (set above in Colab): after 11 hours of training the run writes a
+#    checkpoint, stops and prints the command that resumes it. The hour left over covers the
+#    start of the session (clone, install, unzip) and the final checkpoint's write to Drive.
+# 2. At the end of each session, `drive.flush_and_unmount()` (the last cell of this notebook)
+#    writes through whatever Drive still holds in its cache.
+# 3. In the next session, run the notebook from the top again: it unzips the data, reads the
+#    run's own config from `RUN_DIR/config.yaml` and resumes from `last.pt` (or from
+#    `previous.pt`, should the newest checkpoint be unreadable).
+#
+# A session can also end without warning (a disconnect, Colab's usage limits); then at most
+# `train.checkpoint_every` iterations are lost (500 for the T4 preset). The plan for this
+# notebook's preset, from the table's assumptions:
+
+# %%
+t4, plan_cfg = dgcn.training.plan.GPUS["T4"], dgcn.load_config("cityscapes-colab-t4")
+fewest, most = dgcn.training.plan.estimate_hours(plan_cfg, t4)
+per_iteration = [3600 * hours / plan_cfg.train.iterations for hours in (fewest, most)]
+lost = [plan_cfg.train.checkpoint_every * seconds / 60 for seconds in per_iteration]
+sessions = [int(-(-hours // 11)) for hours in (fewest, most)]
+print(
+    f"cityscapes-colab-t4 on a T4: {fewest:.0f}-{most:.0f} h of training, "
+    f"{per_iteration[0]:.1f}-{per_iteration[1]:.1f} s per iteration (estimates)"
+)
+print(f"sessions of 11 h of training: {sessions[0]} to {sessions[1]}")
+print(
+    f"an unexpected end loses at most {plan_cfg.train.checkpoint_every} iterations, "
+    f"about {lost[0]:.0f}-{lost[1]:.0f} min"
+)
+
+# %% [markdown]
+# ## 4. What a checkpoint must hold for an exact resume
 #
 # SGD with momentum and the poly schedule is a deterministic map from a state to the next
 # state, given the mini-batch. At iteration $t$ with $T$ iterations in all,
@@ -235,11 +367,14 @@ print(
 # - the remaining random states (`rng`), e.g. for dropout.
 #
 # `last.pt` holds all of them and is written atomically (temporary file, then `os.replace`):
-# a kill in the middle of a write leaves the previous checkpoint intact. Since $T$ is part of
-# the schedule, a resumed run must keep `train.iterations`; to train longer, start a new run.
+# a kill in the middle of a write leaves the previous checkpoint intact, and the checkpoint
+# before the newest one stays beside it as `previous.pt`, from which a resume starts when
+# `last.pt` cannot be read (a copy to Drive cut short by the end of a session, say). Since $T$
+# is part of the schedule, a resumed run must keep `train.iterations`; to train longer, start a
+# new run.
 # `tests/test_training.py` checks that a resumed run ends bit-identical to an uninterrupted one.
 #
-# ## 4. Train, be disconnected, resume
+# ## 5. Train, be disconnected, resume
 #
 # We launch training as a separate process, exactly as from a terminal
 # (`python -m dgcn train ...`), wait for its first `last.pt`, and kill it (`SIGKILL`: no
@@ -248,7 +383,6 @@ print(
 
 # %%
 import json
-import time
 
 LAST = RUN_DIR / "last.pt"
 if SIMULATE_DISCONNECT:
@@ -275,23 +409,37 @@ else:
     print(f"checkpoint waiting in {RUN_DIR}: {found}")
 
 # %% [markdown]
-# After a disconnect on Colab: run the notebook from the top again. The next cell calls
+# After a disconnect, or in the next Colab session: run the notebook from the top again. The
+# next cell takes the run's own config from `RUN_DIR/config.yaml` (written by the run's first
+# process; here, the killed one), whatever preset this machine would choose, and calls
 # `dgcn.train_or_load(cfg, RUN_DIR)`, which looks at `last.pt`: none, it starts the run
 # (`fit(cfg, RUN_DIR)`); one short of $T$, it resumes it (`fit(cfg, RUN_DIR, resume=True)`;
 # from a terminal, the same command with `--resume`); one at $T$, it only loads the model. A
-# folder that holds a run of another config is refused, never overwritten.
+# folder that holds a run of another config is refused, never overwritten. When the session's
+# `train.time_limit` stops the run first, the cell says so, and the next session goes on.
 
 # %%
 state = f"at iteration {dgcn.load_checkpoint(LAST)['iteration']}" if LAST.exists() else "none"
 print(f"checkpoint in {RUN_DIR} before: {state}")
+if RUN_CONFIG.is_file():
+    cfg = dgcn.load_config(RUN_CONFIG)  # the run's own config, not this machine's choice
+    print(f"the run's own config: {cfg.name}, precision {cfg.train.precision}")
 model, cfg = dgcn.train_or_load(cfg, RUN_DIR, progress=not SMOKE)
-summary = json.loads((RUN_DIR / "summary.json").read_text())["eval"]
-print(f"mIoU {100 * summary['miou']:.1f} % on {cfg.data.val_split} ({cfg.data.root})")
+REACHED = dgcn.load_checkpoint(LAST)["iteration"]
+FINISHED = REACHED >= cfg.train.iterations
+if FINISHED:
+    summary = json.loads((RUN_DIR / "summary.json").read_text())["eval"]
+    print(f"mIoU {100 * summary['miou']:.1f} % on {cfg.data.val_split} ({cfg.data.root})")
+else:
+    print(
+        f"stopped at iteration {REACHED} of {cfg.train.iterations} (the session's time limit): "
+        "run this notebook again in the next session to resume"
+    )
 
 # %% [markdown]
-# Did the resumed process really continue the same run? Three checks against the files it
-# left: the final checkpoint is at iteration $T$; the log has one record per `log_every`
-# iterations with no gap or repetition across the kill (records written after the last
+# Did the resumed process really continue the same run? Checks against the files it left: the
+# log has one record per `log_every` iterations up to the checkpoint (iteration $T$ when the
+# run is finished) with no gap or repetition across the kill (records written after the last
 # checkpoint by the killed process are dropped on resume); and every logged learning rate is
 # the poly formula at its iteration, so the schedule went on from the checkpoint, not from 0.
 
@@ -299,15 +447,18 @@ print(f"mIoU {100 * summary['miou']:.1f} % on {cfg.data.val_split} ({cfg.data.ro
 records = [json.loads(line) for line in (RUN_DIR / "metrics.jsonl").read_text().splitlines()]
 train_records = [r for r in records if "loss" in r]
 steps = [r["iteration"] for r in train_records]
-assert dgcn.load_checkpoint(LAST)["iteration"] == cfg.train.iterations
-assert steps == list(range(cfg.train.log_every, cfg.train.iterations + 1, cfg.train.log_every))
+every = cfg.train.log_every
+expected_steps = list(range(every, REACHED + 1, every))
+if REACHED % every and (FINISHED or steps[-1:] == [REACHED]):  # the last, shorter window
+    expected_steps.append(REACHED)
+assert steps == expected_steps, (steps, expected_steps)
 for r in train_records:
     expected = cfg.train.lr * (1 - r["iteration"] / cfg.train.iterations) ** cfg.train.poly_power
     assert abs(r["lr"] - expected) <= 1e-9 * cfg.train.lr, (r["iteration"], r["lr"], expected)
 print(f"{len(steps)} training records at iterations {steps[0]}..{steps[-1]}: no gap, no repeat")
 
 # %% [markdown]
-# ## 5. Training curves
+# ## 6. Training curves
 #
 # `metrics.jsonl` holds one JSON record per `log_every` iterations (the total loss, the main
 # and auxiliary cross-entropies, the learning rate, seconds per iteration and, on CUDA, the
@@ -329,19 +480,18 @@ fig
 
 # %% [markdown]
 # The run directory, as `fit` left it: `config.yaml` (the resolved configuration), `last.pt`,
-# `metrics.jsonl`, `curves.png` and `summary.json` (the final evaluation). Notebook 07
-# evaluates this checkpoint in every test mode.
+# `metrics.jsonl`, `curves.png`, `config-history.jsonl` (one line per start) and, once the run
+# is finished, `summary.json` (the final evaluation). Notebook 07 evaluates this checkpoint in
+# every test mode.
 
 # %%
 print(sorted(p.name for p in RUN_DIR.iterdir()))
-print(
-    json.dumps(
-        {k: v for k, v in json.loads((RUN_DIR / "summary.json").read_text()).items() if k != "eval"}
-    )
-)
+if FINISHED:
+    summary = json.loads((RUN_DIR / "summary.json").read_text())
+    print(json.dumps({k: v for k, v in summary.items() if k != "eval"}))
 
 # %% [markdown]
-# ## 6. Many GPUs: `torchrun`
+# ## 7. Many GPUs: `torchrun`
 #
 # On a machine with $N$ GPUs the same engine runs one process per GPU under
 # [`torchrun`](https://pytorch.org/docs/stable/elastic/run.html), which sets `RANK`,
@@ -374,14 +524,35 @@ else:
     print(f"skipped: {gpus} CUDA GPU(s) here; torchrun pays off with two or more")
 
 # %% [markdown]
+# ## 8. The end of a Colab session
+#
+# Drive's files are written through a local cache. Before the session ends (after the run
+# stopped at its time limit, or finished), flush the cache and unmount, so that the last
+# checkpoint is on Drive in full when the next session resumes from it:
+
+# %%
+if IN_COLAB:
+    drive.flush_and_unmount()
+    print(f"Drive flushed and unmounted: {RUN_DIR} is complete on Drive")
+else:
+    print("not in Colab: nothing to flush")
+
+# %% [markdown]
 # ## Summary
 #
-# - The preset follows the hardware: `cityscapes-colab-t4` (fp16, micro-batch 2 x 4) on a T4,
-#   `cityscapes-official` with the micro-batch the memory allows on L4 / A100 / H100, and
-#   `minicity-cpu` without a GPU. Gradient accumulation keeps the global batch at the paper's 8.
+# - The preset follows the hardware: `cityscapes-colab-t4` (fp16) on a T4,
+#   `cityscapes-official` (bf16) on L4 / A100 / H100, and `minicity-cpu` without a GPU; the
+#   micro-batch is the largest that fits by the memory rule, from the activation memory
+#   counted on fake CUDA tensors (about 2.7 GiB per 832 x 832 image in mixed precision), so
+#   an A100 40GB takes all 8 images in one pass. Gradient accumulation keeps the batch at 8.
+# - Time comes from the FLOP count and an assumed utilisation: 25-50 h on a T4, 5-10 h on an
+#   A100, 2-3 h on an H100 for `cityscapes-official` (estimates until a GPU run measures them).
 # - A checkpoint that holds weights, optimiser, schedule, scaler, random states and the data
 #   position makes a resumed run the same run; we killed a process and checked the schedule.
-# - On Colab, keep data and runs on Drive and rerun the notebook after a disconnect.
+#   A run folder keeps its own config, which a resume reads from `config.yaml`.
+# - On Colab: zips on Drive, unzipped to the local disk each session; the run on Drive;
+#   `train.time_limit=11h` ends each session with a checkpoint, `drive.flush_and_unmount()`
+#   writes it through, and the next session reruns the notebook to resume.
 # - `torchrun --nproc_per_node=N -m dgcn train ...` is the multi-GPU run, batch 8 in total.
 #
 # ## Exercises
@@ -393,8 +564,12 @@ else:
 # 3. Delete the momentum buffers from a checkpoint (`state["optimizer"]["state"] = {}`), save
 #    it, resume, and compare the next few losses with an uninterrupted run.
 # 4. Measure the peak memory of one 832 x 832 training step on your GPU with
-#    `python benchmarks/train_step.py` and correct `GIB_PER_IMAGE`. *Hint:* the log records
-#    `gpu_mem_gib` too.
+#    `python benchmarks/train_step.py` and compare it with the `planned_gib` of
+#    `dgcn.training.plan.memory_plan`. Which of the rule's three terms is off? *Hint:* the
+#    log records `gpu_mem_gib` too; `torch.cuda.memory_summary()` breaks the peak down.
+# 5. Replace the utilisation assumption with your measurement: the `mfu` of
+#    `benchmarks/train_step.py` on your GPU, in `dgcn.training.plan.estimate_hours(cfg, gpu,
+#    utilisation=(mfu, mfu))`. How many Colab sessions does the T4 run need then?
 #
 # ## References
 #
@@ -407,3 +582,5 @@ else:
 #   [`SyncBatchNorm`](https://pytorch.org/docs/stable/generated/torch.nn.SyncBatchNorm.html),
 #   [automatic mixed precision](https://pytorch.org/docs/stable/amp.html).
 # - Colab: [mounting Google Drive](https://colab.research.google.com/notebooks/io.ipynb).
+# - NVIDIA's datasheets for the T4, L4, A100 and H100: the dense fp16/bf16 tensor-core peaks
+#   of section 3 (the sparse figures they also quote are twice these).

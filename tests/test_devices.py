@@ -1,5 +1,6 @@
 """The fast paths on a device: half-precision autocast and channels_last against fp32, CUDA
-against the CPU, the official block's peak memory on a GPU, and a train + evaluate run.
+against the CPU, the official block's peak memory on a GPU, a train + evaluate run, the T4's
+training path (fp16 + GradScaler + accumulation + OHEM) and a bf16 run resumed in fp16.
 
 Tests parametrised with ``DEVICES`` run on the CPU everywhere (so their logic is checked on
 every machine) and again on CUDA where a GPU is present; ``cuda``-marked tests are skipped
@@ -9,6 +10,7 @@ without one (conftest.py).
 import contextlib
 import copy
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 import torch
 from helpers import tiny_opts, train_argv
 
+import dgcn
 from dgcn.cli import main
 from dgcn.models import DualGCN, build_model
 
@@ -132,3 +135,81 @@ def test_whole_model_under_autocast_tracks_fp32(device):
         with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
             logits = fast(images.contiguous(memory_format=torch.channels_last))["out"]
         assert relative_error(logits.float(), reference) < 0.03, name
+
+
+def _parameters_that_changed(before: dict, after: dict) -> list[str]:
+    """The floating-point entries of two model state dicts that differ (BatchNorm's running
+    statistics aside: they move in every forward pass, even in a skipped step)."""
+    return [
+        key
+        for key, value in after.items()
+        if value.is_floating_point()
+        and "running_" not in key
+        and not torch.equal(value, before[key])
+    ]
+
+
+@pytest.mark.cuda
+def test_the_t4_path_fp16_scaler_accumulation_and_ohem(minicity, tmp_path, capsys):
+    """The T4 preset's way of training on any CUDA GPU: fp16 autocast with a GradScaler, two
+    micro-batches of 2 per step (batch 4) and OHEM (min_kept below the pixels of an image, so
+    that the k-th value threshold is used). Six steps, then six more resumed from the fp16
+    checkpoint (its scaler state loaded): finite losses, an enabled scaler, weights that move."""
+    run = tmp_path / "run"
+    t4 = {
+        "train.precision": "fp16",
+        "train.micro_batch": 2,
+        "train.loss": "ohem",
+        "train.ohem_min_kept": 1000,
+    }
+    opts = tiny_opts(minicity, **t4, **{"train.iterations": 6, "train.checkpoint_every": 3})
+    assert main(train_argv(run, opts, "--device", "cuda")) == 0
+    first = dgcn.load_checkpoint(run / "last.pt")
+    assert first["iteration"] == 6
+    assert math.isfinite(first["scaler"]["scale"]) and 0 < first["scaler"]["scale"] <= 2**16
+    opts = tiny_opts(minicity, **t4, **{"train.iterations": 12, "train.checkpoint_every": 3})
+    assert main(train_argv(run, opts, "--device", "cuda", "--resume")) == 0
+    last = dgcn.load_checkpoint(run / "last.pt")
+    assert last["iteration"] == 12 and "scale" in last["scaler"]
+    assert _parameters_that_changed(first["model"], last["model"])
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["precision"], summary["micro_batch"], summary["accumulation"]) == (
+        "fp16",
+        2,
+        2,
+    )
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert len(losses) == 12 and all(math.isfinite(loss) for loss in losses)
+    assert all(r["gpu_mem_gib"] > 0 for r in records if "loss" in r)
+    capsys.readouterr()
+
+
+@pytest.mark.cuda
+def test_a_bf16_run_resumed_in_fp16_reports_it_and_starts_a_fresh_scaler(
+    minicity, tmp_path, capsys
+):
+    """A run keeps its own precision unless the resume overrides it (dgcn.training.resume): a
+    bf16 run (on an Ampere or newer GPU) resumed with ``train.precision=fp16``, as on a T4,
+    goes on in fp16, says so, records it in config-history.jsonl, and loads no GradScaler
+    state from the bf16 checkpoint (a disabled scaler saves none) but starts a fresh one."""
+    if torch.cuda.get_device_capability()[0] < 8:
+        pytest.skip("bf16 needs compute capability >= 8")
+    run = tmp_path / "run"
+    opts = tiny_opts(minicity, **{"train.precision": "bf16", "train.iterations": 2})
+    assert main(train_argv(run, opts, "--device", "cuda")) == 0
+    bf16 = dgcn.load_checkpoint(run / "last.pt")
+    assert json.loads((run / "summary.json").read_text())["precision"] == "bf16"
+    assert not bf16["scaler"]  # a disabled GradScaler's state is empty
+    capsys.readouterr()
+    opts = tiny_opts(minicity, **{"train.precision": "fp16", "train.iterations": 4})
+    assert main(train_argv(run, opts, "--device", "cuda", "--resume")) == 0
+    out = capsys.readouterr().out
+    assert "bf16" in out and "fp16" in out, out  # the change is reported
+    assert json.loads((run / "summary.json").read_text())["precision"] == "fp16"
+    history = [json.loads(line) for line in (run / "config-history.jsonl").read_text().splitlines()]
+    assert history[-1]["config"]["train"]["precision"] == "fp16"
+    fp16 = dgcn.load_checkpoint(run / "last.pt")
+    assert fp16["iteration"] == 4
+    assert 0 < fp16["scaler"]["scale"] <= 2**16  # a fresh scaler (init 2**16), now enabled
+    assert _parameters_that_changed(bf16["model"], fp16["model"])

@@ -5,6 +5,9 @@
   comment on its own line(s) or on the line right above it (one comment above a run of
   consecutive import statements covers the run), e.g. ``# lazy: only this command needs
   torch``.
+* The test files collect on a machine with only the core install (``benchmarks/gpu_session.sh``
+  runs them there): an extra such as jupytext or matplotlib imported at a test module's top
+  level comes after ``pytest.importorskip`` of it, which skips that file alone.
 
 The module graph: an edge A -> B for every import statement that runs when A is imported (the
 top level of A, including ``if``/``try``/``with`` and class bodies, excluding functions and
@@ -355,3 +358,58 @@ def test_a_package_init_importing_its_submodules_is_no_cycle(tmp_path):
 def test_function_local_imports_need_a_reason(tmp_path, body, ok):
     package = _write(tmp_path, {"pkg/__init__.py": "", "pkg/m.py": f"def g(x=0):\n{body}"})
     assert (unexplained_local_imports(package) == []) is ok
+
+
+# --- the test files on a machine with only the core install (benchmarks/gpu_session.sh)
+
+#: packages of the extras (`.[notebooks]`, `.[dev]`) and optional ones, which a machine with
+#: only torch, torchvision and the core dependencies lacks
+EXTRAS = {"jupytext", "matplotlib", "nbval", "nbclient", "pandas", "ipywidgets", "tensorboard"}
+
+
+def _skipped_modules(body: list[ast.stmt]) -> set[str]:
+    """The modules of ``pytest.importorskip("name")`` calls at the top level of a module."""
+    names = set()
+    for node in body:
+        value = node.value if isinstance(node, ast.Expr | ast.Assign) else None
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "importorskip"
+            and value.args
+            and isinstance(value.args[0], ast.Constant)
+        ):
+            names.add(value.args[0].value)
+    return names
+
+
+def extras_imported_at_the_top(source: str) -> list[str]:
+    """The extras a test module imports when it is collected without first skipping itself
+    (``pytest.importorskip``) when they are missing; a missing one would stop the collection
+    of every test, the CUDA ones included."""
+    body = ast.parse(source).body
+    skipped, found = set(), []
+    for node in body:
+        skipped |= _skipped_modules([node])
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            roots = [n.split(".")[0] for n in names if n]
+            found += [root for root in roots if root in EXTRAS - skipped]
+    return found
+
+
+def test_the_test_files_collect_without_the_extras():
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        assert not extras_imported_at_the_top(path.read_text()), path.name
+
+
+def test_an_extra_imported_at_the_top_is_found_unless_skipped_first():
+    assert extras_imported_at_the_top("import jupytext\n") == ["jupytext"]
+    assert extras_imported_at_the_top("from matplotlib.figure import Figure\n") == ["matplotlib"]
+    skipped = 'import pytest\npytest.importorskip("matplotlib")\nfrom matplotlib import pyplot\n'
+    assert extras_imported_at_the_top(skipped) == []
+    assigned = 'import pytest\njupytext = pytest.importorskip("jupytext")\n'
+    assert extras_imported_at_the_top(assigned) == []
+    late = 'from matplotlib import pyplot\nimport pytest\npytest.importorskip("matplotlib")\n'
+    assert extras_imported_at_the_top(late) == ["matplotlib"]
+    assert extras_imported_at_the_top("def f():\n    import pandas\n") == []

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
+
+# an extra: without matplotlib this file is skipped (see tests/test_viz.py)
+pytest.importorskip(
+    "matplotlib", reason="the figures need matplotlib (pip install -e .[notebooks])"
+)
+from matplotlib.figure import Figure  # noqa: E402
 
 from dgcn import models
 from dgcn.viz import graphs

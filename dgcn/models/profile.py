@@ -1,11 +1,15 @@
-"""Parameters and FLOPs per block, counted on the meta device (no memory is allocated)."""
+"""Parameters, FLOPs and activation memory, counted without allocating memory: FLOPs per
+block on the meta device, and the bytes autograd keeps for backward on fake CUDA tensors."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import time
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -43,6 +47,96 @@ def count_flops(
         key = name[len(root) :] if name.startswith(root) else name
         counts[key] = int(sum(ops.values()))
     return counts
+
+
+#: the autocast dtype of each ``train.precision`` (``fp32``: no autocast)
+PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@contextlib.contextmanager
+def _cuda_autocast(dtype: torch.dtype | None):
+    """CUDA autocast switched on directly, so that it applies to fake CUDA tensors on a machine
+    without a GPU (``torch.autocast("cuda")`` refuses to start there)."""
+    enabled, previous = torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda")
+    torch.set_autocast_enabled("cuda", dtype is not None)
+    if dtype is not None:
+        torch.set_autocast_dtype("cuda", dtype)
+    try:
+        yield
+    finally:
+        torch.set_autocast_enabled("cuda", enabled)
+        torch.set_autocast_dtype("cuda", previous)
+        torch.clear_autocast_cache()
+
+
+def activation_memory(
+    model: nn.Module,
+    input_size: tuple[int, ...],
+    precision: str = "fp32",
+    loss: bool = True,
+) -> int:
+    """Bytes that autograd keeps for backward in one training forward pass on a CUDA GPU.
+
+    The model is copied onto fake CUDA tensors (``torch._subclasses.fake_tensor``: shapes and
+    dtypes only, no memory and no GPU needed) and run in training mode under CUDA autocast with
+    ``precision``, so every tensor has the dtype it would have on the GPU. Each tensor that
+    autograd saves for backward is recorded (``torch.autograd.graph.saved_tensors_hooks``) and
+    every storage is counted once, however many operations save it or views of it. The model's
+    parameters are not counted; the input batch, the autocast copies of the weights (fp16 /
+    bf16, made once per step) and, with ``loss``, the cross-entropy of each output against a
+    target (``logits.float()``, as ``dgcn.training.losses`` computes it) are. OHEM selects its
+    pixels without gradient, so it keeps the same tensors as the plain cross-entropy.
+
+    What a training step needs on top: parameters, gradients and optimiser state, the
+    gradients flowing in backward, cuDNN workspaces and the allocator's slack. The count is
+    the part that grows with the batch: ``activation_memory`` at batch 2 minus batch 1 is the
+    cost of one more image.
+
+    Args:
+        model: any module taking one image tensor and returning a tensor or a dict of tensors
+            (``[B, K, H, W]`` logits when ``loss``); it is copied, never changed. Build it on
+            the meta device to count a large model for free.
+        input_size: e.g. ``(1, 3, 832, 832)``.
+        precision: ``fp32``, ``fp16`` or ``bf16`` (the autocast dtype, as ``train.precision``).
+        loss: add the cross-entropy of every output, as a training step does.
+
+    Returns:
+        bytes saved for backward.
+    """
+    from torch._subclasses.fake_tensor import FakeTensorMode  # lazy: only this count needs it
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    parameters: set[int] = set()
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        # one entry per storage (the address of its StorageImpl: fake tensors have no data
+        # pointer), so that views and tensors saved by several operations count once
+        storage = tensor.untyped_storage()
+        if storage._cdata not in parameters:
+            saved[storage._cdata] = storage.nbytes()
+        return tensor
+
+    fake = copy.deepcopy(model)
+    with FakeTensorMode(allow_non_fake_inputs=True):  # the copy's weights, made fake here
+        fake.to_empty(device="cuda").train()
+        parameters.update(p.untyped_storage()._cdata for p in fake.parameters())
+        images = torch.empty(input_size, device="cuda")
+        with (
+            _cuda_autocast(PRECISIONS[precision]),
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor),
+        ):
+            # the outputs (and the loss) hold the graph, and so every saved storage, until the
+            # count is made: none is freed and its address taken by another one
+            graph = [fake(images)]
+            tensors = list(graph[0].values()) if isinstance(graph[0], dict) else [graph[0]]
+            if loss:
+                target = torch.zeros(
+                    (input_size[0], *input_size[2:]), dtype=torch.long, device="cuda"
+                )
+                graph.append(sum(F.cross_entropy(t.float(), target) for t in tensors))
+            return sum(saved.values())
 
 
 def default_blocks(model: nn.Module) -> list[str]:

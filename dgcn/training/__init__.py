@@ -1,8 +1,9 @@
 """Training: the end-to-end loop (``loop.fit``), head-only training on a frozen backbone
 (``frozen.fit_head``), the run helpers (``runs.train``, ``runs.train_or_load``), what a run
-keeps across resumes and machines (``resume.run_status``, ``resume.device_precisions``), losses,
-the poly schedule and sampling. The checkpoint format lives in ``dgcn.checkpoint``, the process
-helpers in ``dgcn.distributed``.
+keeps across resumes and machines (``resume.run_status``), losses, the poly schedule,
+sampling, and the plan of a GPU run (``plan``: the micro-batch that fits and the estimated
+time). The checkpoint format lives in ``dgcn.checkpoint``, the process helpers (and the
+precisions a device runs) in ``dgcn.distributed``.
 
 The names below are imported on first use, so ``import dgcn.training.X`` stays as light as X.
 """
@@ -17,13 +18,14 @@ _EXPORTS = {
     "run_status": "dgcn.training.resume",
     "RunStatus": "dgcn.training.resume",
     "RunSettings": "dgcn.training.resume",
-    "device_precisions": "dgcn.training.resume",
+    "device_precisions": "dgcn.distributed",
     "resolve_precision": "dgcn.training.resume",
     "fit_head": "dgcn.training.frozen",
     "train": "dgcn.training.runs",
     "train_or_load": "dgcn.training.runs",
     "SegmentationLoss": "dgcn.training.losses",
     "poly_scheduler": "dgcn.training.schedule",
+    "plan": "dgcn.training.plan",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
