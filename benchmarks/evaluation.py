@@ -98,7 +98,7 @@ def main() -> None:
         if not cpu:
             row["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
         payload["rows"].append(row)
-        write_result(f"evaluation_{device.type}", payload)  # after every case
+        write_result(f"evaluation_{device.type}", payload, complete=False)  # after every case
         print(
             f"{label:<18}{row['precision']:<8}{row['images_per_s']:>8.2f} img/s"
             f"{row['seconds_for_500']:>10.1f} s for 500 images",

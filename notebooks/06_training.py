@@ -45,11 +45,11 @@
 # | mode | what runs | time |
 # |---|---|---|
 # | CPU smoke | `minicity-cpu`, 40 iterations of batch 8, killed, resumed | about 20 s (2 cores) |
-# | GPU full | `cityscapes-official` (60k iterations, batch 8) or `-colab-t4` | estimated |
+# | GPU full | `cityscapes-official` (62,475 iterations, batch 8) or `-colab-t4` | estimated |
 # | CPU full | `minicity-cpu`, 250 iterations on MiniCity | about a minute (2 cores, estimate) |
 #
 # The GPU estimate (section 3, from the FLOP count and an assumed utilisation; not measured):
-# 25-50 h on a T4, 5-10 h on an A100, 2-3 h on an H100.
+# 26-52 h on a T4, 5.5-11 h on an A100, 2-3.5 h on an H100.
 
 # %%
 import os
@@ -87,7 +87,7 @@ from pathlib import Path
 
 DRIVE = Path("/content/drive/MyDrive")  # used only in Colab
 ZIPS = DRIVE / "cityscapes-zips"  # the two Cityscapes zips, put on Drive once (notebook 05)
-ITERATIONS = 40 if SMOKE else None  # None: the preset's (60,000 on Cityscapes, 250 on MiniCity)
+ITERATIONS = 40 if SMOKE else None  # None: the preset's (62,475 on Cityscapes, 250 on MiniCity)
 CHECKPOINT_EVERY = 10 if SMOKE else None  # None: the preset's
 LOG_EVERY = 5 if SMOKE else None
 EVAL_EVERY = 10 if SMOKE else None  # None: the preset's (0 = evaluate at the end only)
@@ -166,6 +166,17 @@ else:
 # your card, `python benchmarks/train_step.py` measures the peak, and `metrics.jsonl` logs it
 # as `gpu_mem_gib`. A T4 has no bf16 and gets the fp16 preset (with a GradScaler); Ampere and
 # newer GPUs (L4, A100, H100) get `cityscapes-official`, whose `precision: auto` picks bf16.
+#
+# **Backbone weights.** `cityscapes-official` and `cityscapes-colab-t4` start from an
+# ImageNet deep-stem ResNet-101 at `data/pretrained/resnet101-imagenet.pth`: MIT CSAIL's file
+# from their semantic-segmentation-pytorch, downloaded there on first use from
+# http://sceneparsing.csail.mit.edu/model/pretrained_resnet/resnet101-imagenet.pth (no checksum
+# is published; the download prints the sha256 it computed). Offline, the run stops with one
+# line naming that address: fetch the file elsewhere and put it at that path. The authors' own
+# copy (stem named `conv1.0` ... `conv1.6`) loads from the same path. `cityscapes-colab` needs
+# no file placed by hand: it uses torchvision's ImageNet ResNet-101, which torchvision
+# downloads itself, at the price of a plain 7x7 stem and no multi-grid
+# (`docs/reference/pretrained_backbones.md`).
 
 # %%
 official = dgcn.load_config("cityscapes-official")
@@ -281,8 +292,9 @@ print(
 # A training iteration costs about three forward passes in FLOPs (the backward pass computes
 # two products per layer, one for the input's gradient and one for the weights'), and the
 # forward pass of each preset is counted on the meta device (`dgcn summary`, notebook 04). The
-# schedule is 60,000 iterations of 8 images, so the whole run is
-# $3 \times \text{FLOPs}_\text{forward} \times 8 \times 60{,}000$, about $2.4 \times 10^{18}$
+# official schedule is 62,475 iterations of 8 images (the authors' script, see
+# `docs/reference/official_dgcnet.md`), so the whole run is
+# $3 \times \text{FLOPs}_\text{forward} \times 8 \times 62{,}475$, about $2.45 \times 10^{18}$
 # FLOPs for `cityscapes-official` at 832 x 832. Divided by what a GPU delivers, that is a
 # time. What a GPU delivers is its peak times the *utilisation* a convolutional network reaches
 # on it, which is not known before a run: the convolutions use the tensor cores, but
@@ -468,7 +480,7 @@ print(f"{len(steps)} training records at iterations {steps[0]}..{steps[-1]}: no 
 # on layer3 as in the authors' code; $\ell$ is the cross-entropy (`minicity-cpu`, the paper's
 # text) or the authors' OHEM cross-entropy (`cityscapes-official`). The dotted line marks
 # where the first process was killed. In smoke mode the curves are short and say only that
-# the loop runs; a real run is 60,000 iterations.
+# the loop runs; a real run is 62,475 iterations.
 
 # %%
 fig = viz.training_curves(records)
@@ -545,8 +557,8 @@ else:
 #   micro-batch is the largest that fits by the memory rule, from the activation memory
 #   counted on fake CUDA tensors (about 2.7 GiB per 832 x 832 image in mixed precision), so
 #   an A100 40GB takes all 8 images in one pass. Gradient accumulation keeps the batch at 8.
-# - Time comes from the FLOP count and an assumed utilisation: 25-50 h on a T4, 5-10 h on an
-#   A100, 2-3 h on an H100 for `cityscapes-official` (estimates until a GPU run measures them).
+# - Time comes from the FLOP count and an assumed utilisation: 26-52 h on a T4, 5.5-11 h on an
+#   A100, 2-3.5 h on an H100 for `cityscapes-official` (estimates until a GPU run measures them).
 # - A checkpoint that holds weights, optimiser, schedule, scaler, random states and the data
 #   position makes a resumed run the same run; we killed a process and checked the schedule.
 #   A run folder keeps its own config, which a resume reads from `config.yaml`.
@@ -576,7 +588,7 @@ else:
 # - Zhang et al., *Dual Graph Convolutional Network for Semantic Segmentation*, BMVC 2019,
 #   Sec. 4 (implementation details: batch 8, SGD with momentum, poly schedule, power 0.9).
 # - The authors' training script in `lxtGH/GALD-DGCNet` (8 GPUs x 1 image, SyncBN, crop 832,
-#   OHEM, 60,000 iterations), summarised in `docs/reference/official_dgcnet.md`.
+#   OHEM, 62,475 iterations), summarised in `docs/reference/official_dgcnet.md`.
 # - PyTorch: [`torchrun`](https://pytorch.org/docs/stable/elastic/run.html),
 #   [`DistributedDataParallel`](https://pytorch.org/docs/stable/notes/ddp.html),
 #   [`SyncBatchNorm`](https://pytorch.org/docs/stable/generated/torch.nn.SyncBatchNorm.html),
