@@ -76,12 +76,32 @@ def _make_minicity(args: argparse.Namespace) -> int:
 
 
 def _check_data(args: argparse.Namespace) -> int:
-    from dgcn.datasets.cityscapes import check_tree  # lazy: torch
+    if args.dataset.startswith("pascal-context"):
+        from dgcn.datasets.pascal_context import check_pascal_context  # lazy: torch
 
-    counts = check_tree(args.root, progress=not args.quiet)
-    print(f"{args.root}: OK")
+        report = check_pascal_context(args.root, progress=not args.quiet)
+        counts = report["splits"]
+        print(f"{args.root}: OK (PASCAL Context)")
+        print(f"  labels      {report['labels']}")
+        print(f"  lists       {', '.join(report['lists'])}")
+    else:
+        from dgcn.datasets.cityscapes import check_tree  # lazy: torch
+
+        counts = check_tree(args.root, progress=not args.quiet)
+        print(f"{args.root}: OK")
     for split, n in counts.items():
         print(f"  {split:<12}{n:>6} images with labels")
+    return 0
+
+
+def _convert_pascal_context(args: argparse.Namespace) -> int:
+    from dgcn.datasets.pascal_context import convert_pascal_context  # lazy: torch, scipy
+
+    start = time.perf_counter()
+    folder, count = convert_pascal_context(
+        args.root, args.out, overwrite=args.overwrite, progress=not args.quiet
+    )
+    print(f"{count} labels as PNG in {folder} ({time.perf_counter() - start:.1f} s)")
     return 0
 
 
@@ -337,11 +357,36 @@ def build_parser() -> argparse.ArgumentParser:
     minicity.set_defaults(func=_make_minicity)
 
     check = sub.add_parser(
-        "check-data", help="validate a Cityscapes-layout tree and print counts per split"
+        "check-data",
+        help="validate a Cityscapes-layout or PASCAL Context tree and print counts per split",
     )
-    check.add_argument("--root", required=True, help="dataset root (holds leftImg8bit/)")
+    check.add_argument(
+        "--root",
+        required=True,
+        help="dataset root (Cityscapes: holds leftImg8bit/; PASCAL Context: holds VOCdevkit/)",
+    )
+    check.add_argument(
+        "--dataset",
+        default="cityscapes",
+        choices=["cityscapes", "minicity", "pascal-context", "pascal-context-60"],
+        help="the layout to check (%(default)s; minicity is the Cityscapes layout)",
+    )
     check.add_argument("--quiet", action="store_true", help="no progress bar")
     check.set_defaults(func=_check_data)
+
+    convert = sub.add_parser(
+        "convert-pascal-context",
+        help="write the PASCAL Context .mat labels once as 8-bit PNGs (values 0..59)",
+    )
+    convert.add_argument("--root", required=True, help="dataset root (holds VOCdevkit/)")
+    convert.add_argument(
+        "--out",
+        help="folder that receives SegmentationClassContext/ (default: VOCdevkit/VOC2010, where "
+        "the loader finds it)",
+    )
+    convert.add_argument("--overwrite", action="store_true", help="replace existing PNGs")
+    convert.add_argument("--quiet", action="store_true", help="no progress bar")
+    convert.set_defaults(func=_convert_pascal_context)
     return parser
 
 

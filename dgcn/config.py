@@ -66,16 +66,21 @@ class DataConfig:
     """Where the images are and how they are augmented.
 
     Attributes:
-        dataset: ``cityscapes`` (a tree at ``root``) or ``minicity`` (generated at ``root`` on
-            first use with ``minicity_*``).
+        dataset: ``cityscapes`` (a tree at ``root``), ``minicity`` (generated at ``root`` on
+            first use with ``minicity_*``), ``pascal-context`` (the official release at
+            ``root``, 59 classes, background ignored) or ``pascal-context-60`` (the same, 60
+            classes with background as class 0); see :class:`dgcn.datasets.PascalContext`.
         root: dataset root.
         train_split, val_split: split names.
         crop_size: training crop (h, w); scales: random scales; flip: random horizontal flip.
+        base_size: 0: each scale multiplies the image's own size; > 0: a scale ``s`` resizes
+            the image so that its long side is ``s * base_size`` (the PASCAL Context recipes'
+            "base size 520, random scale 0.5 to 2.0").
         workers: DataLoader workers per process.
         val_limit: evaluate on the first N validation images only (0 = all).
     """
 
-    dataset: Literal["cityscapes", "minicity"] = "cityscapes"
+    dataset: Literal["cityscapes", "minicity", "pascal-context", "pascal-context-60"] = "cityscapes"
     root: str = "data/cityscapes"
     train_split: str = "train"
     val_split: str = "val"
@@ -84,6 +89,7 @@ class DataConfig:
         default_factory=lambda: [round(0.7 + 0.1 * i, 1) for i in range(15)]
     )
     flip: bool = True
+    base_size: int = 0
     workers: int = 4
     val_limit: int = 0
     minicity_train: int = 200
@@ -433,8 +439,8 @@ def apply_overrides(config: Config, overrides: list[str] | dict | None) -> Confi
     return check_config(config)
 
 
-#: the classes of the datasets a config can name (both use the 19 Cityscapes train classes)
-DATASET_CLASSES = {"cityscapes": 19, "minicity": 19}
+#: the classes of the datasets a config can name (MiniCity uses the 19 Cityscapes train classes)
+DATASET_CLASSES = {"cityscapes": 19, "minicity": 19, "pascal-context": 59, "pascal-context-60": 60}
 
 
 def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
@@ -452,6 +458,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.num_classes": _at_least(1),
     "data.crop_size": _sizes(2, 1),
     "data.scales": _FACTORS,
+    "data.base_size": _at_least(0),
     "data.workers": _at_least(0),
     "data.val_limit": _at_least(0),
     "data.minicity_train": _at_least(0),

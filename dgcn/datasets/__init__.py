@@ -1,5 +1,6 @@
-"""Datasets: the Cityscapes label table, the Cityscapes loader, MiniCity, joint transforms, and
-the datasets of a config (``prepare_data``, ``build_dataset``)."""
+"""Datasets: the Cityscapes label table, the Cityscapes loader, MiniCity, PASCAL Context
+(:mod:`dgcn.datasets.pascal_context`), joint transforms, and the datasets of a config
+(``prepare_data``, ``build_dataset``)."""
 
 from dgcn.datasets.build import build_dataset, data_transforms, image_paths, prepare_data
 from dgcn.datasets.cityscapes import (
@@ -19,6 +20,12 @@ from dgcn.datasets.minicity import (
     generate_scene,
     make_minicity,
 )
+from dgcn.datasets.pascal_context import (
+    PascalContext,
+    check_pascal_context,
+    convert_pascal_context,
+    make_synthetic_pascal_context,
+)
 from dgcn.datasets.transforms import eval_transforms, train_transforms
 
 __all__ = [
@@ -30,8 +37,11 @@ __all__ = [
     "LABELS",
     "NUM_CLASSES",
     "PALETTE",
+    "PascalContext",
     "build_dataset",
+    "check_pascal_context",
     "check_tree",
+    "convert_pascal_context",
     "data_transforms",
     "ensure_minicity",
     "eval_transforms",
@@ -40,6 +50,7 @@ __all__ = [
     "label_ids_to_train_ids",
     "load_pair",
     "make_minicity",
+    "make_synthetic_pascal_context",
     "prepare_data",
     "read_label",
     "read_photo",

@@ -61,6 +61,9 @@ class RandomScaleCrop:
         crop_size: (height, width) of the output window.
         scales: the scales to draw from uniformly (the authors: 0.7, 0.8, ..., 2.1).
         interpolation: of the image (the mask is always nearest); bilinear as the authors.
+        base_size: 0: a scale multiplies the image's size; > 0: a scale ``s`` resizes the
+            image (aspect kept) so that its long side is ``s * base_size``, as the PASCAL
+            Context recipes do with base size 520 and scales 0.5 to 2.0.
     """
 
     def __init__(
@@ -68,14 +71,18 @@ class RandomScaleCrop:
         crop_size: tuple[int, int],
         scales: Sequence[float],
         interpolation: InterpolationMode = InterpolationMode.BILINEAR,
+        base_size: int = 0,
     ) -> None:
         self.crop_size = tuple(crop_size)
         self.scales = tuple(float(s) for s in scales)
         self.interpolation = interpolation
+        self.base_size = int(base_size)
 
     def __call__(self, image, mask):
         scale = self.scales[int(torch.randint(len(self.scales), ()))]
         height, width = _size(image)
+        if self.base_size > 0:
+            scale = scale * self.base_size / max(height, width)
         scaled_h, scaled_w = round(height * scale), round(width * scale)
         crop_h, crop_w = self.crop_size
         out_h, out_w = min(crop_h, scaled_h), min(crop_w, scaled_w)
@@ -93,7 +100,8 @@ class RandomScaleCrop:
         return image, mask
 
     def __repr__(self) -> str:
-        return f"RandomScaleCrop(crop_size={self.crop_size}, scales={self.scales})"
+        base = f", base_size={self.base_size}" if self.base_size else ""
+        return f"RandomScaleCrop(crop_size={self.crop_size}, scales={self.scales}{base})"
 
 
 class RandomHorizontalFlip:
@@ -144,13 +152,16 @@ class PadTo:
         return f"PadTo({self.size})"
 
 
-def train_transforms(crop_size: tuple[int, int], scales: Sequence[float], flip: bool) -> Compose:
+def train_transforms(
+    crop_size: tuple[int, int], scales: Sequence[float], flip: bool, base_size: int = 0
+) -> Compose:
     """Scale + crop (crop first), flip, normalise, pad to the crop size.
 
-    The recipes (crop, scales, flip) live in the YAML presets' ``data`` sections; a config's
-    transforms are :func:`dgcn.datasets.build.data_transforms`.
+    The recipes (crop, scales, flip, base size) live in the YAML presets' ``data`` sections; a
+    config's transforms are :func:`dgcn.datasets.build.data_transforms`. ``base_size`` > 0 makes
+    the scales relative to a long side of ``base_size`` (:class:`RandomScaleCrop`).
     """
-    steps: list = [RandomScaleCrop(crop_size, scales)]
+    steps: list = [RandomScaleCrop(crop_size, scales, base_size=base_size)]
     if flip:
         steps.append(RandomHorizontalFlip())
     steps += [Normalize(), PadTo(crop_size)]
