@@ -17,6 +17,7 @@ from dgcn.cli import main
 from dgcn.config import DATASET_CLASSES, REPO_DIR, load_config
 from dgcn.datasets import make_minicity
 from dgcn.datasets.labels import NUM_CLASSES
+from dgcn.datasets.pascal_context import CLASS_NAMES_59, CLASS_NAMES_60
 from dgcn.errors import ConfigError
 from dgcn.evaluation import default_eval_output
 
@@ -232,6 +233,8 @@ OTHER_COMMANDS = [
     (["predict", "--checkpoint", COMMITTED, "--images", "README.md"], "is it a PNG or JPEG"),
     (["make-minicity", "--out", "OUT", "--train", "-3"], "must be >= 0"),
     (["check-data", "--root", "OUT/none"], "does not exist"),
+    (["check-data", "--dataset", "pascal-context", "--root", "OUT/none"], "does not exist"),
+    (["convert-pascal-context", "--root", "OUT/none"], "does not exist"),
     (["export", "--checkpoint", "missing.pt", "--out", "OUT/x.pt"], "not found"),
 ]
 
@@ -299,7 +302,12 @@ def test_evaluate_never_writes_into_the_committed_checkpoints_folder(tmp_path):
 
 
 def test_the_config_gate_knows_the_datasets_class_count():
-    assert DATASET_CLASSES == {"cityscapes": NUM_CLASSES, "minicity": NUM_CLASSES}
+    assert DATASET_CLASSES == {
+        "cityscapes": NUM_CLASSES,
+        "minicity": NUM_CLASSES,
+        "pascal-context": len(CLASS_NAMES_59),
+        "pascal-context-60": len(CLASS_NAMES_60),
+    }
 
 
 @pytest.mark.slow
