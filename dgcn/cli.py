@@ -145,6 +145,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from dgcn.evaluation.loop import evaluate_run  # lazy: torch
 
     model, cfg = _load_for_inference(args)
+    if args.report_scaled is not None:
+        cfg.eval.report_scaled = args.report_scaled
     evaluate_run(
         model,
         cfg,
@@ -294,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inference_args(evaluate)
     evaluate.add_argument("--export", help="write labelId PNGs here (Cityscapes eval script)")
     evaluate.add_argument("--output", help="results JSON (default next to the checkpoint)")
+    evaluate.add_argument(
+        "--report-scaled",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also report mIoU x K/(K+1), labelled 'EncNet-style K+1' (PASCAL Context: the "
+        "59-class mIoU x 59/60, the 60-class figure some papers print); eval.report_scaled",
+    )
     evaluate.add_argument("--workers", type=int, default=2)
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=_evaluate)

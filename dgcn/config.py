@@ -188,6 +188,12 @@ class EvalConfig:
         precision: the forward passes' autocast: ``auto`` (bf16 on CUDA compute capability
             >= 8, fp16 below, fp32 on a CPU; in training: the run's own precision), ``fp32``,
             ``bf16``, ``fp16`` (CUDA only).
+        report_scaled: ``dgcn evaluate`` also reports the mIoU over the K evaluated classes
+            times K/(K+1), labelled "EncNet-style K+1": the figure some papers print as the
+            PASCAL Context 60-class number (59-class mIoU x 59/60, the background counted as a
+            class scored 0; ``docs/reference/pascal_context.md``). The K-class mIoU is always
+            reported too. Not for a benchmark that already scores its background
+            (``pascal-context-60``).
     """
 
     mode: Literal["whole", "slide", "multiscale"] = "slide"
@@ -197,6 +203,7 @@ class EvalConfig:
     flip: bool = False
     average: Literal["logits", "probs"] = "logits"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    report_scaled: bool = False
 
 
 @dataclass

@@ -7,6 +7,11 @@ computed once, and each row trains only its head on them (about a minute a row o
 Every row's baseline is the same head with the graph module replaced by identity, and a control
 row puts image-level pooling where the graphs go. With ``--preset cityscapes-paper --data-root
 <cityscapes>`` on a GPU every row is trained end to end: the real reproduction.
+
+On a PASCAL Context preset (a config whose ``data.dataset`` is ``pascal-context`` or
+``pascal-context-60``) the paper has no ablation, only DGCNet's one number (53.7, ResNet-101,
+multi-scale, from its abstract; which background setting it used is unconfirmed, see
+``docs/reference/pascal_context.md``): the default is the ``both`` row beside it.
 """
 
 from __future__ import annotations
@@ -64,6 +69,11 @@ ROWS: dict[str, dict[str, str]] = {
     "official-both": {"head": "official", "graphs": "both"},
 }
 PAPER_ROWS = ("baseline", "coordinate", "feature", "both")
+#: the datasets of the PASCAL Context benchmark: 59 classes with the background ignored, and 60
+#: with the background as class 0
+PASCAL_CONTEXT_DATASETS = ("pascal-context", "pascal-context-60")
+#: the paper's PASCAL Context comparison: DGCNet (both graphs) only, no ablation rows
+PASCAL_CONTEXT_ROWS = ("both",)
 LABELS = {
     "baseline": "baseline (head without graphs)",
     "coordinate": "+ coordinate-space GCN",
@@ -82,17 +92,51 @@ def baseline_of(row: str) -> str:
     return "official-baseline" if row.startswith("official-") else "baseline"
 
 
-def default_rows(preset: str, overrides: list[str] | None = None) -> tuple[str, ...]:
-    """The four paper rows, plus the control row when the preset trains heads on a frozen
-    backbone (a minute more; on a GPU preset each row is a whole training run)."""
-    frozen = bool(load_config(preset, overrides).frozen.backbone)
+def is_pascal_context(dataset: str) -> bool:
+    """Whether a config's ``data.dataset`` is one of the PASCAL Context settings."""
+    return dataset in PASCAL_CONTEXT_DATASETS
+
+
+def rows_for(dataset: str, frozen: bool = False) -> tuple[str, ...]:
+    """The rows the paper reports for a dataset: on PASCAL Context DGCNet alone
+    (:data:`PASCAL_CONTEXT_ROWS`); otherwise the four ablation rows, plus the control row when
+    heads train on a frozen backbone (a minute more; on a GPU preset each row is a whole
+    training run)."""
+    if is_pascal_context(dataset):
+        return PASCAL_CONTEXT_ROWS
     return (*PAPER_ROWS, "global-pool") if frozen else PAPER_ROWS
 
 
-def paper_numbers() -> dict[str, float]:
-    """The paper's Cityscapes val mIoU per ablation row, from experiments/paper_results.yaml."""
-    data = yaml.safe_load((CONFIG_DIR.parent / "paper_results.yaml").read_text())
+def default_rows(preset: str, overrides: list[str] | None = None) -> tuple[str, ...]:
+    """The rows ``dgcn reproduce`` runs on a preset by default: :func:`rows_for` its dataset."""
+    cfg = load_config(preset, overrides)
+    return rows_for(cfg.data.dataset, bool(cfg.frozen.backbone))
+
+
+def _paper_results() -> dict[str, Any]:
+    return yaml.safe_load((CONFIG_DIR.parent / "paper_results.yaml").read_text())
+
+
+def paper_numbers(dataset: str = "cityscapes") -> dict[str, float]:
+    """The paper's mIoU per row, from experiments/paper_results.yaml.
+
+    Args:
+        dataset: a config's ``data.dataset``. PASCAL Context (either setting): ``{"both":
+            53.7}``, the row ``pascal_context`` of the file (abstract; R-101, multi-scale;
+            setting unconfirmed). Any other: the Cityscapes val ablation rows.
+    """
+    data = _paper_results()
+    if is_pascal_context(dataset):
+        row = next(r for r in data["other"] if r["row"] == "pascal_context")
+        return {"both": row["miou"]}
     return {r["row"]: r["miou"] for r in data["cityscapes_val_r101"] if r["row"] in PAPER_ROWS}
+
+
+def paper_column(dataset: str = "cityscapes") -> str:
+    """The header of the paper's column in :func:`results_table` for a dataset."""
+    if is_pascal_context(dataset):
+        return "paper mIoU % (PASCAL Context, R-101 multi-scale; setting unconfirmed)"
+    return "paper mIoU % (Cityscapes val)"
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -131,19 +175,29 @@ def _format(values: list[float], seeds: int) -> str:
     return f"{mean:.1f} +- {std:.1f}" if seeds > 1 else f"{mean:.1f}"
 
 
-def results_table(records: list[dict[str, Any]], paper: dict[str, float]) -> str:
+def results_table(
+    records: list[dict[str, Any]], paper: dict[str, float], dataset: str = "cityscapes"
+) -> str:
     """Markdown: per row our mIoU (mean +- std over seeds), its gain over the row's baseline
     (and, with several seeds, the gain in pooled standard deviations), the mIoU over the
-    context-ambiguous classes, and the paper's Cityscapes number and gain beside them."""
+    context-ambiguous classes, and the paper's number and gain beside them.
+
+    Args:
+        records: one dict per (row, seed), as :func:`read_results` returns them.
+        paper: the paper's mIoU per row (:func:`paper_numbers`).
+        dataset: the runs' ``data.dataset``; on PASCAL Context the context-classes column
+            (MiniCity's) is left out and the paper's column names its setting's caveat.
+    """
     rows = [r for r in ROWS if any(rec["row"] == r for rec in records)]
     seeds = len({rec["seed"] for rec in records})
+    context_column = not is_pascal_context(dataset)
     header = [
         "row",
         f"ours mIoU % ({seeds} seed{'s' if seeds > 1 else ''})",
         "ours delta",
         *(["delta / pooled std"] if seeds > 1 else []),
-        "context classes mIoU %",
-        "paper mIoU % (Cityscapes val)",
+        *(["context classes mIoU %"] if context_column else []),
+        paper_column(dataset),
         "paper delta",
     ]
     lines = []
@@ -163,7 +217,7 @@ def results_table(records: list[dict[str, Any]], paper: dict[str, float]) -> str
                 _format([100 * rec["miou"] for rec in mine], seeds),
                 f"{g['delta']:+.1f}" if g else "",
                 *([f"{g['ratio']:.1f}" if g else ""] if seeds > 1 else []),
-                _format(context, seeds) if context else "",
+                *([_format(context, seeds) if context else ""] if context_column else []),
                 ref if ref is not None else "",
                 ref_delta,
             ]
@@ -171,11 +225,21 @@ def results_table(records: list[dict[str, Any]], paper: dict[str, float]) -> str
     return markdown_table(header, lines)
 
 
-def per_class_table(records: list[dict[str, Any]]) -> str:
-    """Markdown: IoU % per class (mean over seeds) for every row; * marks a context class."""
+def class_names_of(records: list[dict[str, Any]]) -> list[str]:
+    """The class names of the records' ``per_class`` in their order (the Cityscapes names
+    when they hold none)."""
+    names = list(dict.fromkeys(n for rec in records for n in rec.get("per_class", {})))
+    return names or list(CLASS_NAMES)
+
+
+def per_class_table(
+    records: list[dict[str, Any]], marked: tuple[str, ...] = CONTEXT_CLASSES
+) -> str:
+    """Markdown: IoU % per class (mean over seeds) for every row; * marks the ``marked``
+    classes (MiniCity's context classes by default)."""
     rows = [r for r in ROWS if any(rec["row"] == r for rec in records)]
     lines = []
-    for name in CLASS_NAMES:
+    for name in class_names_of(records):
         cells = []
         for row in rows:
             values = [
@@ -184,13 +248,18 @@ def per_class_table(records: list[dict[str, Any]]) -> str:
                 if rec["row"] == row and rec["per_class"].get(name) is not None
             ]
             cells.append(f"{statistics.fmean(values):.1f}" if values else "n/a")
-        lines.append([f"{name} *" if name in CONTEXT_CLASSES else name, *cells])
+        lines.append([f"{name} *" if name in marked else name, *cells])
     return markdown_table(["class", *rows], lines)
 
 
-def _figures(out: Path, records: list[dict[str, Any]], count: int = 4) -> list[Path]:
+def _figures(
+    out: Path,
+    records: list[dict[str, Any]],
+    count: int = 4,
+    marked: tuple[str, ...] = CONTEXT_CLASSES,
+) -> list[Path]:
     """Prediction grids per row, validation-mIoU curves of every row (first seed) and per-class
-    IoU bars (both vs baseline, context classes marked)."""
+    IoU bars (both vs baseline, the ``marked`` classes marked)."""
     written = []
     first_seed = min(rec["seed"] for rec in records)
     by_row = {rec["row"]: rec for rec in records if rec["seed"] == first_seed}
@@ -222,7 +291,7 @@ def _figures(out: Path, records: list[dict[str, Any]], count: int = 4) -> list[P
             else {k: 100 * v for k, v in reference.items() if v is not None},
             title="both graphs vs baseline (grey), * context class",
             reference_name="baseline",
-            marked=CONTEXT_CLASSES,
+            marked=marked,
         )
         save_figure(fig, out / "per-class-iou.png")
         written.append(out / "per-class-iou.png")
@@ -312,6 +381,9 @@ def reproduce(
     for row in rows:  # every row's model options are checked before the first row trains
         cfg = row_config(row, seeds[0])
         model_spec(cfg.model.name, **model_overrides(cfg))
+    dataset = cfg.data.dataset
+    pascal = is_pascal_context(dataset)
+    marked = () if pascal else CONTEXT_CLASSES  # MiniCity's context classes mean nothing there
     if parse_duration(cfg.train.time_limit):  # a row stopped by it would have no result
         raise ConfigError(
             "dgcn reproduce trains every row to the end and cannot resume one: drop "
@@ -336,20 +408,22 @@ def reproduce(
                     "row": row,
                     "seed": seed,
                     "miou": summary["miou"],
-                    "context_miou": context_miou(summary["per_class"]),
+                    "context_miou": math.nan if pascal else context_miou(summary["per_class"]),
                     "pixel_accuracy": summary["pixel_accuracy"],
                     "per_class": summary["per_class"],
                     "seconds": time.perf_counter() - run_start,
                     "run_dir": str(out / cfg.name),
                     "preset": preset,
+                    "dataset": dataset,
                     "model": cfg.model.name,
                     "overrides": cfg.model.overrides,
                 }
             )
     if not main:
         return out
-    paper = paper_numbers()
-    table = results_table(records, paper)
+    paper = paper_numbers(dataset)
+    table = results_table(records, paper, dataset)
+    names = class_names_of(records)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(
@@ -361,11 +435,11 @@ def reproduce(
             "pixel_accuracy",
             "paper_miou",
             "seconds",
-            *CLASS_NAMES,
+            *names,
         ]
     )
     for rec in records:
-        per_class = [rec["per_class"].get(name) for name in CLASS_NAMES]
+        per_class = [rec["per_class"].get(name) for name in names]
         writer.writerow(
             [
                 rec["row"],
@@ -380,15 +454,26 @@ def reproduce(
         )
     write_text_atomic(out / "results.csv", buffer.getvalue())
     write_text_atomic(out / RESULTS, json.dumps(records, indent=2) + "\n")
-    figures = _figures(out, records)
+    figures = _figures(out, records, marked=marked)
     minutes = (time.perf_counter() - start) / 60
-    note = (
-        f"Preset `{preset}`, seeds {list(seeds)}, {minutes:.1f} min in all. Ours: mIoU on the "
-        "preset's validation split, each row's delta against the same head without graphs; "
-        "context classes: " + ", ".join(CONTEXT_CLASSES) + ". Paper: Cityscapes val, "
-        "ResNet-101 (paper, as summarised). MiniCity numbers measure the relative effect of the "
-        "graphs on a synthetic city built so that context matters, not Cityscapes accuracy."
-    )
+    if pascal:
+        note = (
+            f"Preset `{preset}` ({dataset}), seeds {list(seeds)}, {minutes:.1f} min in all. "
+            "Ours: mIoU on the preset's validation split. Paper: DGCNet's PASCAL Context number "
+            "from its abstract (ResNet-101, multi-scale); whether it is the 59-class mIoU, a "
+            "true 60-class one or the 59-class one x 59/60 is unconfirmed "
+            "(docs/reference/pascal_context.md); `dgcn evaluate --report-scaled` prints the "
+            "x 59/60 figure of a 59-class run."
+        )
+    else:
+        note = (
+            f"Preset `{preset}`, seeds {list(seeds)}, {minutes:.1f} min in all. Ours: mIoU on "
+            "the preset's validation split, each row's delta against the same head without "
+            "graphs; context classes: " + ", ".join(CONTEXT_CLASSES) + ". Paper: Cityscapes "
+            "val, ResNet-101 (paper, as summarised). MiniCity numbers measure the relative "
+            "effect of the graphs on a synthetic city built so that context matters, not "
+            "Cityscapes accuracy."
+        )
     body = [
         f"# Ablation: {preset}",
         "",
@@ -396,9 +481,11 @@ def reproduce(
         "",
         note,
         "",
-        "## IoU per class (%, mean over seeds; * = context-ambiguous class)",
+        "## IoU per class (%, mean over seeds"
+        + ("" if pascal else "; * = context-ambiguous class")
+        + ")",
         "",
-        per_class_table(records),
+        per_class_table(records, marked),
         "",
         "Figures: "
         + ", ".join(p.name for p in figures)

@@ -41,7 +41,9 @@ def test_time_case_runs_evaluate_and_counts_images(monkeypatch):
 def test_results_are_written_after_every_case(monkeypatch):
     written = []
     monkeypatch.setattr(bench, "time_case", lambda *args: 0.5)
-    monkeypatch.setattr(bench, "write_result", lambda name, p: written.append(copy.deepcopy(p)))
+    monkeypatch.setattr(
+        bench, "write_result", lambda name, p, **_: written.append(copy.deepcopy(p))
+    )
     monkeypatch.setattr(sys, "argv", ["evaluation.py", "--images", "1"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     bench.main()

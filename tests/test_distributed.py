@@ -39,6 +39,7 @@ from dgcn import distributed
 from dgcn.config import load_config
 from dgcn.models import build_model
 from dgcn.training.loop import evaluate_step
+from dgcn.training.resume import resolve_precision
 
 info = distributed.setup("cpu")
 assert distributed.all_gather_objects({"rank": info.rank}, info) == [{"rank": 0}, {"rank": 1}]
@@ -53,7 +54,8 @@ val = torch.utils.data.TensorDataset(torch.randn(4, 3, 64, 128), torch.randint(0
 log = types.SimpleNamespace(append=lambda record: None)
 cfg = load_config("minicity-cpu", ["data.workers=0"])
 run = types.SimpleNamespace(
-    cfg=cfg, info=info, model=model, val_set=val, progress=False, log=log, writer=None
+    cfg=cfg, info=info, model=model, val_set=val, progress=False, log=log, writer=None,
+    precision=resolve_precision("auto", info.device),
 )
 evaluate_step(run, 1)
 assert all(bool((bn.running_mean == 0).all() and (bn.running_var == 1).all()) for bn in norms)

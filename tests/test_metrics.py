@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 
 from dgcn.datasets.labels import CLASS_NAMES
 from dgcn.evaluation import ConfusionMatrix, format_table
+from dgcn.evaluation.metrics import scaled_label, scaled_miou
 
 # a 2x3 example with K = 4; the two 255 pixels carry predictions that must not be counted
 PREDS = torch.tensor([[0, 1, 2], [1, 1, 0]])
@@ -173,3 +174,91 @@ def test_format_table_rows_and_reference():
     assert ref.splitlines()[-1].split() == ["mIoU", "55.56", "55.00", "+0.56"]
     with_miou = format_table(s, reference={"a": 90.0, "miou": 80.5})
     assert with_miou.splitlines()[-1].split() == ["mIoU", "55.56", "80.50", "-24.94"]
+
+
+def test_scaled_miou_is_the_plain_rescaling():
+    # the reference's arithmetic check: 52.6 x 59/60 = 51.7 (EncNet's "60-class" figure)
+    assert round(scaled_miou(52.6), 1) == 51.7
+    assert scaled_miou(52.6) == pytest.approx(52.6 * 59 / 60)
+    assert scaled_miou(0.526, 59, 60) == pytest.approx(0.526 * 59 / 60)  # fractions as well
+    assert scaled_miou(0.8, 19, 19) == pytest.approx(0.8)
+    assert scaled_miou(None) is None and scaled_miou(math.nan) is None
+    with pytest.raises(ValueError, match="evaluated <= reported"):
+        scaled_miou(0.5, 60, 59)
+    assert scaled_label(59, 60) == "mIoU x 59/60 (EncNet-style 60)"
+
+
+def test_summary_reports_the_scaled_miou_labelled_beside_the_evaluated_one():
+    # 59 classes: class k predicted right on k + 1 pixels, wrong (as k + 1) on one pixel more
+    k = 59
+    target = torch.cat([torch.full((c + 2,), c) for c in range(k)])
+    preds = torch.cat([torch.tensor([c] * (c + 1) + [(c + 1) % k]) for c in range(k)])
+    names = [f"c{i}" for i in range(k)]
+    cm = ConfusionMatrix(num_classes=k).update(preds, target)
+    plain = cm.summary(names)
+    assert "miou_scaled" not in plain and "scaled" not in plain
+    s = cm.summary(names, report_scaled=60)
+    # a plain re-computation: the IoU of every class from the numpy count, then the two means
+    m = numpy_confusion(preds.numpy(), target.numpy(), k)
+    iou = np.diag(m) / (m.sum(0) + m.sum(1) - np.diag(m))
+    assert s["miou"] == pytest.approx(iou.mean())
+    assert s["miou_scaled"] == pytest.approx(iou.sum() / 60)  # background as a 60th class, IoU 0
+    assert s["scaled"] == {"evaluated": 59, "reported": 60, "label": scaled_label(59, 60)}
+    json.dumps(s)  # JSON-ready
+    lines = format_table(s).splitlines()
+    assert lines[-2].split()[:4] == ["mIoU", "(59", "classes)", f"{100 * iou.mean():.2f}"]
+    assert lines[-1].startswith("mIoU x 59/60 (EncNet-style 60)")
+    assert lines[-1].split()[-1] == f"{100 * iou.sum() / 60:.2f}"
+    with pytest.raises(ValueError, match="evaluated <= reported"):
+        cm.summary(names, report_scaled=58)
+    # without the option the table is unchanged: its last row is the plain mIoU
+    assert format_table(plain).splitlines()[-1].split()[0] == "mIoU"
+
+
+def test_evaluate_cli_reports_the_scaled_miou_when_asked(minicity, tmp_path, capsys):
+    from dgcn.cli import main
+
+    output = tmp_path / "eval.json"
+    argv = [
+        "evaluate",
+        "--checkpoint",
+        "experiments/checkpoints/minicity-dgcnet-paper.pt",
+        "--data-root",
+        str(minicity),
+        "--mode",
+        "whole",
+        "--workers",
+        "0",
+        "--quiet",
+        "--report-scaled",
+        "--output",
+        str(output),
+        "--opt",
+        "data.minicity_train=8",
+        "data.minicity_val=3",
+        "data.minicity_size=[64,128]",
+    ]
+    assert main(argv) == 0
+    result = json.loads(output.read_text())
+    assert result["dataset"] == "minicity"
+    assert result["miou_scaled"] == pytest.approx(result["miou"] * 19 / 20)
+    assert result["scaled"]["label"] == "mIoU x 19/20 (EncNet-style 20)"
+    printed = capsys.readouterr().out
+    assert "mIoU (19 classes)" in printed and "mIoU x 19/20 (EncNet-style 20)" in printed
+
+
+def test_scaled_classes_follows_the_config():
+    from dgcn.config import Config
+    from dgcn.errors import ConfigError
+    from dgcn.evaluation.loop import scaled_classes
+
+    cfg = Config()
+    assert scaled_classes(cfg) is None
+    cfg.eval.report_scaled = True
+    assert scaled_classes(cfg) == 20
+    cfg.model.num_classes = 59  # PASCAL Context, background ignored: the EncNet-style 60
+    assert scaled_classes(cfg) == 60
+    cfg.data.dataset = "pascal-context-60"  # background scored: nothing to rescale
+    cfg.model.num_classes = 60
+    with pytest.raises(ConfigError, match="drop eval.report_scaled"):
+        scaled_classes(cfg)

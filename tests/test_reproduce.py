@@ -11,13 +11,18 @@ from dgcn.datasets.labels import CLASS_NAMES
 from dgcn.errors import ConfigError
 from dgcn.reproduce import (
     LABELS,
+    PASCAL_CONTEXT_ROWS,
     ROWS,
     baseline_of,
     context_miou,
     default_rows,
     gain,
+    paper_column,
+    paper_numbers,
+    per_class_table,
     reproduce,
     results_table,
+    rows_for,
 )
 from dgcn.training.loop import RunDirError
 
@@ -94,3 +99,60 @@ def test_results_table_deltas_pooled_std_and_paper_columns():
     g = gain(records, "both")
     assert g["delta"] == pytest.approx(6.0) and g["pooled_std"] == pytest.approx(math.sqrt(5))
     assert context_miou({"truck": 0.2, "bus": None, "car": 0.9}) == pytest.approx(0.2)
+
+
+def test_rows_and_paper_numbers_per_dataset():
+    assert rows_for("cityscapes") == ("baseline", "coordinate", "feature", "both")
+    assert rows_for("minicity", frozen=True)[-1] == "global-pool"
+    for dataset in ("pascal-context", "pascal-context-60"):  # DGCNet alone, no ablation rows
+        assert rows_for(dataset) == rows_for(dataset, frozen=True) == PASCAL_CONTEXT_ROWS
+        assert PASCAL_CONTEXT_ROWS == ("both",) and ROWS["both"] == {"graphs": "both"}
+        assert paper_numbers(dataset) == {"both": 53.7}  # the yaml row pascal_context
+        assert "setting unconfirmed" in paper_column(dataset)
+    assert (
+        paper_numbers()
+        == paper_numbers("minicity")
+        == {
+            "baseline": 75.2,
+            "coordinate": 78.8,
+            "feature": 79.3,
+            "both": 80.5,
+        }
+    )
+
+
+def test_default_rows_of_a_pascal_context_config(tmp_path, monkeypatch):
+    """A config naming pascal-context (on top of an existing preset) gets the DGCNet row. Until
+    the config accepts that dataset name, the same config is built by hand."""
+    import dgcn.reproduce as rep
+    from dgcn.config import load_config
+
+    path = tmp_path / "pc.yaml"
+    path.write_text(
+        "base: cityscapes-paper\ndata: {dataset: pascal-context}\nmodel: {num_classes: 59}\n"
+    )
+    try:
+        assert default_rows(str(path)) == ("both",)
+    except ConfigError as err:  # data.dataset does not know pascal-context yet
+        assert "pascal-context" in str(err)
+        cfg = load_config("cityscapes-paper")
+        cfg.data.dataset = "pascal-context"
+        monkeypatch.setattr(rep, "load_config", lambda preset, overrides=None: cfg)
+        assert default_rows(str(path)) == ("both",)
+    monkeypatch.undo()
+    assert default_rows("cityscapes-paper") == ("baseline", "coordinate", "feature", "both")
+
+
+def test_results_table_on_pascal_context():
+    per_class = {"aeroplane": 0.6, "road": 0.5, "truck": 0.3}
+    records = [{"row": "both", "seed": 0, "miou": 0.5, "per_class": per_class}]
+    lines = results_table(records, paper_numbers("pascal-context"), "pascal-context").splitlines()
+    assert lines[0] == (
+        "| row | ours mIoU % (1 seed) | ours delta | "
+        + paper_column("pascal-context")
+        + " | paper delta |"
+    )
+    assert lines[2] == f"| {LABELS['both']} | 50.0 |  | 53.7 |  |"  # no context column
+    table = per_class_table(records, marked=())
+    assert "| aeroplane | 60.0 |" in table and "*" not in table
+    assert "| truck * |" in per_class_table(records)  # MiniCity's marks by default

@@ -10,7 +10,7 @@ from dgcn.evaluation.loop import (
     export_path,
     save_label_png,
 )
-from dgcn.evaluation.metrics import ConfusionMatrix, format_table
+from dgcn.evaluation.metrics import ConfusionMatrix, format_table, scaled_miou
 from dgcn.evaluation.prediction import (
     DEFAULT_SCALES,
     MODES,
@@ -40,5 +40,6 @@ __all__ = [
     "predict_slide",
     "predict_whole",
     "save_label_png",
+    "scaled_miou",
     "sliding_windows",
 ]

@@ -25,6 +25,7 @@ from dgcn import distributed
 from dgcn.config import REPO_DIR, Config, EvalConfig
 from dgcn.datasets.build import build_dataset, image_paths, prepare_data
 from dgcn.datasets.labels import IGNORE_INDEX, NUM_CLASSES, train_id_to_id_lut
+from dgcn.errors import ConfigError
 from dgcn.evaluation.metrics import ConfusionMatrix, format_table
 from dgcn.evaluation.prediction import (
     autocast_dtype,
@@ -235,6 +236,28 @@ def default_eval_output(checkpoint: Path, split: str, mode: str) -> str:
     return str(checkpoint.with_name(name))
 
 
+#: datasets whose background is a scored class: the K/(K+1) rescaling has no meaning there
+SCORED_BACKGROUND = ("pascal-context-60",)
+
+
+def scaled_classes(cfg: Config) -> int | None:
+    """The class count of the scaled mIoU that ``cfg.eval.report_scaled`` asks for: K + 1, K
+    being ``cfg.model.num_classes`` (60 for PASCAL Context's 59); None when not asked.
+
+    Raises:
+        ConfigError: asked for a dataset whose background is already a scored class.
+    """
+    if not cfg.eval.report_scaled:
+        return None
+    if cfg.data.dataset in SCORED_BACKGROUND:
+        raise ConfigError(
+            f"eval.report_scaled rescales an mIoU scored without the background, but "
+            f"{cfg.data.dataset} scores its background as a class: its mIoU is already the "
+            "true figure; drop eval.report_scaled (or evaluate the pascal-context setting)"
+        )
+    return cfg.model.num_classes + 1
+
+
 def evaluate_run(
     model: nn.Module,
     cfg: Config,
@@ -246,6 +269,7 @@ def evaluate_run(
     progress: bool = True,
     export_dir: str | os.PathLike | None = None,
     output: str | os.PathLike | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> dict[str, Any] | None:
     """``dgcn evaluate``: a model on a split of its config, one process or many (``torchrun``).
 
@@ -255,6 +279,11 @@ def evaluate_run(
     loses no result. On CUDA: the fast path of :func:`evaluate` (channels_last, the autocast of
     ``cfg.eval.precision``) with cuDNN autotuning and TF32 (:func:`cuda_settings`); the
     results record the precision that ran.
+
+    With ``cfg.eval.report_scaled`` the results also hold the mIoU over the K evaluated classes
+    times K/(K+1) (``miou_scaled``, with its label under ``scaled``; see
+    :func:`~dgcn.evaluation.metrics.scaled_miou`), and the table prints both figures, each
+    labelled: for PASCAL Context the 59-class mIoU and its "EncNet-style 60".
 
     Args:
         model: the model, e.g. from :func:`dgcn.checkpoint.load_for_inference` (moved to this
@@ -268,11 +297,17 @@ def evaluate_run(
         progress: show a progress bar.
         export_dir: also write ``labelIds`` PNGs here (see :func:`evaluate`).
         output: the results JSON (default :func:`default_eval_output`).
+        class_names: the K class names of the table and the JSON; None: the dataset's
+            ``class_names`` attribute when it has one, else
+            :meth:`~dgcn.evaluation.metrics.ConfusionMatrix.summary`'s default.
 
     Raises:
-        ConfigError: a precision the device cannot run (fp16 on a CPU), before any data is read.
+        ConfigError: a precision the device cannot run (fp16 on a CPU), or
+            ``eval.report_scaled`` for a benchmark that scores its background
+            (``pascal-context-60``), before any data is read.
         DatasetError, OSError.
     """
+    report_scaled = scaled_classes(cfg)  # fails first, with the precision below
     info = distributed.setup(device)
     precision = precision_name(autocast_dtype(cfg.eval.precision, info.device))  # fails first
     if info.is_main:
@@ -299,9 +334,11 @@ def evaluate_run(
     seconds = time.perf_counter() - start
     result = None
     if info.is_main:
-        summary = matrix.summary()
+        names = class_names if class_names is not None else getattr(dataset, "class_names", None)
+        summary = matrix.summary(names, report_scaled=report_scaled)
         result = {
             "checkpoint": str(checkpoint),
+            "dataset": cfg.data.dataset,
             "split": split,
             "images": len(dataset),
             "mode": cfg.eval.mode,
@@ -337,4 +374,5 @@ __all__ = [
     "evaluate_run",
     "export_path",
     "save_label_png",
+    "scaled_classes",
 ]

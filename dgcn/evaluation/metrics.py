@@ -4,6 +4,12 @@ The Cityscapes benchmark scores a method by the intersection over union of each 
 classes, ``IoU_k = TP_k / (TP_k + FP_k + FN_k)``, accumulated over every pixel of the split
 (not averaged per image), and by their mean (mIoU). All of it is read from one ``[K, K]``
 confusion matrix, which is what a distributed evaluation sums across processes.
+
+PASCAL Context is scored over its 59 classes with the background ignored, but some papers print
+a "60-class" figure that is that mIoU times 59/60: the background counted as a 60th class whose
+IoU is 0 (the EncNet convention, ``docs/reference/pascal_context.md``). :func:`scaled_miou`
+computes it, and :meth:`ConfusionMatrix.summary` and :func:`format_table` report it beside the
+evaluated mIoU, each labelled, when asked.
 """
 
 from __future__ import annotations
@@ -15,6 +21,43 @@ from typing import Any
 import torch
 
 from dgcn.datasets.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+
+
+def scaled_miou(miou: float | None, evaluated: int = 59, reported: int = 60) -> float | None:
+    """An mIoU over ``evaluated`` classes rescaled to a mean over ``reported`` classes.
+
+    The classes that were not evaluated count with IoU 0, so the mean becomes
+    ``miou * evaluated / reported``. For PASCAL Context this is the "EncNet-style 60" figure:
+    the 59-class mIoU (background ignored) times 59/60, as if every background pixel were
+    misclassified. It is not the mIoU of a model trained and scored on 60 classes.
+
+    Args:
+        miou: the mIoU over ``evaluated`` classes, a fraction or a percentage (the result is in
+            the same unit); None (nothing was counted) gives None.
+        evaluated: the number of classes the mIoU averages.
+        reported: the number of classes of the printed figure (>= ``evaluated``).
+
+    Returns:
+        ``miou * evaluated / reported``, or None.
+
+    Raises:
+        ValueError: ``evaluated < 1`` or ``reported < evaluated``.
+
+    Example:
+        scaled_miou(52.6)  # 52.6 x 59 / 60 = 51.72..., 51.7 as papers print it
+    """
+    if evaluated < 1 or reported < evaluated:
+        raise ValueError(
+            f"need 1 <= evaluated <= reported, got evaluated={evaluated}, reported={reported}"
+        )
+    if miou is None or math.isnan(miou):
+        return None
+    return float(miou) * evaluated / reported
+
+
+def scaled_label(evaluated: int, reported: int) -> str:
+    """The label of a :func:`scaled_miou` figure, e.g. ``mIoU x 59/60 (EncNet-style 60)``."""
+    return f"mIoU x {evaluated}/{reported} (EncNet-style {reported})"
 
 
 class ConfusionMatrix:
@@ -152,16 +195,24 @@ class ConfusionMatrix:
         tp, gt, _ = self._parts()
         return torch.where(gt > 0, tp / gt.clamp(min=1), torch.nan)
 
-    def summary(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    def summary(
+        self, class_names: Sequence[str] | None = None, report_scaled: int | None = None
+    ) -> dict[str, Any]:
         """All scores as a JSON-ready dict (NaN is written as None).
 
         Args:
             class_names: K names; None uses the Cityscapes names when K = 19, else
                 ``class_0``, ``class_1``, ...
+            report_scaled: also report the mIoU rescaled to this many classes
+                (:func:`scaled_miou`; 60 for PASCAL Context's 59 classes); None: not reported.
 
         Returns:
             ``{"miou", "pixel_accuracy", "mean_class_accuracy", "per_class": {name: IoU},
-            "pixels"}``; scores are fractions in [0, 1].
+            "pixels"}``; scores are fractions in [0, 1]. With ``report_scaled`` also
+            ``"miou_scaled"`` and ``"scaled": {"evaluated": K, "reported": N, "label": ...}``.
+
+        Raises:
+            ValueError: not K names, or ``report_scaled < K``.
         """
         if class_names is None:
             if self.num_classes == len(CLASS_NAMES):
@@ -170,7 +221,7 @@ class ConfusionMatrix:
                 class_names = [f"class_{i}" for i in range(self.num_classes)]
         if len(class_names) != self.num_classes:
             raise ValueError(f"{len(class_names)} class names for {self.num_classes} classes")
-        return {
+        result = {
             "miou": _none_if_nan(self.miou()),
             "pixel_accuracy": _none_if_nan(self.pixel_accuracy()),
             "mean_class_accuracy": _none_if_nan(_nanmean(self.class_accuracy())),
@@ -180,6 +231,11 @@ class ConfusionMatrix:
             },
             "pixels": int(self._matrix.sum().item()),
         }
+        if report_scaled is not None:
+            k, n = self.num_classes, int(report_scaled)
+            result["miou_scaled"] = scaled_miou(result["miou"], k, n)
+            result["scaled"] = {"evaluated": k, "reported": n, "label": scaled_label(k, n)}
+        return result
 
     # -- persistence --------------------------------------------------------------------------
 
@@ -225,6 +281,10 @@ def format_table(
 ) -> str:
     """A plain-text table of IoU per class, ending with the mIoU row.
 
+    When ``summary`` holds a scaled mIoU (``ConfusionMatrix.summary(report_scaled=N)``), the
+    mIoU row is labelled with its class count, ``mIoU (K classes)``, and a last row gives the
+    scaled figure under its label, ``mIoU x K/N (EncNet-style N)``, without a reference.
+
     Args:
         summary: the dict of :meth:`ConfusionMatrix.summary` (IoUs as fractions).
         reference: optional IoUs in percent (as papers print them) by class name; a
@@ -236,7 +296,10 @@ def format_table(
         The table, one row per class, without a trailing newline.
     """
     per_class: Mapping[str, float | None] = summary["per_class"]
-    width = max([len(name) for name in per_class] + [len("class"), len("mIoU")])
+    scaled = summary.get("scaled")
+    miou_name = "mIoU" if scaled is None else f"mIoU ({scaled['evaluated']} classes)"
+    extra = [] if scaled is None else [len(scaled["label"])]
+    width = max([len(name) for name in per_class] + [len("class"), len(miou_name)] + extra)
     has_ref = reference is not None
 
     def row(name: str, value: float | None, ref: float | None) -> str:
@@ -262,7 +325,9 @@ def format_table(
             given = [reference[n] for n in per_class if reference.get(n) is not None]
             ref_miou = sum(given) / len(given) if given else None
     lines.append("-" * len(lines[0]))
-    lines.append(row("mIoU", summary.get("miou"), ref_miou))
+    lines.append(row(miou_name, summary.get("miou"), ref_miou))
+    if scaled is not None:
+        lines.append(row(scaled["label"], summary.get("miou_scaled"), None))
     return "\n".join(lines)
 
 
@@ -274,4 +339,4 @@ def _num(value: float | None) -> str:
     return "    n/a" if value is None else f"{value:7.2f}"
 
 
-__all__ = ["ConfusionMatrix", "format_table"]
+__all__ = ["ConfusionMatrix", "format_table", "scaled_label", "scaled_miou"]
