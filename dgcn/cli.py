@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--root",
         required=True,
-        help="dataset root (Cityscapes: holds leftImg8bit/; PASCAL Context: holds VOCdevkit/)",
+        help="dataset root (Cityscapes: holds leftImg8bit/; PASCAL Context: VOCdevkit/VOC2010)",
     )
     check.add_argument(
         "--dataset",
@@ -387,7 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
         "convert-pascal-context",
         help="write the PASCAL Context .mat labels once as 8-bit PNGs (values 0..59)",
     )
-    convert.add_argument("--root", required=True, help="dataset root (holds VOCdevkit/)")
+    convert.add_argument(
+        "--root", required=True, help="the VOC2010 folder (holds JPEGImages/ and trainval/)"
+    )
     convert.add_argument(
         "--out",
         help="folder that receives SegmentationClassContext/ (default: VOCdevkit/VOC2010, where "

@@ -197,7 +197,8 @@ def test_an_interrupted_conversion_leaves_the_tree_as_it_was(tree, monkeypatch):
 
 
 def test_check_data_reports_the_lists_and_the_labels(tree, capsys):
-    assert main(["check-data", "--dataset", "pascal-context", "--root", str(tree), "--quiet"]) == 0
+    root = str(voc(tree))  # the VOC2010 folder, as the README writes the root
+    assert main(["check-data", "--dataset", "pascal-context", "--root", root, "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "SegmentationContext/train.txt" in out and "mat (" in out
     assert "train            6 images" in out and "val              3 images" in out
@@ -259,11 +260,12 @@ def test_the_configs_pick_the_loader_and_check_the_classes(pristine, tmp_path):
     assert cfg.model.num_classes == 59 and cfg.data.base_size == 520
     dataset = build_dataset(cfg.data, "val", train=False)
     assert isinstance(dataset, PascalContext) and dataset.classes == 59
+    assert dataset.class_names == CLASS_NAMES_59
     cfg60 = load_config(
         "pascal-context-official",
         [f"data.root={pristine}", "data.dataset=pascal-context-60", "model.num_classes=60"],
     )
-    assert build_dataset(cfg60.data, "val", train=False).classes == 60
+    assert build_dataset(cfg60.data, "val", train=False).class_names == CLASS_NAMES_60
     with pytest.raises(ConfigError, match="set model.num_classes=60"):
         load_config("pascal-context-official", ["data.dataset=pascal-context-60"])
     cfg.data.root = str(tmp_path / "nowhere")

@@ -1,7 +1,7 @@
 """PASCAL Context on the official release as users unpack it, with one-line errors.
 
-The layout (``root`` may be the folder holding ``VOCdevkit/``, ``VOCdevkit/`` itself or
-``VOC2010/``)::
+The layout (``root`` is the ``VOC2010`` folder, as the README writes it; the folder holding
+``VOCdevkit/``, or ``VOCdevkit/`` itself, is accepted too)::
 
     root/VOCdevkit/VOC2010/JPEGImages/<id>.jpg                 VOCtrainval_03-May-2010.tar
     root/VOCdevkit/VOC2010/trainval/<id>.mat                   trainval.tar.gz (key LabelMap)
@@ -35,6 +35,7 @@ from dgcn.datasets.pascal_context.labels import (
     CLASSES_59,
     NUM_FULL_CLASSES,
     check_setting,
+    class_names,
     context_to_train_lut,
     full_to_context_lut,
 )
@@ -267,7 +268,7 @@ class PascalContext(Dataset):
     """PASCAL Context (VOC2010 images, the 59-class benchmark) on the official release.
 
     Args:
-        root: the folder holding ``VOCdevkit/`` (or ``VOCdevkit/`` or ``VOC2010/`` itself).
+        root: the ``VOC2010`` folder (or the folder holding ``VOCdevkit/``, or ``VOCdevkit/``).
         split: ``train`` or ``val``: the list ``ImageSets/SegmentationContext/<split>.txt``
             when present (the 4,996 / 5,104 Detail split), else ``ImageSets/Main/<split>.txt``
             (4,998 / 5,105).
@@ -281,6 +282,9 @@ class PascalContext(Dataset):
         item: (image float32 [3, H, W] normalised, mask int64 [H, W])
 
     Attributes:
+        classes: 59 or 60.
+        class_names: the names of the classes in train-id order (60: ``background`` first),
+            which ``dgcn.evaluation.evaluate_run`` puts in its per-class table.
         label_format: ``"png"`` (``SegmentationClassContext/``) or ``"mat"`` (``trainval/``).
         list_file: the list the split was read from.
     """
@@ -297,6 +301,7 @@ class PascalContext(Dataset):
             self.classes = check_setting(classes)
         except ValueError as err:
             raise DatasetError(str(err)) from None
+        self.class_names = class_names(classes)
         self.root, self.split = Path(root), split
         self.samples, self.label_format, self.list_file = scan_split(root, split, split_file)
         self.transforms = transforms if transforms is not None else eval_transforms()
