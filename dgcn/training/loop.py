@@ -595,15 +595,18 @@ def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any]:
     Under DDP without SyncBatchNorm each process's BN running statistics follow its own last
     micro-batches; rank 0's are first copied to every process, so that every shard is
     evaluated with the model that the checkpoint (rank 0's) holds. With
-    ``eval.precision=auto`` a CUDA run evaluates in its own precision (its autocast dtype, in
-    channels_last, see :func:`dgcn.evaluation.loop.evaluate`); a CPU run in fp32.
+    ``eval.precision=auto`` a run evaluates in its own precision (its autocast dtype; on CUDA
+    in channels_last, see :func:`dgcn.evaluation.loop.evaluate`) when the device runs it, else
+    in the device's default (an fp16 run emulated on a CPU evaluates in fp32).
     """
     cfg, info = run.cfg, run.info
     if info.distributed and not bn_synchronized(run.model):
         distributed.broadcast_buffers(run.model, info)
     eval_cfg = cfg.eval
-    if eval_cfg.precision == "auto" and info.device.type == "cuda":  # the run's own autocast
-        eval_cfg = dataclasses.replace(eval_cfg, precision=run.precision.name)
+    if eval_cfg.precision == "auto" and run.precision.name in distributed.device_precisions(
+        info.device
+    ):
+        eval_cfg = dataclasses.replace(eval_cfg, precision=run.precision.name)  # the run's own
     val_loader = DataLoader(
         distributed.shard(run.val_set, info), batch_size=1, num_workers=min(2, cfg.data.workers)
     )
