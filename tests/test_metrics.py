@@ -262,3 +262,16 @@ def test_scaled_classes_follows_the_config():
     cfg.model.num_classes = 60
     with pytest.raises(ConfigError, match="drop eval.report_scaled"):
         scaled_classes(cfg)
+
+
+def test_export_is_refused_for_a_dataset_without_labelids(tmp_path):
+    import torch
+
+    from dgcn.config import load_config
+    from dgcn.errors import ConfigError
+    from dgcn.evaluation.loop import evaluate_run
+
+    cfg = load_config("pascal-context-official")
+    with pytest.raises(ConfigError, match="Cityscapes labelIds"):
+        evaluate_run(torch.nn.Identity(), cfg, tmp_path / "x.pt", export_dir=tmp_path / "e")
+    assert not (tmp_path / "e").exists()

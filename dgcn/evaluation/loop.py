@@ -304,10 +304,16 @@ def evaluate_run(
     Raises:
         ConfigError: a precision the device cannot run (fp16 on a CPU), or
             ``eval.report_scaled`` for a benchmark that scores its background
-            (``pascal-context-60``), before any data is read.
+            (``pascal-context-60``), or an export for a dataset other than Cityscapes/MiniCity,
+            before any data is read.
         DatasetError, OSError.
     """
     report_scaled = scaled_classes(cfg)  # fails first, with the precision below
+    if export_dir and cfg.data.dataset not in ("cityscapes", "minicity"):
+        raise ConfigError(
+            f"--export writes Cityscapes labelIds PNGs; {cfg.data.dataset} has no such format "
+            "yet: evaluate without --export"
+        )
     info = distributed.setup(device)
     precision = precision_name(autocast_dtype(cfg.eval.precision, info.device))  # fails first
     if info.is_main:
