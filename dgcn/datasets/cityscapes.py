@@ -19,8 +19,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
-from torchvision import tv_tensors
 
 try:  # libpng through torchvision decodes about 1.6x faster than PIL; deprecated in 0.29
     from torchvision.io import ImageReadMode, decode_png, read_file
@@ -34,7 +32,7 @@ except ImportError:  # a torchvision without the decoders: PIL does the same job
     decode_png = None
 
 from dgcn.datasets.labels import VALID_IDS, id_to_train_id_lut
-from dgcn.datasets.transforms import eval_transforms
+from dgcn.datasets.pairs import LabelledImages
 from dgcn.errors import DatasetError
 
 SPLITS = ("train", "val", "test", "train_extra")
@@ -199,7 +197,7 @@ def load_pair(image_path: Path, label_path: Path) -> tuple[torch.Tensor, torch.T
     return image, label
 
 
-class Cityscapes(Dataset):
+class Cityscapes(LabelledImages):
     """Cityscapes (or MiniCity) on the official layout.
 
     Args:
@@ -215,6 +213,8 @@ class Cityscapes(Dataset):
         item: (image float32 [3, H, W] normalised, mask int64 [H, W], 19 train ids, 255 ignore)
     """
 
+    _load = staticmethod(load_pair)
+
     def __init__(
         self,
         root: str | Path,
@@ -224,20 +224,8 @@ class Cityscapes(Dataset):
     ) -> None:
         self.root, self.split, self.mode = Path(root), split, mode
         self.samples = scan_split(root, split, mode)
-        self.transforms = transforms if transforms is not None else eval_transforms()
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, label = load_pair(*self.samples[index])
-        train_ids = _TRAIN_ID_LUT.index_select(0, label.flatten().int()).view_as(label)
-        image, mask = self.transforms(tv_tensors.Image(image), tv_tensors.Mask(train_ids))
-        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
-
-    def image_path(self, index: int) -> Path:
-        """The image file of item ``index``."""
-        return self.samples[index][0]
+        self._use_transforms(transforms)
+        self._lut = _TRAIN_ID_LUT
 
 
 def check_tree(root: str | Path, progress: bool = True) -> dict[str, int]:

@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
-from torchvision import tv_tensors
 
+from dgcn.datasets.pairs import LabelledImages
 from dgcn.datasets.pascal_context.labels import (
     CLASSES_59,
     NUM_FULL_CLASSES,
@@ -39,7 +38,6 @@ from dgcn.datasets.pascal_context.labels import (
     context_to_train_lut,
     full_to_context_lut,
 )
-from dgcn.datasets.transforms import eval_transforms
 from dgcn.errors import DatasetError
 
 IMAGES_TAR = "VOCtrainval_03-May-2010.tar"
@@ -264,7 +262,7 @@ def load_pair(image_path: Path, label_path: Path) -> tuple[torch.Tensor, torch.T
     return image, label
 
 
-class PascalContext(Dataset):
+class PascalContext(LabelledImages):
     """PASCAL Context (VOC2010 images, the 59-class benchmark) on the official release.
 
     Args:
@@ -289,6 +287,8 @@ class PascalContext(Dataset):
         list_file: the list the split was read from.
     """
 
+    _load = staticmethod(load_pair)
+
     def __init__(
         self,
         root: str | Path,
@@ -304,21 +304,8 @@ class PascalContext(Dataset):
         self.class_names = class_names(classes)
         self.root, self.split = Path(root), split
         self.samples, self.label_format, self.list_file = scan_split(root, split, split_file)
-        self.transforms = transforms if transforms is not None else eval_transforms()
+        self._use_transforms(transforms)
         self._lut = torch.from_numpy(context_to_train_lut(classes))
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, label = load_pair(*self.samples[index])
-        train_ids = self._lut[label.long()]
-        image, mask = self.transforms(tv_tensors.Image(image), tv_tensors.Mask(train_ids))
-        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
-
-    def image_path(self, index: int) -> Path:
-        """The image file of item ``index``."""
-        return self.samples[index][0]
 
 
 def check_pascal_context(root: str | Path, progress: bool = True) -> dict[str, object]:
