@@ -46,25 +46,54 @@
 # high one while other jobs shared the cores.)
 
 # %%
+# Setup: make `import dgcn` work and run from the repository root. Re-running it is safe, and
+# it changes nothing when dgcn is already importable. A checkout or an unzipped copy (here,
+# above here, or a dgcn-book* folder here) is used as it is; only on Colab with no copy at all
+# is the book's version cloned. Working from a fork? Put its address in REPO.
+REPO = "https://github.com/dgcn-book/dgcn-book"
+BOOK_VERSION = "0.2.0"  # the dgcn version this book was written against (git tag v0.2.0)
+
+import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 IN_COLAB = "google.colab" in sys.modules
-if IN_COLAB and not os.path.isdir("dgcn-book"):
-    subprocess.run(["git", "clone", "-q", "https://github.com/dgcn-book/dgcn-book"], check=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "-e", "dgcn-book[notebooks]"], check=True
-    )
-if IN_COLAB:
-    os.chdir("dgcn-book")
-    sys.path.insert(0, os.getcwd())
-elif os.path.basename(os.getcwd()) == "notebooks":
-    os.chdir("..")  # run from the repository root: data/ and runs/ are shared by all notebooks
+
+
+def find_checkout(start):
+    """The folder at or above `start`, or a dgcn-book* folder in it, that holds the package."""
+    for folder in [start, *start.parents, *sorted(start.glob("dgcn-book*"))]:
+        if (folder / "dgcn" / "__init__.py").is_file() and (folder / "pyproject.toml").is_file():
+            return folder.resolve()
+    return None
+
+
+ROOT = find_checkout(Path.cwd().resolve())
+if importlib.util.find_spec("dgcn") is None:
+    if ROOT is None and IN_COLAB:
+        ROOT = Path.cwd().resolve() / "dgcn-book"
+        tag = f"v{BOOK_VERSION}"
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", tag, REPO, ROOT], check=True)
+    if ROOT is None:
+        raise ModuleNotFoundError(
+            "dgcn is not installed and no checkout was found here or above: open the notebook "
+            "inside the repository, or `pip install -e '<checkout>[notebooks]'`"
+        )
+    if IN_COLAB:  # the dependencies Colab lacks
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ROOT], check=True)
+    sys.path.insert(0, str(ROOT))
+elif ROOT is None:  # installed: run from its checkout when it has one
+    ROOT = find_checkout(Path(importlib.util.find_spec("dgcn").origin).parent)
+if ROOT is not None:
+    os.chdir(ROOT)  # data/ and runs/ are shared by all notebooks
 
 import dgcn
 from dgcn import datasets, models, viz
 
+if dgcn.__version__ != BOOK_VERSION:
+    print(f"note: this book was written against dgcn {BOOK_VERSION}; {dgcn.__version__} is here")
 SMOKE = dgcn.smoke_mode()
 
 # %% [markdown]

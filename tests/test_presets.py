@@ -28,3 +28,16 @@ def test_no_two_presets_describe_the_same_run():
         assert resolved not in runs, f"presets {runs[resolved]!r} and {name!r} are the same run"
         runs[resolved] = name
     assert len(runs) == len(PRESETS) >= 10
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_evaluates_at_the_size_it_trained_on(name):
+    # the graphs' sums grow with the pixels and eval-mode BN keeps the statistics of the
+    # training crop: whole images only where the crop is the whole frame (MiniCity)
+    cfg = load_config(name)
+    crop = tuple(cfg.data.crop_size)
+    if cfg.eval.mode == "whole":
+        assert cfg.data.dataset == "minicity", f"{name}: whole-image evaluation"
+        assert crop == tuple(cfg.data.minicity_size), f"{name}: crop {crop} is not the frame"
+    else:
+        assert cfg.eval.mode == "slide" and cfg.eval.tile == max(crop), f"{name}: {cfg.eval}"
