@@ -23,13 +23,16 @@
 # Notebooks 02 and 03 built the two graphs. This one assembles the whole network: how the two
 # graph outputs are fused with the feature map, the segmentation head the authors released
 # around them, the dilated ResNet-101 that feeds it at output stride 8, and the auxiliary head
-# used for training. The paper's text and the authors' released code differ in six places;
+# used for training. The paper's equations (as summarised in
+# `docs/reference/official_dgcnet.md`) and the authors' released code differ in six places;
 # each difference gets a small computation that shows what it changes. We then count
 # parameters and FLOPs per block at full Cityscapes resolution (on PyTorch's meta device, which
 # allocates no memory) and load the authors' checkpoint format.
 #
 # You will:
 #
+# - read the whole network off two diagrams drawn from the models themselves (the authors'
+#   network and the paper's equations), with every tensor shape measured by forward hooks;
 # - verify the paper's fusion $X + \tilde X_S + \tilde X_F$ and the released concat + 1x1 conv
 #   + BN against the package, and see that the sum is a special case of the concatenation;
 # - trace the released `DualGCNHead` (conva, dualgcn, convb, concat, bottleneck) shape by shape;
@@ -146,9 +149,92 @@ def bn_eval(values, norm, dim=1):
 
 
 # %% [markdown]
-# ## 1. Fusion: a sum in the paper, a concatenation in the code
+# ## 1. The network at a glance
 #
-# The paper (Sec. 3.4, Eq. 9) adds both graph outputs to the backbone feature:
+# Two diagrams, drawn by `viz.architecture_diagram` from the models themselves: it builds a
+# preset on PyTorch's meta device (no memory, no weights), runs one 832x832 image through it
+# with forward hooks on every stage, and writes the recorded shape on each box (channels x
+# height x width of one image). No shape on them is typed by hand. Read them up the left
+# column and down the right:
+#
+# - **Backbone** (blue, rising): the stem (stride 4), layer1, layer2 (stride 8), then layer3
+#   and layer4, which keep stride 8 by dilation instead of striding (section 4). Layer3's
+#   output also feeds the **auxiliary head** (grey), used only for the training loss
+#   (section 5).
+# - **Graphs** (right): the head's input splits into the **coordinate-space graph** (orange:
+#   the pixels pooled to a coarse grid of nodes, one graph convolution over the nodes, back to
+#   the pixels; notebook 02) and the **feature-space graph** (green: the pixels projected onto
+#   D/4 nodes in feature space, one graph convolution over those nodes, back to the pixels;
+#   notebook 03).
+# - **Fusion and classifier** (purple): the paper adds $X + \tilde X_S + \tilde X_F$ and
+#   classifies; the authors' head fuses the two branches by concatenation + 1x1 conv + BN,
+#   refines the result (`convb`), concatenates the 2048-channel backbone feature once more and
+#   classifies. The logits, at stride 8, are upsampled bilinearly to the input.
+#
+# First the authors' released network, `dgcnet_official_r101`: their deep-stem ResNet-101 and
+# their `DualGCNHead`, the network their Cityscapes checkpoint fits (section 8). The graph
+# works on a 512-channel reduction of the backbone feature:
+
+# %%
+viz.architecture_diagram("dgcnet_official_r101", (832, 832))
+
+# %% [markdown]
+# Then the paper's equations, `dgcnet_paper_r101`: the graphs sit directly on the
+# 2048-channel layer4 feature $X$, their outputs are added to it, and torchvision's `FCNHead`
+# classifies the sum. Its backbone is torchvision's ResNet-101 (one 7x7 stem conv and a
+# floor-mode max-pool), so the same 832 image gives a 104x104 feature, not 105x105, and a
+# 13x13 node grid, not 14x14:
+
+# %%
+viz.architecture_diagram("dgcnet_paper_r101", (832, 832))
+
+# %% [markdown]
+# **A node grid belongs to a backbone and an input size.** The coordinate graph has
+# $\lceil h/d \rceil \times \lceil w/d \rceil$ nodes for an $h \times w$ feature (average
+# pooling; the authors' three stride-2 convs give the same here), and $h \times w$ depends on
+# the backbone's stem as well as on the input. The same hooks as a table
+# (`viz.architecture.architecture_shapes`, the function behind the diagrams); the feature graph
+# always has D/4 nodes, whatever the image size:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+cases = [
+    ("dgcnet_official_r101", "authors' deep-stem R101", (832, 832)),
+    ("dgcnet_official_r101", "authors' deep-stem R101", (1024, 2048)),
+    ("dgcnet_paper_r101", "torchvision R101", (768, 768)),
+    ("dgcnet_paper_r101", "torchvision R101", (832, 832)),
+    ("dgcnet_paper_r101", "torchvision R101", (1024, 2048)),
+    ("dgcnet_paper_micro", "micro ResNet (MiniCity)", (128, 256)),
+]
+grids = []
+for preset, backbone_name, size in cases:
+    recorded = viz.architecture.architecture_shapes(preset, size)
+    grids.append(
+        {
+            "model": preset,
+            "backbone": backbone_name,
+            "input": f"{size[0]}x{size[1]}",
+            "feature": "x".join(map(str, recorded["layer4"][2:])),
+            "coordinate nodes": "x".join(map(str, recorded["coord_nodes"][2:])),
+            "feature nodes": recorded["feature_nodes"][1],
+        }
+    )
+grids = pd.DataFrame(grids)
+print(grids.to_string(index=False))
+assert list(grids["coordinate nodes"][[0, 3, 5]]) == ["14x14", "13x13", "2x4"]
+
+# %% [markdown]
+# So "the node grid" is 14x14 for the authors' network on its 832 training crop, 13x13 for the
+# paper preset at the same size (12x12 on its own 768 crop), 17x33 and 16x32 on whole
+# 1024x2048 frames, and only 2x4 for the micro backbone of the book's CPU demo on a 128x256
+# MiniCity image: a notebook that quotes a grid says which backbone it means. The sections
+# below take the diagrams apart, box by box.
+
+# %% [markdown]
+# ## 2. Fusion: a sum in the paper, a concatenation in the code
+#
+# The paper adds both graph outputs to the backbone feature (its fusion equation; the package's
+# docstrings call it Sec. 3.4, Eq. 9, numbers unverified here; check arXiv 1909.06121):
 #
 # $$Y = X + \tilde X_S + \tilde X_F,$$
 #
@@ -214,10 +300,11 @@ fuse_params = sum(p.numel() for p in models.DualGCN(512, variant="official").fus
 print(f"fusion parameters at C = 512: {fuse_params:,}")
 
 # %% [markdown]
-# ## 2. The released head: `DualGCNHead`
+# ## 3. The released head: `DualGCNHead`
 #
 # The authors do not put the graph on the 2048-channel backbone feature. Their head
-# (`DualGCNHead(2048, 512, 19)`, our `models.DualGCNHead`) first reduces the channels, runs the
+# (`DualGCNHead(2048, 512, 19)`, our `models.DualGCNHead`; read from their code,
+# `docs/reference/official_dgcnet.md`) first reduces the channels, runs the
 # dual graph at width $C = 512$, and concatenates the result with the backbone feature before
 # classifying:
 #
@@ -268,15 +355,15 @@ with torch.no_grad():
 print(f"head(X) == bottleneck([X; convb(dualgcn(conva(X)))]): {tuple(expected.shape)}")
 
 # %% [markdown]
-# ## 3. The backbone: dilated ResNet-101 at output stride 8, multi-grid (1, 2, 4)
+# ## 4. The backbone: dilated ResNet-101 at output stride 8, multi-grid (1, 2, 4)
 #
 # A ResNet halves the resolution five times (output stride 32). Segmentation wants finer maps,
 # so the DeepLab-style "dilated" ResNet sets the stride of layer3 and layer4 to 1 and dilates
 # their 3x3 convolutions instead (dilation 2 in layer3, 4 in layer4): every layer keeps the
-# receptive field it had, and the output stays at stride 8. The authors' backbone also has a
-# deep stem (three 3x3 convs instead of one 7x7, and a max-pool in `ceil_mode`) and, in
-# layer4, multi-grid dilations $4 \times (1, 2, 4) = 4, 8, 16$ for its three blocks. Read from
-# the package's modules:
+# receptive field it had, and the output stays at stride 8. The authors' backbone
+# (`docs/reference/official_dgcnet.md`) also has a deep stem (three 3x3 convs instead of one
+# 7x7, and a max-pool in `ceil_mode`) and, in layer4, multi-grid dilations
+# $4 \times (1, 2, 4) = 4, 8, 16$ for its three blocks. Read from the package's modules:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -322,11 +409,12 @@ for height, width in [(832, 832), (769, 769), (1024, 2048)]:
     print(f"{height}x{width} -> layer4 {layer4}, layer3 {layer3}")
 
 # %% [markdown]
-# ## 4. The auxiliary head
+# ## 5. The auxiliary head
 #
 # Training adds a second classifier on layer3 (1024 channels), the authors' `dsn`: 3x3 conv
-# 1024 -> 512 (with bias), BN, Dropout2d(0.1), 1x1 conv -> 19. Its loss is weighted 0.4 and it
-# exists only in training mode (notebook 06); in eval mode the model returns only `"out"`.
+# 1024 -> 512 (with bias), BN, Dropout2d(0.1), 1x1 conv -> 19. Its loss is weighted 0.4 (the
+# authors' training script, `docs/reference/official_dgcnet.md`) and it exists only in
+# training mode (notebook 06); in eval mode the model returns only `"out"`.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -340,11 +428,12 @@ with torch.no_grad():
     print("eval mode returns ", sorted(micro.eval()(images)))
 
 # %% [markdown]
-# ## 5. Paper versus released code, difference by difference
+# ## 6. Paper versus released code, difference by difference
 #
 # The authors' `DualGCNNet.py` differs from the paper's equations in these places (read from
-# their code at commit be7ebfe; the package implements both, `variant="paper"` and
-# `variant="official"`):
+# their code at commit be7ebfe, `docs/reference/official_dgcnet.md`; the "paper" column is the
+# paper as summarised there, not checked against its full text; the package implements both,
+# `variant="paper"` and `variant="official"`):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -394,7 +483,8 @@ for name, module, size in [
 # %% [markdown]
 # **Coordinate downsampling.** Average pooling ($d = 8$, `ceil_mode`) has no parameters;
 # the released `local` has three depthwise 3x3 stride-2 convs with BN. Both turn the 105x105
-# map of an 832 crop into a 14x14 node grid:
+# map of an 832 crop through the authors' deep-stem ResNet-101 into a 14x14 node grid (the
+# torchvision backbone's 104x104 would give 13x13, section 1):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -464,7 +554,8 @@ print(
 # %% [markdown]
 # **Feature graph.** Notebook 03 showed that $(I + A)$ with $A = -A_F$ is $(I - A_F)$: the sign
 # is absorbed in the learned matrix. What remains are the BNs after $A$ and after $W$ (the
-# paper has none inside the graph convolution), four extra BN layers in the released branch:
+# paper's equations, as summarised, have none inside the graph convolution), four extra BN
+# layers in the released branch:
 
 
 # %%
@@ -479,10 +570,10 @@ print(
 )
 
 # %% [markdown]
-# **Fusion.** Section 1: the paper's sum equals the released concat + conv with
+# **Fusion.** Section 2: the paper's sum equals the released concat + conv with
 # $W_{\text{fuse}} = [\,I\;\;I\,]$ and an identity BN; the released code learns $W_{\text{fuse}}$.
 #
-# ## 6. Parameters and FLOPs per block
+# ## 7. Parameters and FLOPs per block
 #
 # `dgcn.models.profile.block_table` builds a model on the meta device and counts every
 # block's parameters and FLOPs with `torch.utils.flop_counter` (a multiply-add is 2 FLOPs;
@@ -518,7 +609,26 @@ show(official_table)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-show(blocks("dgcnet_paper_r101"))
+paper_table = blocks("dgcnet_paper_r101")
+show(paper_table)
+
+# %% [markdown]
+# Shares of the 1024x2048 training forward, from the two tables:
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+def shares(frame):
+    """% of the 1024x2048 FLOPs in the backbone and in the graph module."""
+    column = frame.set_index("block")["GFLOPs 1024x2048"]
+    backbone_flops = column[[b for b in column.index if b.startswith("backbone.")]].sum()
+    return 100 * backbone_flops / column["total"], 100 * column["head.graph"] / column["total"]
+
+
+for label, frame in [("released", official_table), ("paper preset", paper_table)]:
+    backbone_share, graph_share = shares(frame)
+    print(f"{label:<13} backbone {backbone_share:4.1f} %, graph module {graph_share:4.1f} %")
+assert [round(shares(t)[0]) for t in (official_table, paper_table)] == [61, 69]
 
 # %% [markdown]
 # The dilated backbone takes 61 % (released) and 69 % (paper preset) of the FLOPs, most of
@@ -528,7 +638,7 @@ show(blocks("dgcnet_paper_r101"))
 # released head is still expensive: `reduce` and `classifier` are 3x3 convs from 2048 and
 # 2560 channels at stride 8.
 #
-# ## 7. The authors' checkpoint
+# ## 8. The authors' checkpoint
 #
 # The authors' Cityscapes model is a state dict of their `DualSeg_res101` (738 entries, with a
 # `module.` prefix when saved from DDP). `models.OFFICIAL_KEY_MAP` renames it to ours: one
@@ -596,10 +706,12 @@ del authors_state, converted, loaded, broken
 # With the real file (from the authors' GALD-DGCNet release) at
 # `data/pretrained/dgcnet_r101_cityscapes.pth`, or anywhere `$DGCN_OFFICIAL_CKPT` points,
 # the next cell loads it, and with Cityscapes under `data/cityscapes` it evaluates the first
-# `EVAL_IMAGES` validation images the authors' way (sliding window 832, overlap 1/3). For
-# reference (not measured here): the paper reports 80.5 mIoU on Cityscapes val, and the
-# authors' README 80.3 to 80.4 for re-runs of their code; a handful of images is not the val
-# set. The command line does the same: `dgcn evaluate --checkpoint FILE --official`.
+# `EVAL_IMAGES` validation images the authors' way (sliding window 832, overlap 1/3;
+# `docs/reference/official_dgcnet.md`). For reference (not measured here): 80.5 mIoU on
+# Cityscapes val (paper, as summarised; `docs/reference/paper_results.md`), and 80.3 to 80.4
+# for re-runs of the released code (the authors' README, as listed in the same file); a
+# handful of images is not the val set. The command line does the same:
+# `dgcn evaluate --checkpoint FILE --official`.
 
 # %%
 if not os.path.isfile(OFFICIAL_CKPT):
@@ -626,46 +738,201 @@ else:
 # %% [markdown]
 # ## Summary
 #
+# - The diagrams, drawn from the models with every shape measured by hooks: the backbone keeps
+#   stride 8; at 832x832 the authors' deep-stem ResNet-101 gives a 105x105 feature and a 14x14
+#   coordinate grid, torchvision's ResNet-101 (the paper preset) 104x104 and 13x13, and the
+#   micro backbone of the CPU demo, at 128x256, 16x32 and 2x4.
 # - The paper fuses by a sum, $X + \tilde X_S + \tilde X_F$; the released code by concat +
-#   1x1 conv + BN, which contains the sum as the special case $W = [\,I\;\;I\,]$.
-# - The released head is conva (2048 -> 512) -> dualgcn -> convb -> concat with the backbone
-#   feature -> bottleneck (2560 -> 512 -> 19), at stride 8, with an auxiliary head on layer3
-#   for training only.
-# - The deep-stem ResNet-101 keeps stride 8 with dilations 2 (layer3) and 4, 8, 16 (layer4,
-#   multi-grid); its ceil-mode max-pool makes 832 -> 105 and 1024x2048 -> 129x257.
-# - The six paper-vs-code differences, measured: the place (1.5 M vs 16.0 M graph parameters),
-#   the node grid (same 14x14), normalised vs unnormalised adjacency, multiplicative gate vs
-#   additive term, $(I + A)$ + BN vs $(I - A_F)$, concat + conv vs sum.
-# - `dgcnet_official_r101` has the authors' 72,506,598 parameters; their checkpoint's keys
-#   convert with one prefix table and load strictly.
+#   1x1 conv + BN (525,312 parameters at $C = 512$), which contains the sum as the special case
+#   $W = [\,I\;\;I\,]$.
+# - The released head: conva (2048 -> 512) -> dualgcn -> convb -> concat with the backbone
+#   feature (2560 channels) -> bottleneck (-> 512 -> 19), at stride 8; the auxiliary head on
+#   layer3 (4,729,875 parameters) exists in training mode only.
+# - The deep stem's ceil-mode max-pool makes 832 -> 105 and 1024x2048 -> 129x257; dilations 2
+#   (layer3) and 4, 8, 16 (layer4, multi-grid) keep the resolution.
+# - The six paper-vs-code differences, measured: graph module 16.0 M parameters on $D = 2048$
+#   vs 1.5 M on $C = 512$; unnormalised vs row-stochastic adjacency; an additive term vs a gate
+#   that only amplifies; 1 vs 5 BN layers in the feature branch; sum vs concat + conv.
+# - `dgcnet_official_r101` has the authors' 72,506,598 parameters, 61 % of its 1024x2048
+#   FLOPs in the backbone; their checkpoint's keys convert with one prefix table and load
+#   strictly.
+
+# %% [markdown]
+# ## Check your understanding
 #
+# **Q1.** In the authors' head the graph works on 512 channels, yet the classifier's first
+# conv sees 2560. Where do the 2560 channels come from, and what does keeping them buy?
+#
+# <details><summary>Answer</summary>
+#
+# They are the concatenation of the 2048-channel layer4 feature $X$ with the 512 channels of
+# `convb` (the graph's refined output). The classifier keeps the backbone's own evidence beside
+# the graph's context, like a skip connection, so the graphs only have to add what $X$ lacks;
+# the price is the largest conv of the head (3x3 from 2560 channels).
+#
+# </details>
+#
+# **Q2.** The same 832x832 crop gives a 105x105 feature with the authors' backbone and 104x104
+# with torchvision's. Why, and why does it matter when someone quotes "the node grid"?
+#
+# <details><summary>Answer</summary>
+#
+# Both stems bring 832 to 416; the authors' then max-pools with `ceil_mode=True`,
+# $\lceil (416 + 2 - 3)/2 \rceil + 1 = 209$, where torchvision's floor mode gives 208, and
+# layer2's stride 2 turns these into 105 and 104. At d = 8 that
+# is 14x14 against 13x13 nodes, and other inputs or backbones (the micro backbone on MiniCity:
+# 2x4) give other grids: a grid size means nothing without its backbone and input size.
+#
+# </details>
+#
+# **Q3.** Can the released coordinate branch suppress a feature, i.e. make an activation
+# smaller in magnitude or flip its sign?
+#
+# <details><summary>Answer</summary>
+#
+# No. It returns $x \odot (1 + \mathrm{up}(G))$ with $G = \mathrm{ReLU}(\cdot) \ge 0$, a factor
+# of at least 1 per activation (section 6 measured it on the module); zeros stay zero. Any
+# suppression has to come from the fusion conv, the feature branch or later layers. The
+# paper's additive $\tilde X_S$ can take either sign.
+#
+# </details>
+#
+# **Q4.** The auxiliary head never runs at test time. Why is it there, and why does it sit on
+# layer3 rather than layer4?
+#
+# <details><summary>Answer</summary>
+#
+# Its loss (weight 0.4 in the authors' script) sends a second, shorter gradient path into the
+# backbone during training (deep supervision); `DGCNet.forward` returns `"aux"` only in
+# training mode, so inference pays nothing. On layer3 it supervises the middle of the deep
+# trunk, where the main loss's gradient has had to pass the whole head and layer4 first.
+#
+# </details>
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. Build `models.build_model("dgcnet_official_r101", multi_grid=(1, 1, 1))` on the meta
-#    device. Do the parameters or the FLOPs change? *Hint:* dilation changes where a kernel
-#    looks, not how many weights it has.
-# 2. Compute the feature size of a 1025x2049 input by hand with `out_size`, then check it on
-#    the meta device.
-# 3. In section 5, double the spatial size of `feats` for the paper's $A_S$. How do the row
-#    sums change, and why? *Hint:* each row now has four times as many nodes.
-# 4. Train `dgcnet_official_micro` and `dgcnet_paper_micro` on MiniCity for the same number of
-#    iterations (notebook 06's recipe) and compare mIoU. Which difference of section 5 would
-#    you test first as an ablation?
-# 5. Remove the concatenation with the backbone feature from the head (step 4): how many
-#    parameters does the bottleneck lose? *Hint:* a 3x3 conv from 2048 channels to 512.
+# **Exercise 1.** Build `models.build_model("dgcnet_official_r101", multi_grid=(1, 1, 1))` on
+# the meta device. Do its parameters or its FLOPs (eval forward at 768x768, with
+# `models.profile.count_flops`) differ from the multi-grid (1, 2, 4) network?
 #
+# <details><summary>Worked answer</summary>
+#
+# Neither changes. A dilated 3x3 conv has the same nine weights per input-output pair and, with
+# padding equal to its dilation, the same output size, hence the same multiply-adds; dilation
+# only changes where the kernel looks (layer4's receptive field).
+#
+# ```python
+# with torch.device("meta"):
+#     grid = models.build_model("dgcnet_official_r101")
+#     flat = models.build_model("dgcnet_official_r101", multi_grid=(1, 1, 1))
+# for m in (grid, flat):
+#     print(sum(p.numel() for p in m.parameters()),
+#           models.profile.count_flops(m, (1, 3, 768, 768))["Global"] / 1e9)
+# ```
+#
+# Both print 72,506,598 parameters and 1305.8 GFLOPs (the eval forward: no auxiliary head).
+#
+# </details>
+#
+# **Exercise 2.** Compute by hand, with `out_size` of section 4, the layer4 feature size of a
+# 1025x2049 input to the authors' network, and its coordinate node grid. Compare with
+# 1024x2048.
+#
+# <details><summary>Worked answer</summary>
+#
+# Height: stem conv $\lfloor (1025 + 2 - 3)/2 \rfloor + 1 = 513$, ceil-mode pool
+# $\lceil (513 + 2 - 3)/2 \rceil + 1 = 257$, layer2 $\lfloor (257 + 2 - 3)/2 \rfloor + 1 = 129$;
+# width likewise 2049 -> 1025 -> 513 -> 257. So 129x257, the same as 1024x2048: one more pixel
+# does not change the feature map. The three stride-2 convs of the coordinate branch then give
+# 129 -> 65 -> 33 -> 17 and 257 -> 129 -> 65 -> 33: a 17x33 grid, 561 nodes.
+#
+# ```python
+# [out_size(out_size(out_size(n), ceil=True)) for n in (1025, 2049)]  # [129, 257]
+# viz.architecture.architecture_shapes("dgcnet_official_r101", (1025, 2049))["coord_nodes"]
+# ```
+#
+# </details>
+#
+# **Exercise 3.** Remove the concatenation with the backbone feature from the authors' head
+# (step 4 of section 3), so that the bottleneck sees only `convb`'s 512 channels. How many
+# parameters does the bottleneck lose?
+#
+# <details><summary>Worked answer</summary>
+#
+# The weights that read the 2048 backbone channels: a 3x3 conv 2048 -> 512 without bias,
+# $2048 \cdot 512 \cdot 9 = 9{,}437{,}184$ parameters, the first 2048 input channels of
+# `head.classifier[0].weight` (shape 512 x 2560 x 3 x 3); about 13 % of the network.
+#
+# ```python
+# official_r101.head.classifier[0].weight[:, :2048].numel()  # 9437184
+# ```
+#
+# </details>
+#
+# **Exercise 4.** The CPU demo's micro backbone sees 128x256 MiniCity images. How many
+# coordinate-graph nodes does `dgcnet_paper_micro` have at d = 8, and at d = 4
+# (`downsample=4`)? What does that say about using d = 8 (the paper's setting, as summarised
+# in `docs/reference/paper_results.md`) on small images?
+#
+# <details><summary>Worked answer</summary>
+#
+# The micro backbone gives a 16x32 feature; $\lceil 16/8 \rceil \times \lceil 32/8 \rceil =
+# 2 \times 4 = 8$ nodes at d = 8 and $4 \times 8 = 32$ at d = 4. Eight nodes, each the mean of an
+# 8x8 block of features (64x64 pixels), is a very coarse graph; d = 8 was chosen for 105x105
+# features (196 nodes), and on small images a smaller d keeps the graph meaningful.
+#
+# ```python
+# with torch.device("meta"):
+#     small_d = models.build_model("dgcnet_paper_micro", downsample=4)
+# viz.architecture.architecture_shapes(small_d, (128, 256))["coord_nodes"]  # (1, 128, 4, 8)
+# ```
+#
+# </details>
+
+# %%
+# The numeric answers above, checked
+with torch.device("meta"):
+    grid_model = models.build_model("dgcnet_official_r101")
+    flat_model = models.build_model("dgcnet_official_r101", multi_grid=(1, 1, 1))
+counts = [
+    (
+        sum(p.numel() for p in m.parameters()),
+        models.profile.count_flops(m, (1, 3, 768, 768))["Global"],
+    )
+    for m in (grid_model, flat_model)
+]
+assert counts[0] == counts[1] and counts[0][0] == 72_506_598  # exercise 1
+assert round(counts[0][1] / 1e9, 1) == 1305.8
+assert [out_size(out_size(out_size(n), ceil=True)) for n in (1025, 2049)] == [129, 257]  # ex. 2
+recorded = viz.architecture.architecture_shapes(grid_model, (1025, 2049))
+assert recorded["layer4"][2:] == (129, 257) and recorded["coord_nodes"][2:] == (17, 33)
+assert 17 * 33 == 561
+bottleneck = grid_model.head.classifier[0].weight
+assert bottleneck[:, :2048].numel() == 2048 * 512 * 9 == 9_437_184  # exercise 3
+assert round(100 * 9_437_184 / 72_506_598) == 13
+for d, nodes in [(8, (2, 4)), (4, (4, 8))]:  # exercise 4
+    with torch.device("meta"):
+        micro_d = models.build_model("dgcnet_paper_micro", downsample=d)
+    assert viz.architecture.architecture_shapes(micro_d, (128, 256))["coord_nodes"][2:] == nodes
+print("every numeric answer checked")
+
+# %% [markdown]
 # ## References
 #
 # - Zhang, Li, Arnab, Yang, Tong, Torr, *Dual Graph Convolutional Network for Semantic
-#   Segmentation*, BMVC 2019 (arXiv 1909.06121): Sec. 3.2-3.3 (the graphs), Sec. 3.4 and
-#   Fig. 2 (fusion, Eq. 9, and the network), Sec. 4 (implementation details).
+#   Segmentation*, BMVC 2019 (arXiv 1909.06121): the two graphs, their fusion by a sum and the
+#   network figure (the package's docstrings place them in Sec. 3.2-3.4, Eq. 9 and Fig. 2;
+#   section, equation and figure numbers unverified here; check arXiv 1909.06121). Its numbers
+#   as summarised, with their sources: `docs/reference/paper_results.md`.
 # - The authors' code: github.com/lxtGH/GALD-DGCNet, `libs/models/DualGCNNet.py`
-#   (`DualGCNHead`, `DualGCN`, `SpatialGCN`, `ResNet`; commit be7ebfe); the key mapping in
-#   `dgcn/models/official.py`.
+#   (`DualGCNHead`, `DualGCN`, `SpatialGCN`, `ResNet`; commit be7ebfe), described in
+#   `docs/reference/official_dgcnet.md`; the key mapping in `dgcn/models/official.py`.
 # - Chen, Papandreou, Kokkinos, Murphy, Yuille, *DeepLab* (TPAMI 2018): atrous (dilated)
 #   convolution; Chen, Papandreou, Schroff, Adam, *Rethinking Atrous Convolution* (2017):
 #   multi-grid.
-# - PyTorch: `torch.utils.flop_counter.FlopCounterMode`, the meta device,
-#   `Module.load_state_dict(strict=True, assign=True)`; torchvision `models.resnet.Bottleneck`,
-#   `models.segmentation.fcn.FCNHead`.
-# - Package: `dgcn/models/dual_gcn.py`, `network.py`, `backbone.py`, `official.py`, `profile.py`.
+# - PyTorch: `torch.utils.flop_counter.FlopCounterMode`, the meta device, forward hooks
+#   (`Module.register_forward_hook`), `Module.load_state_dict(strict=True, assign=True)`;
+#   torchvision `models.resnet.Bottleneck`, `models.segmentation.fcn.FCNHead`.
+# - Package: `dgcn/models/dual_gcn.py`, `network.py`, `backbone.py`, `official.py`,
+#   `profile.py`; the diagrams: `dgcn/viz/architecture.py`.

@@ -39,7 +39,7 @@
 #
 # | mode | where | time |
 # |---|---|---|
-# | smoke (`DGCN_SMOKE=1`) | 2-core CPU | 17-38 s |
+# | smoke (`DGCN_SMOKE=1`) | 2-core CPU | 17-45 s |
 # | full (with Cityscapes: `dgcn check-data` decodes all 5,000 frames) | any CPU | not measured |
 #
 # (Smoke times measured on this project's 2-core CPU: the low figure on a quiet machine, the
@@ -111,6 +111,7 @@ print(f"SMOKE={SMOKE}: {CROPS} crops per preset, decode Cityscapes: {DECODE_CITY
 # %%
 # ruff: noqa: E402 (a notebook imports in the cell where a module is first needed)
 # %matplotlib inline
+import math
 import shutil
 import time
 from pathlib import Path
@@ -228,11 +229,23 @@ display(fig)
 # section of a config preset in `experiments/configs/`, and
 # `dgcn.datasets.build.data_transforms` turns it into transforms. Three recipes:
 #
-# - `official` (`cityscapes-official`): the authors' recipe, random scale 0.7 to 2.1 in steps of
-#   0.1, crop 832x832, horizontal flip;
-# - `paper` (`cityscapes-paper`): the paper's text, crop 768x768 and flip, no scaling;
-# - `minicity` (`minicity-cpu`): the CPU demo, crop 128x256 (a whole MiniCity image), scale 0.75
-#   to 1.5, flip.
+# - `official` (`cityscapes-official`): the authors' released recipe, read from their training
+#   script (`docs/reference/official_dgcnet.md`): random scale 0.7 to 2.1 in steps of 0.1, crop
+#   832x832, horizontal flip;
+# - `paper` (`cityscapes-paper`): the paper's text as summarised
+#   (`docs/reference/paper_results.md`): crop 768x768 and flip, no scaling;
+# - `minicity` (`minicity-cpu`): the book's CPU demo, crop 128x256 (a whole MiniCity image),
+#   scale 0.75 to 1.5, flip.
+#
+# **Both Cityscapes recipes train on crops, never on whole 1024x2048 frames**: a frame is only
+# the source a crop is cut from (an 832x832 crop has 33 % of a frame's pixels). Nor is "60k
+# iterations" a number of the paper: the paper, as summarised, gives no iteration count. 60,000
+# is the number the authors' script is *given* (`--num_steps 60000`); because it repeats its
+# list of the 2,975 training images $\lceil 60{,}000 / 2{,}975 \rceil = 21$ times and iterates
+# over that list once, it *runs* 62,475 iterations of 8 crops
+# (`docs/reference/official_dgcnet.md`, "Training and evaluation"). The `official` preset runs
+# those 62,475; the `paper` preset borrows the 60,000 and says so in its header
+# (`experiments/configs/cityscapes-paper.yaml`).
 #
 # Every recipe ends with ImageNet normalisation and pads a crop that is smaller than the
 # window (a scaled image smaller than the crop) at the bottom and right: the image with **0**
@@ -261,11 +274,14 @@ presets = pd.DataFrame(
             "crop (h, w)": tuple(data.crop_size),
             "scales": f"{min(data.scales)} .. {max(data.scales)}",
             "flip": data.flip,
+            "iterations": dgcn.load_config(CONFIGS[name]).train.iterations,
+            "batch": dgcn.load_config(CONFIGS[name]).train.batch_size,
         }
         for name, data in recipes.items()
     ]
 )
 print(presets.to_string(index=False))
+assert math.ceil(60_000 / 2_975) == 21 and presets["iterations"][0] == 21 * 2_975 == 62_475
 
 # %% [markdown]
 # The `official` and `paper` presets are meant for 1024x2048 frames, so we draw one MiniCity
@@ -546,8 +562,9 @@ print(done.stderr.strip())
 # ## 7. PASCAL Context, the paper's second dataset
 #
 # The paper's other table is PASCAL Context (59 classes; 53.7 mIoU for DGCNet with ResNet-101,
-# multi-scale, as summarised in `experiments/paper_results.yaml`; whether that number ignores
-# the background or scores it is **unconfirmed**, `docs/reference/pascal_context.md`). Its
+# multi-scale: paper abstract, as listed in `experiments/paper_results.yaml` and
+# `docs/reference/paper_results.md`; whether that number ignores the background or scores it
+# is **unconfirmed**, `docs/reference/pascal_context.md`). Its
 # release is two archives unpacked into one `VOC2010` folder: the VOC2010 images
 # (`JPEGImages/<id>.jpg`, with the split lists under `ImageSets/`) and the Context annotations
 # (`trainval/<id>.mat`, a `LabelMap` of uint16 ids 1..459, the line numbers of `labels.txt`;
@@ -572,8 +589,9 @@ for path in sorted(voc.rglob("*")):
 # original id (which is alphabetical order); the official `59_labels.txt` lists them in
 # another order, so a class index means nothing without saying which. Two settings follow:
 # **59** (background ignored: 255; 59 outputs; the default) and **60** (background is class 0
-# and is scored; 60 outputs). They differ by about 5-6 mIoU points on the same model, so every
-# number must say its setting.
+# and is scored; 60 outputs). They differ by about 5 to 6 mIoU points on the same model
+# (published pairs collected in `docs/reference/pascal_context.md`), so every number must say
+# its setting.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -634,38 +652,169 @@ fig
 # ## Summary
 #
 # - Cityscapes is two zips extracted into one folder: `leftImg8bit/<split>/<city>/` and
-#   `gtFine/<split>/<city>/`, paired by file stem; MiniCity is written the same way.
-# - The files hold 34 label ids; the network predicts 19 train ids, everything else is 255 and
-#   ignored. `datasets.LABELS` is the one table.
-# - The `official` preset scales by 0.7-2.1 and crops 832, `paper` crops 768, `minicity` crops
-#   128x256; crops are padded with 0 (image) and 255 (mask). Image and mask stay aligned
-#   (exactly, with nearest interpolation), and cropping before resizing gives the same crops
-#   as resizing first.
+#   `gtFine/<split>/<city>/`, paired by file stem; MiniCity is written the same way, so one
+#   loader reads both.
+# - The files hold 34 label ids; the network predicts 19 train ids, and everything else becomes
+#   255 and is ignored by the loss and the metrics. `datasets.LABELS` is the one table.
+# - Training sees crops, not frames: the `official` preset (the authors' script) scales by 0.7
+#   to 2.1 and crops 832 for 62,475 iterations of 8 (the script is given 60,000), `paper` (the
+#   paper's text, as summarised) crops 768 and borrows the 60,000, `minicity` crops 128x256.
+# - Crops are padded with 0 (image, after normalisation) and 255 (mask). Image and mask stay
+#   aligned: exactly on every labelled pixel with nearest interpolation, above 95 % of them with
+#   bilinear; cropping before resizing matches resizing first on more than 99 % of mask pixels
+#   at the cost of the crop alone.
 # - `dgcn check-data` validates a tree; the loader's errors name the file and the fix.
 # - PASCAL Context (the paper's second table): 459 ids mapped to 59 classes in ascending-id
-#   order; background ignored (59, the default) or scored as class 0 (60). Say which.
+#   order; background ignored (59, the default) or scored as class 0 (60), about 5 to 6 mIoU
+#   points apart: a number must say which.
+
+# %% [markdown]
+# ## Check your understanding
 #
+# **Q1.** The mask is resized with nearest neighbours and padded with 255, the image
+# bilinearly and padded with 0. Why not treat both the same way?
+#
+# <details><summary>Answer</summary>
+#
+# Mask values are class ids, not intensities: bilinear interpolation between road (0) and
+# building (2) would invent sidewalk (1) along the boundary, so the mask takes the nearest
+# label. 255 is the ignore id, so padded pixels drop out of the loss; the image's 0 after
+# normalisation is the ImageNet mean colour, a neutral input rather than a black border.
+#
+# </details>
+#
+# **Q2.** "DGCNet was trained for 60k iterations at 1024x2048." What is wrong with this
+# sentence as a description of the authors' run?
+#
+# <details><summary>Answer</summary>
+#
+# Two things. The authors' script trains on random crops of 832x832 (after scaling by 0.7 to
+# 2.1), not on whole frames; and 60,000 is the number it is given, while it runs 62,475
+# iterations (its list of 2,975 images is repeated 21 times). The paper, as summarised, gives
+# no iteration count at all (`docs/reference/paper_results.md`).
+#
+# </details>
+#
+# **Q3.** The loader maps label ids to train ids *before* the augmentations. Would mapping
+# them after the augmentations give a different mask?
+#
+# <details><summary>Answer</summary>
+#
+# Here the order does not change the result: the lookup is per pixel, and cropping, flipping
+# and nearest-neighbour resizing only move or copy values, so they commute with it (and the
+# table sends the padding value 255 to 255). Mapping first is simply the one place where it is
+# done once, so that every transform and the padding work in the id space of the loss, where
+# 255 already means "ignore"; with bilinear resizing of the mask the order would matter.
+#
+# </details>
+#
+# **Q4.** A paper reports 53.7 mIoU on PASCAL Context and another method 52.6. Why can you not
+# conclude that the first is better from these two numbers alone?
+#
+# <details><summary>Answer</summary>
+#
+# The benchmark has two settings: 59 classes with the background ignored, and 60 with the
+# background scored as a class, about 5 to 6 mIoU points apart for the same model. Unless both
+# numbers say their setting (and their test-time scales), the gap may be the setting, not the
+# method; for DGCNet's 53.7 the setting is unconfirmed here.
+#
+# </details>
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. Which labels map to train id 255 although their category is not `void`? *Hint:*
-#    `table[(table.train_id == 255) & (table.category != "void")]`; why might Cityscapes leave
-#    them out of the evaluation?
-# 2. With the `official` preset, what fraction of a 832x832 crop is padding at scale 0.7 on a
-#    1024x2048 frame, and at 0.8? *Hint:* the scaled height is `round(1024 * scale)`.
-# 3. Remove the `_gtFine_labelIds.png` of one image from a copy of MiniCity and run
-#    `dgcn check-data` on it. What does the message tell you?
-# 4. Time `crop_first` and `resize_then_crop` at the scale 2.1 only. How does the ratio
-#    compare with scale 0.7? *Hint:* `transforms.RandomScaleCrop(crop, (2.1,))`.
-# 5. Generate a MiniCity at 256x512 with `datasets.make_minicity` in a new folder and look at
-#    the same scene at both sizes.
+# **Exercise 1.** Which labels map to train id 255 although their category is not `void`?
+# Why might Cityscapes leave them out of the evaluation?
 #
+# <details><summary>Worked answer</summary>
+#
+# ```python
+# table[(table.train_id == 255) & (table.category != "void")].name.tolist()
+# ```
+#
+# Nine labels: parking, rail track, guard rail, bridge, tunnel, polegroup, caravan, trailer and
+# license plate. They are rare, or ambiguous with an evaluated class (parking vs road or
+# sidewalk, polegroup vs pole, caravan and trailer vs car and truck), or only part of another
+# object (the licence plate of a car); the Cityscapes benchmark evaluates the 19 classes with
+# enough pixels and a clear definition.
+#
+# </details>
+#
+# **Exercise 2.** With the `official` preset on a 1024x2048 frame, what fraction of an 832x832
+# crop is padding at scale 0.7, and at 0.8? Check it on the scene of section 3.
+#
+# <details><summary>Worked answer</summary>
+#
+# The scaled frame is `round(1024 * 0.7) = 717` pixels high (and 1434 wide, wider than the
+# window), so the bottom $832 - 717 = 115$ rows are padding: $115 / 832 = 13.8\,\%$ of the crop.
+# At 0.8 the frame is 819 high: 13 rows, $1.6\,\%$. On the scene:
+#
+# ```python
+# crop07 = datasets.transforms.train_transforms((832, 832), scales=(0.7,), flip=False)
+# out_image, out_mask = crop07(*scene)
+# (out_mask[717:] == 255).all(), (out_mask[:717] == 255).all(1).any()  # True, False
+# ```
+#
+# </details>
+#
+# **Exercise 3.** At scale 2.1, how many pixels does the resize-then-crop pipeline compute for
+# one 832x832 crop of a 1024x2048 frame, and how many does crop-first compute? What share of
+# the resized frame does the crop keep?
+#
+# <details><summary>Worked answer</summary>
+#
+# Resize-first computes the whole scaled frame, $2150 \times 4301 = 9{,}247{,}150$ pixels
+# (`round(1024 * 2.1)`, `round(2048 * 2.1)`); crop-first computes only the output,
+# $832^2 = 692{,}224$, 13.4 times fewer. The crop keeps $692{,}224 / 9{,}247{,}150 = 7.5\,\%$ of
+# the resized frame (the "7 %" of section 3, rounded down). At scale 0.7 the frame
+# ($717 \times 1434$) is only 1.5 times the crop, so the saving shrinks with the scale.
+#
+# </details>
+
+# %%
+# The numeric answers above, checked
+odd = table[(table.train_id == 255) & (table.category != "void")].name.tolist()  # exercise 1
+assert odd == [
+    "parking",
+    "rail track",
+    "guard rail",
+    "bridge",
+    "tunnel",
+    "polegroup",
+    "caravan",
+    "trailer",
+    "license plate",
+]
+for scale, rows in [(0.7, 115), (0.8, 13)]:  # exercise 2
+    pipeline = datasets.transforms.train_transforms((832, 832), scales=(scale,), flip=False)
+    out_image, out_mask = pipeline(*scene)
+    content = round(1024 * scale)
+    assert 832 - content == rows and out_mask.shape == (832, 832)
+    assert (out_mask[content:] == 255).all() and (out_image[:, content:] == 0).all()
+    assert not (out_mask[:content] == 255).all(1).any()  # no content row is all padding
+assert round(100 * 115 / 832, 1) == 13.8 and round(100 * 13 / 832, 1) == 1.6
+big = round(1024 * 2.1) * round(2048 * 2.1)  # exercise 3
+assert big == 2150 * 4301 == 9_247_150 and 832**2 == 692_224
+assert round(big / 832**2, 1) == 13.4 and round(100 * 832**2 / big, 1) == 7.5
+assert round(717 * 1434 / 832**2, 1) == 1.5
+assert round(100 * 832**2 / (1024 * 2048)) == 33  # section 3: a crop's share of a frame
+print("every numeric answer checked")
+
+# %% [markdown]
 # ## References
 #
 # - Cordts et al., *The Cityscapes Dataset for Semantic Urban Scene Understanding*, CVPR 2016;
 #   the label definitions in the `cityscapesScripts` repository (`helpers/labels.py`).
 # - Zhang et al., *Dual Graph Convolutional Network for Semantic Segmentation*, BMVC 2019,
-#   Sec. 4 (datasets and implementation details: crop, flip); the authors' training script in
-#   github.com/lxtGH/GALD-DGCNet (random scale 0.7-2.1, crop 832, padding).
+#   arXiv 1909.06121: its training settings (crop 768, flip) and results as summarised in
+#   `docs/reference/paper_results.md` (the section that states them is unverified here; check
+#   arXiv 1909.06121).
+# - The authors' training script, github.com/lxtGH/GALD-DGCNet (random scale 0.7-2.1, crop 832,
+#   padding, 60,000 steps given and 62,475 run), described in
+#   `docs/reference/official_dgcnet.md`; the presets `experiments/configs/cityscapes-official.yaml`
+#   and `experiments/configs/cityscapes-paper.yaml` say where they follow it.
+# - PASCAL Context: Mottaghi et al., CVPR 2014; the 59/60-class settings in
+#   `docs/reference/pascal_context.md`.
 # - torchvision: `transforms.v2` (`functional.resized_crop`, `functional.pad`),
 #   `tv_tensors.Image` / `tv_tensors.Mask`, `datasets.Cityscapes`.
 # - Package: `dgcn/datasets/labels.py`, `cityscapes.py`, `transforms.py`, `build.py`,

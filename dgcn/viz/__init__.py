@@ -5,6 +5,7 @@ matplotlib is imported only when a figure is drawn, so the array helpers (``colo
 """
 
 from dgcn.viz import graphs
+from dgcn.viz.architecture import architecture_diagram
 from dgcn.viz.palette import MAX_DPI, colorize, denormalize, error_map, legend, new_figure, overlay
 from dgcn.viz.predictions import (
     confusion_heatmap,
@@ -16,6 +17,7 @@ from dgcn.viz.predictions import (
 
 __all__ = [
     "MAX_DPI",
+    "architecture_diagram",
     "colorize",
     "confusion_heatmap",
     "denormalize",
