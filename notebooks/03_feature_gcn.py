@@ -25,19 +25,21 @@
 # nodes, the nodes exchange information through a learned $D/4 \times D/4$ adjacency, and the
 # result is projected back onto the pixels (paper Sec. 3.3). This notebook derives the
 # feature-space GCN, checks the package's `FeatureGCN` against the literal matrix formula in
-# float64, measures why it is cheap (its graph does not grow with the image), looks at the
-# learned adjacency and node assignments of the DGCNets trained on MiniCity that the repository
-# commits, and compares the paper's $(I - A_F)$ with the authors' released $(I + A)$ with
-# BatchNorm.
+# float64, measures why it is cheap (its graph does not grow with the image), measures what
+# training did to the adjacency and the node assignments of the DGCNets trained on MiniCity
+# that the repository commits, and compares the paper's $(I - A_F)$ with the authors' released
+# $(I + A)$ with BatchNorm.
 #
 # You will:
 #
-# - derive $V_F = \phi(X)^\top \theta(X)$, $M_F = (I - A_F) V_F W_F$ and
+# - derive $V_F = \theta(X)^\top \phi(X)$, $M_F = (I - A_F) V_F W_F$ and
 #   $\tilde X_F = \Phi(H_F M_F)$ with every shape;
 # - verify `dgcn.models.FeatureGCN` against that formula, reading the weights from the module;
 # - count FLOPs and memory against the image size and see the graph stay $D_2 \times D_2$;
-# - load a DGCNet trained on MiniCity and draw its $A_F$ and node assignments, for the paper's
-#   and for the authors' head;
+# - see why $(I - A)$ with a normalised $A$ is a difference (sharpening) operator and Laplacian
+#   smoothing is $(I - \gamma L)$, on a graph of four nodes;
+# - load the DGCNets trained on MiniCity and measure what training did to $A_F$ and to the
+#   node assignments, for the paper's and for the authors' head;
 # - verify the authors' `OfficialFeatureGCN` and show how its $(I + A)$ relates to $(I - A_F)$.
 #
 # | mode | what runs | time |
@@ -125,15 +127,22 @@ _ = torch.manual_seed(0)
 # $N = HW$. The coordinate graph of notebook 02 keeps the pixels' positions and connects them.
 # The feature-space graph forgets positions. It first **projects** the pixels onto $D_2$ nodes:
 #
-# $$H_F = \phi(X) \in \mathbb{R}^{N \times D_2}, \qquad
-#   V_F = H_F^\top \, \theta(X) \in \mathbb{R}^{D_2 \times D_1}
+# $$H_F = \theta(X) \in \mathbb{R}^{N \times D_2}, \qquad
+#   V_F = H_F^\top \, \phi(X) = \theta(X)^\top \phi(X) \in \mathbb{R}^{D_2 \times D_1}
 #   \qquad (D_2 = D/4,\; D_1 = D/2).$$
 #
-# $\phi$ and $\theta$ are 1x1 convolutions. Row $k$ of $V_F$,
-# $V_F[k] = \sum_{p=1}^{N} H_F[p, k]\, \theta(X)[p]$, is a weighted sum of the reduced
+# $\theta$ ($D \to D_2$) and $\phi$ ($D \to D_1$) are 1x1 convolutions: $\theta$ says how much
+# each pixel belongs to each node, $\phi$ reduces the features each pixel brings. Row $k$ of
+# $V_F$, $V_F[k] = \sum_{p=1}^{N} H_F[p, k]\, \phi(X)[p]$, is a weighted sum of the reduced
 # features of *all* pixels, with weights "how much pixel $p$ belongs to node $k$". A node is a
 # soft region of the image defined by what it looks like, not by where it is: two cars at
 # opposite ends of the street can feed the same node.
+#
+# **The letters.** This book writes $\theta$ for the projection onto the nodes and $\phi$ for
+# the reduction, as the authors' released code does (`theta`: $C \to C/4$, `phi`:
+# $C \to C/2$; `docs/reference/official_dgcnet.md`) and as GloRe (Chen et al., CVPR 2019) does,
+# whose construction the feature graph follows. Whether the paper's own text letters them the
+# same way is unverified here (check arXiv 1909.06121).
 #
 # Then **one graph convolution** over the $D_2$ nodes (Sec. 3.1: $\sigma(A X W)$, here without
 # a non-linearity):
@@ -142,14 +151,29 @@ _ = torch.manual_seed(0)
 #   W_F \in \mathbb{R}^{D_1 \times D_1}.$$
 #
 # Unlike $A_S$ of the coordinate graph, $A_F$ is **not computed from the image**: it is a
-# learned parameter, the same for every input. $(I - A_F)\, V_F$ mixes the node states (each
-# node receives a learned combination of the others, the identity keeps its own state), and
-# $W_F$ updates the $D_1$ features of every node (the "state update"). The paper calls the
-# $(I - A_F)$ form *Laplacian smoothing*: for a normalised adjacency $A$ (rows summing to 1)
-# the matrix $L = I - A$ is the graph Laplacian, and $L V$ is every node's state minus the
-# average of its neighbours'. Since $A_F$ is learned and unconstrained, training decides how
-# much each node keeps, smooths towards or departs from its neighbours; the form only fixes
-# where the identity sits. The same construction is used by GloRe (Chen et al., CVPR 2019).
+# learned parameter, the same for every input, and nothing constrains it (it need not be
+# normalised, symmetric or non-negative). $(I - A_F)\, V_F$ gives every node its own state
+# minus a learned combination of all the node states, and $W_F$ updates the $D_1$ features of
+# every node (the "state update"). GloRe (Chen et al., CVPR 2019) uses the same construction.
+#
+# **"Laplacian smoothing" is a nominal name here.** The $(I - A_F)$ step is often called
+# Laplacian smoothing (whether the paper uses the phrase is unverified here; check arXiv
+# 1909.06121). For a *fixed* graph, two different operators hide behind the words:
+#
+# - With the row-normalised adjacency $\hat A$ of a graph (every row sums to 1),
+#   $L = I - \hat A$ is its (random-walk) graph Laplacian, and $(I - \hat A) V = L V$ is every
+#   node's state **minus** the mean of its neighbours'. That is a difference operator: it maps
+#   a signal that is constant over the graph to zero ($L \mathbf{1} = 0$) and amplifies what
+#   differs from its neighbourhood, a high-pass, *sharpening* filter.
+# - **Laplacian smoothing** is $V \leftarrow (I - \gamma L)\, V = (1 - \gamma) V + \gamma \hat A V$
+#   with $0 < \gamma \le 1$: every node moves towards the mean of its neighbours, a low-pass
+#   filter. Li, Han and Wu (AAAI 2018) read a GCN layer of Kipf and Welling as this with
+#   $\gamma = 1$ on the graph with self-loops.
+#
+# $(I - A_F)$ *is* Laplacian smoothing when the learned matrix is $A_F = \gamma L$, and it is the
+# difference operator when $A_F = \hat A$. A learned, unconstrained $A_F$ can be either, or
+# neither: training decides, and the name says nothing about what a trained $A_F$ does. Section
+# 2 shows both operators on a graph of four nodes; Section 4 measures the trained $A_F$.
 #
 # Finally the nodes are **reprojected** onto the pixels with the same projection $H_F$:
 #
@@ -161,7 +185,7 @@ _ = torch.manual_seed(0)
 # $\tilde X_F = 0$ (the docstring of `dgcn/models/feature_gcn.py` gives the reasons). The
 # network adds $\tilde X_F$ to $X$ (Sec. 3.4, notebook 04).
 #
-# In the package, $\phi$ is `to_nodes`, $\theta$ is `to_features`, $A_F$ is `adjacency` and
+# In the package, $\theta$ is `to_nodes`, $\phi$ is `to_features`, $A_F$ is `adjacency` and
 # $W_F$ is `state_update`, both stored as kernel-1 `Conv1d` weights:
 # `adjacency.weight[:, :, 0]` $= A_F$ (the conv runs with the nodes as channels) and
 # `state_update.weight[:, :, 0]` $= W_F^\top$ (it runs on $M^\top$, features as channels).
@@ -186,8 +210,8 @@ with torch.no_grad():
     bn.running_var.uniform_(0.5, 2.0)
 x = torch.randn(2, D, 6, 10, dtype=torch.float64)
 
-phi = fgcn.to_nodes.weight[:, :, 0, 0]  # [D2, D]
-theta = fgcn.to_features.weight[:, :, 0, 0]  # [D1, D]
+theta = fgcn.to_nodes.weight[:, :, 0, 0]  # [D2, D]: the projection onto the nodes
+phi = fgcn.to_features.weight[:, :, 0, 0]  # [D1, D]: the reduction
 A_F = fgcn.adjacency.weight[:, :, 0]  # [D2, D2]
 W_F = fgcn.state_update.weight[:, :, 0].T  # [D1, D1]: the conv stores W_F^T
 Phi = fgcn.reproject[0].weight[:, :, 0, 0]  # [D, D1]
@@ -205,8 +229,8 @@ with torch.no_grad():
     h_pkg, v_pkg = fgcn.nodes(x)
     for b in range(x.shape[0]):
         X = x[b].flatten(1).T  # [N, D]
-        H_F = X @ phi.T  # [N, D2]
-        V_F = H_F.T @ (X @ theta.T)  # [D2, D1]
+        H_F = X @ theta.T  # [N, D2]
+        V_F = H_F.T @ (X @ phi.T)  # [D2, D1]
         M_F = (eye - A_F) @ V_F @ W_F  # [D2, D1]
         pre_bn = (H_F @ M_F) @ Phi.T  # [N, D]
         expected = batchnorm_eval(pre_bn, bn)
@@ -233,25 +257,62 @@ torch.testing.assert_close(pre_bn_pkg[1], pre_bn.T.reshape(D, 6, 10), rtol=0, at
 print("pre-BN tensors agree")
 
 # %% [markdown]
-# ### What $(I - A)$ does on a graph you can draw
+# ### Difference or smoothing: $(I - \hat A)$ and $(I - \gamma L)$ on a graph you can draw
 #
-# To see the "Laplacian" in the formula, take a path of 4 nodes with the row-normalised
-# adjacency $A$ (each node averages its neighbours). $A V$ replaces every node by the mean of
-# its neighbours (smoothing); $(I - A) V$ is each node *minus* that mean, and it maps a signal
-# that is constant over the graph to zero ($L \mathbf{1} = 0$, the defining property of a
-# Laplacian). In DGCNet $A_F$ is not constrained to be normalised or non-negative: the
-# learned matrix can do either, and a little of both.
+# Take a path of 4 nodes, 0 - 1 - 2 - 3, with the row-normalised adjacency $\hat A$ (each node
+# averages its neighbours) and its Laplacian $L = I - \hat A$, and a signal that is 1 everywhere
+# except at node 3, where it is 5. We apply the three operators of Section 1 and measure how
+# rough each result is with the *Dirichlet energy* $\sum_{(i,j) \in E} (v_i - v_j)^2$, the
+# sum of squared differences along the 3 edges (0 for a constant signal).
+#
+# - $\hat A V$ replaces every node by its neighbours' mean;
+# - $(I - \hat A) V = L V$ is each node minus that mean: the difference operator;
+# - $(I - \gamma L) V$ with $\gamma = 1/2$ is Laplacian smoothing, which the package's form
+#   $(I - A_F)$ computes when $A_F = \gamma L$ (asserted below).
 
 # %%
 # NBVAL_CHECK_OUTPUT
-W_path = torch.tensor([[0, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 1], [0, 0, 1, 0]], dtype=torch.float64)
-A_path = W_path / W_path.sum(1, keepdim=True)  # row-normalised: every row sums to 1
-L_path = torch.eye(4, dtype=torch.float64) - A_path
+edges = [(0, 1), (1, 2), (2, 3)]
+W_path = torch.zeros(4, 4, dtype=torch.float64)
+for i, j in edges:
+    W_path[i, j] = W_path[j, i] = 1.0
+A_hat = W_path / W_path.sum(1, keepdim=True)  # row-normalised: every row sums to 1
+eye4 = torch.eye(4, dtype=torch.float64)
+L_path = eye4 - A_hat
 signal = torch.tensor([[1.0], [1.0], [1.0], [5.0]], dtype=torch.float64)  # node 3 stands out
 ones = torch.ones(4, 1, dtype=torch.float64)
-assert torch.allclose(L_path @ ones, 0 * ones)  # L 1 = 0
-columns = {"V": signal, "A V (smooth)": A_path @ signal, "(I - A) V": L_path @ signal}
-print(pd.DataFrame({name: value[:, 0] for name, value in columns.items()}).round(3))
+assert torch.allclose(L_path @ ones, 0 * ones)  # L 1 = 0: a constant signal is mapped to 0
+
+
+def dirichlet_energy(v):
+    """Sum over the path's edges of the squared difference of the two end nodes."""
+    return float(sum((v[i] - v[j]).pow(2).sum() for i, j in edges))
+
+
+gamma = 0.5
+columns = {
+    "V": signal,
+    "A V (neighbours' mean)": A_hat @ signal,
+    "(I - A) V = L V (difference)": L_path @ signal,
+    "(I - gamma L) V (smoothing)": (eye4 - gamma * L_path) @ signal,
+}
+# the package's form (I - A_F) V covers both: A_F = A gives L V, A_F = gamma L gives smoothing
+assert torch.allclose((eye4 - A_hat) @ signal, columns["(I - A) V = L V (difference)"])
+assert torch.allclose((eye4 - gamma * L_path) @ signal, signal - gamma * L_path @ signal)
+energy = {name: dirichlet_energy(value) for name, value in columns.items()}
+assert energy["(I - A) V = L V (difference)"] > energy["V"] > energy["(I - gamma L) V (smoothing)"]
+table = pd.DataFrame({name: value[:, 0] for name, value in columns.items()})
+table.loc["Dirichlet energy"] = list(energy.values())
+print(table.round(3).to_string())
+
+# %% [markdown]
+# The difference operator turns the spike at node 3 into $+4$ and pushes its neighbour to $-2$:
+# the energy grows from 16 to 40, the signal is sharper, and the constant part (the 1s) is
+# gone. Laplacian smoothing with $\gamma = 1/2$ spreads the spike over its neighbours,
+# $(1, 1, 2, 3)$, and the energy drops to 2; the plain neighbour mean $\hat A V$ ($\gamma = 1$)
+# gives 8. So $(I - A)$ with a normalised $A$ is *not* a smoothing: it is the opposite, and it
+# becomes one only when the learned matrix takes the form $\gamma L$. Exercise 1 finds the
+# $\gamma$ that smooths this signal most.
 
 # %% [markdown]
 # ## 3. Cost: the graph is $D_2 \times D_2$ whatever the image
@@ -260,8 +321,8 @@ print(pd.DataFrame({name: value[:, 0] for name, value in columns.items()}).round
 #
 # | step | multiply-adds |
 # |---|---|
-# | $\phi(X)$, $\theta(X)$ | $N D D_2 + N D D_1$ |
-# | $V_F = H_F^\top \theta(X)$ | $N D_2 D_1$ |
+# | $\theta(X)$, $\phi(X)$ | $N D D_2 + N D D_1$ |
+# | $V_F = H_F^\top \phi(X)$ | $N D_2 D_1$ |
 # | $(I - A_F) V_F$, then $W_F$ | $D_2^2 D_1 + D_2 D_1^2$ (no $N$) |
 # | $\Phi$ on $H_F M_F$, as $(\Phi M_F^\top)$ first, then times $H_F^\top$ | $D D_1 D_2 + N D D_2$ |
 #
@@ -347,37 +408,180 @@ print(
 )
 
 # %% [markdown]
-# The learned adjacency. Training seeds the head's initialisation with `train.seed`, so
-# rebuilding the model after that seed gives the head's exact initial weights, and we can see
-# how far $A_F$ has moved. The reprojection's BN scale $\gamma$ multiplies all that the graph
-# adds. With `zero_init` (the package's default) it starts at zero: no gradient reaches $A_F$
-# in the first step, and while $\gamma$ is small only a small one (the gradient is
-# proportional to $\gamma$), so the graph terms can stay small; without it $\gamma$ starts at
-# BN's default, 1. The cell prints the relative change of $A_F$ and the mean $|\gamma|$ now
-# and at initialisation: it says how much of $\tilde X_F$ the network actually adds to $X$.
-# If $A_F$ has moved by only a few per cent it is still essentially PyTorch's random
-# initialisation (uniform in $\pm 1/\sqrt{D_2}$), and the heat map shows no structure of its
-# own: what the head learned is then in the projections, drawn next.
+# ### What training did to $A_F$
+#
+# A heat map of the trained $A_F$ alone cannot say what training did: PyTorch initialises the
+# matrix at random (uniform in $\pm 1/\sqrt{D_2}$), and a random matrix drawn as a heat map
+# looks as "structured" as a learned one. We need the matrix it started from. Training seeds
+# the head's initialisation with `train.seed` (`dgcn/training/frozen.py`), so rebuilding the
+# model right after that seed gives the head's exact initial weights, and we can subtract.
+#
+# Two things move a weight during training: the gradient of the loss, and weight decay, which
+# shrinks every weight by the same factor whatever the loss. We replay that factor with
+# `torch.optim.SGD` (the run's learning rate, poly schedule, momentum and decay) on a weight whose
+# gradient is always zero. Then we split the trained matrix as $A = c\, A_{\text{init}} + R$
+# with the least-squares factor $c$: $c$ close to the decay factor and a small $R$ mean that
+# only weight decay moved it; $R$ is what the gradient did beyond a uniform shrink. The table
+# does this for every weight matrix of the feature graph.
+
 
 # %%
+def weight_decay_factor(train) -> float:
+    """The factor by which SGD's weight decay alone (zero gradient) scales a weight over the
+    run's schedule: the run's lr, momentum, weight decay and poly power."""
+    w = torch.nn.Parameter(torch.ones(()))
+    sgd = torch.optim.SGD(
+        [w], lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay
+    )
+    for i in range(train.iterations):
+        sgd.param_groups[0]["lr"] = train.lr * (1 - i / train.iterations) ** train.poly_power
+        w.grad = torch.zeros_like(w)
+        sgd.step()
+    return float(w.detach())
+
+
+def split_change(trained: torch.Tensor, initial: torch.Tensor) -> dict:
+    """trained = c initial + R: c (least squares), |trained - initial| and |R|, both relative
+    to |initial|."""
+    c = float((trained * initial).sum() / (initial * initial).sum())
+    return {
+        "c": c,
+        "moved %": 100 * float((trained - initial).norm() / initial.norm()),
+        "beyond the shrink %": 100 * float((trained - c * initial).norm() / initial.norm()),
+    }
+
+
+LETTERS = {
+    "to_nodes": "theta: projection (to_nodes)",
+    "to_features": "phi: reduction (to_features)",
+    "adjacency": "adjacency (A_F; authors' A)",
+    "state_update": "state update (W_F; authors' W)",
+    "reproject": "reprojection conv (Phi)",
+}
+
+
+def weight_table(trained_gcn, initial_gcn) -> pd.DataFrame:
+    """split_change for every weight matrix (not the BN scales and shifts) of a feature GCN."""
+    initial = dict(initial_gcn.named_parameters())
+    rows = {
+        LETTERS[name.split(".")[0]]: split_change(w.detach(), initial[name].detach())
+        for name, w in trained_gcn.named_parameters()
+        if w.dim() > 1
+    }
+    return pd.DataFrame(rows).T
+
+
 torch.manual_seed(cfg.train.seed)  # the head was initialised right after this seed
 untrained = models.build_model(cfg.model.name, cfg.model.num_classes, **cfg.model.overrides)
 untrained_gcn = untrained.head.graph.feature
-A_trained = feature_gcn.adjacency.weight[:, :, 0].detach()
-A_init = untrained_gcn.adjacency.weight[:, :, 0].detach()
-change = float((A_trained - A_init).norm() / A_init.norm())
-scale = float(feature_gcn.reproject[1].weight.detach().abs().mean())
-start = float(untrained_gcn.reproject[1].weight.detach().abs().mean())
-print(f"relative change of A_F during training: {100 * change:.1f} %")
-print(f"reprojection BN scale: mean |gamma| = {scale:.4f} (at initialisation: {start:g})")
-viz.graphs.adjacency_heatmap(A_trained, title=f"A_F after {trained} (paper-equation head)")
+decay = weight_decay_factor(cfg.train)
+print(f"weight decay alone scales every weight by {decay:.4f} over {trained}")
+paper_changes = weight_table(feature_gcn, untrained_gcn)
+paper_changes.round({"c": 4, "moved %": 1, "beyond the shrink %": 2})
 
 # %% [markdown]
-# The node assignments $H_F = \phi(X)$: for each node, how strongly every pixel projects onto
+# The figure shows, for $A_F$: the trained matrix, its change $A_F - A_F(\text{init})$, and the
+# part of the change that is not the uniform shrink, $R = A_F - c\, A_F(\text{init})$, each
+# with its own colour scale (read the colour bars).
+
+
+# %%
+def adjacency_change(trained: torch.Tensor, initial: torch.Tensor, label: str):
+    """Trained adjacency | its change | the change beyond a uniform shrink, one colour bar each."""
+    parts = split_change(trained, initial)
+    panels = [
+        (trained, f"{label} after training"),
+        (trained - initial, f"A - A(init): {parts['moved %']:.1f} % of |A(init)|"),
+        (
+            trained - parts["c"] * initial,
+            f"A - c A(init), c = {parts['c']:.4f}: {parts['beyond the shrink %']:.2f} %",
+        ),
+    ]
+    fig = viz.new_figure((11.0, 3.1), dpi=80)
+    for ax, (matrix, title) in zip(fig.subplots(1, 3), panels, strict=True):
+        limit = float(matrix.abs().max())
+        shown = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("node j", fontsize=8)
+        ax.set_ylabel("node i", fontsize=8)
+        ax.set_xticks(range(0, len(matrix), 4))
+        ax.set_yticks(range(0, len(matrix), 4))
+        ax.tick_params(labelsize=7)
+        fig.colorbar(shown, ax=ax, shrink=0.85).ax.tick_params(labelsize=7)
+    return fig
+
+
+A_trained = feature_gcn.adjacency.weight[:, :, 0].detach()
+A_init = untrained_gcn.adjacency.weight[:, :, 0].detach()
+fig = adjacency_change(A_trained, A_init, "A_F")
+fig.suptitle(f"paper-equation head, {trained}", fontsize=10)
+fig
+
+# %% [markdown]
+# Does the change matter for what the graph adds to $X$? We run the trained module on this
+# image's feature with its own $A_F$, with $A_F(\text{init})$ put back, and with $A_F = 0$ (no
+# mixing between the nodes at all), and compare the outputs $\tilde X_F$. The cell also prints
+# the range of the trained $A_F$'s row sums: 1 for a row-normalised adjacency (where
+# $I - A_F$ would be a Laplacian), 0 for $A_F = \gamma L$ (Laplacian smoothing).
+
+# %%
+import copy
+
+
+def feature_term(module, adjacency: torch.Tensor) -> torch.Tensor:
+    """X~_F of `features` through a copy of `module` whose A_F is `adjacency`."""
+    probe = copy.deepcopy(module).eval()
+    with torch.no_grad():
+        probe.adjacency.weight.copy_(adjacency[:, :, None])
+        return probe(features)
+
+
+with torch.no_grad():
+    term = feature_gcn.eval()(features)
+effect_init = float((feature_term(feature_gcn, A_init) - term).norm() / term.norm())
+effect_zero = float((feature_term(feature_gcn, 0 * A_init) - term).norm() / term.norm())
+row_sums = A_trained.sum(1)
+print(f"|X~_F| / |X| = {float(term.norm() / features.norm()):.2f}: what the graph adds")
+print(f"X~_F with A_F(init) instead of the trained A_F: {100 * effect_init:.1f} % different")
+print(f"X~_F with A_F = 0:                              {100 * effect_zero:.1f} % different")
+print(f"row sums of the trained A_F: {float(row_sums.min()):.2f} to {float(row_sums.max()):.2f}")
+scale = float(feature_gcn.reproject[1].weight.detach().abs().mean())
+start = float(untrained_gcn.reproject[1].weight.detach().abs().mean())
+print(f"reprojection BN scale: mean |weight| = {scale:.3f} (at initialisation: {start:g})")
+
+# %% [markdown]
+# What this says about the committed paper-equation head (the numbers are those printed
+# above; the checkpoint is committed, so they are the same in smoke and full mode):
+#
+# - $A_F$ moved by about 9 % of its initial norm, and almost all of that (about 9.0 %) is
+#   the gradient's work rather than weight decay (which alone shrinks it by 2.6 %). The change
+#   is largest along a few rows and columns (the stripes in the middle and right panels: the
+#   mixing into and out of a few nodes), and it is small next to the random matrix it started
+#   from (entries up to about 0.03 against about 0.19): the left panel is, to the eye, still
+#   the initialisation.
+# - The graph's mixing matters: $A_F = 0$ changes $\tilde X_F$ by about 38 %. What training
+#   did to $A_F$ matters less: putting $A_F(\text{init})$ back changes $\tilde X_F$ by about
+#   8 %. The head uses $A_F$ mostly as the random mixing it started with, and learned *around*
+#   it: its projections $\theta$ and $\phi$ and the state update $W_F$ moved by 20 to 45 %
+#   (the table).
+# - The row sums of the trained $A_F$ are neither all 1 nor all 0, so $(I - A_F)$ is neither
+#   the difference operator $(I - \hat A)$ nor the smoothing $(I - \gamma L)$ of Section 1 for
+#   any row-normalised graph: the name stays nominal.
+# - This checkpoint was trained with `zero_init` off (the configuration printed above), so the
+#   reprojection's BN scale started at 1 and is still near it: the graph's output was not
+#   gated by a small scale during training. With the package's default `zero_init` the scale
+#   starts at 0, no gradient reaches $A_F$ in the first step, and the graph's weights move
+#   more slowly at first (the gradient that reaches them is proportional to that scale).
+#
+# These are 1,000 head iterations on a frozen micro backbone; the notebook's full mode loads
+# the same checkpoints, so it shows the same matrices.
+
+# %% [markdown]
+# The node assignments $H_F = \theta(X)$: for each node, how strongly every pixel projects onto
 # it (signed: red positive, blue negative), for the six nodes with the largest total response.
 # A node collects whatever the pixels it covers look like, wherever they are. The maps depend
-# on $\phi$ and on the trained backbone's features; the cell prints how far they are from the
-# maps of the *initial* $\phi$ on the same features, i.e. how much of them the head's training
+# on $\theta$ and on the trained backbone's features; the cell prints how far they are from the
+# maps of the *initial* $\theta$ on the same features, i.e. how much of them the head's training
 # shaped.
 
 # %%
@@ -386,9 +590,9 @@ assignment = viz.graphs.feature_assignment(feature_gcn, features)
 initial_assignment = viz.graphs.feature_assignment(untrained_gcn, features)
 apart = float((assignment - initial_assignment).norm() / initial_assignment.norm())
 print(f"assignment: {tuple(assignment.shape)} (nodes, feature rows, feature columns)")
-print(f"H_F of this image, trained vs initial phi: {100 * apart:.0f} % apart")
+print(f"H_F of this image, trained vs initial theta: {100 * apart:.0f} % apart")
 fig = viz.graphs.plot_assignment(image_uint8, assignment, nodes=6)
-fig.suptitle(f"H_F = phi(X), paper-equation head, {trained}", fontsize=10)
+fig.suptitle(f"H_F = theta(X), paper-equation head, {trained}", fontsize=10)
 fig
 
 # %% [markdown]
@@ -460,21 +664,76 @@ fig
 class_table(official_assignment, mask)
 
 # %% [markdown]
+# ### What training did to the authors' adjacency
+#
+# The same measurement for the authors' head: its adjacency $A$ is `adjacency[0]`, used as
+# $Z \leftarrow \mathrm{BN}(A Z) + Z$ (Section 5). The run used the same learning rate,
+# schedule and weight decay, so the decay factor is the same.
+
+# %%
+official_changes = weight_table(official_gcn, official_init)
+assert weight_decay_factor(official_cfg.train) == decay  # the same optimiser settings
+A_official = official_gcn.adjacency[0].weight[:, :, 0].detach()
+A_official_init = official_init.adjacency[0].weight[:, :, 0].detach()
+official_changes.round({"c": 4, "moved %": 1, "beyond the shrink %": 2})
+
+# %%
+fig = adjacency_change(A_official, A_official_init, "A")
+fig.suptitle(f"authors' head, {official_trained}", fontsize=10)
+fig
+
+# %% [markdown]
+# Here $c$ equals the weight-decay factor to four digits and the residual $R$ is a few
+# hundredths of a per cent of the matrix: **the gradient did essentially nothing to the
+# authors' adjacency**; weight decay alone shrank it. The next cell measures why. $Z = B^\top F$
+# is a sum over all $N$ pixels without $1/N$, so its entries are large; $\mathrm{BN}(A Z)$ is
+# normalised to about unit scale. The cell compares the two terms of $\mathrm{BN}(A Z) + Z$ on
+# this image, and runs the branch once with the adjacency term removed (the scale and shift of
+# the BN after $A$ set to zero, so $\mathrm{BN}(A Z) = 0$).
+
+# %%
+with torch.no_grad():
+    f_official = official_gcn.to_features(reduced).flatten(2)  # F: [1, D1, N]
+    b_official = official_gcn.to_nodes(reduced).flatten(2)  # B: [1, D2, N]
+    z = torch.bmm(f_official, b_official.transpose(1, 2))  # Z as the authors: [1, D1, D2]
+    az = official_gcn.adjacency(z.transpose(1, 2)).transpose(1, 2)  # BN(A Z)
+    branch = official_gcn.eval()(reduced)
+    no_adjacency = copy.deepcopy(official_gcn).eval()
+    no_adjacency.adjacency[1].weight.zero_()
+    no_adjacency.adjacency[1].bias.zero_()
+    without = no_adjacency(reduced)
+adjacency_share = float(az.norm() / z.norm())
+adjacency_effect = float((without - branch).norm() / branch.norm())
+print(f"|BN(A Z)| / |Z| = {100 * adjacency_share:.2f} %  (std of Z {float(z.std()):.0f})")
+print(f"branch output without the adjacency term: {100 * adjacency_effect:.2f} % different")
+
+# %% [markdown]
+# The adjacency term is under half a per cent of the node states it is added to, and removing
+# it changes the branch's output by about a tenth of a per cent. A term with so little
+# influence on the output gets almost no gradient, which is what the residual $R$ showed. On
+# this checkpoint the authors' feature graph is in effect $Z \leftarrow Z$: project, update
+# with $W$, reproject; its learning went into the projections and $W$ (the table). Because
+# $Z$ grows with $N$ and $\mathrm{BN}(A Z)$ does not, larger images would make the share smaller
+# still if their features were alike (not measured here). Notebook 08 measures what this
+# head's graphs add to the mIoU.
+
+
+# %% [markdown]
 # ## 5. The authors' variant: $(I + A)$ with BatchNorm
 #
 # The released code (the feature half of `DualGCN` in GALD-DGCNet; see the docstring of
 # `dgcn/models/feature_gcn.py`) computes the same three steps with BN after every projection
 # and a residual ReLU. In the paper's notation (pixels as rows, nodes as rows of $Z$):
 #
-# $$F = \mathrm{BN}(X \phi'),\; B = \mathrm{BN}(X \theta'),\; Z = B^\top F,\quad
+# $$F = \mathrm{BN}(\phi(X)),\; B = \mathrm{BN}(\theta(X)),\; Z = B^\top F,\quad
 #   Z \leftarrow \mathrm{BN}(A Z) + Z,\quad Z \leftarrow \mathrm{BN}(Z W),\quad
 #   \text{out} = \mathrm{ReLU}\big(X + \mathrm{BN}(\Phi(B Z))\big),$$
 #
 # where $\mathrm{BN}(A Z)$ normalises every node (row) and $\mathrm{BN}(Z W)$ every feature
-# (column). Mind the letters: the authors' `phi` makes the node *features* and `theta` the
-# *projection*, the other way round from the paper; the package names them `to_features` and
-# `to_nodes` on both variants. We verify `OfficialFeatureGCN` against this formula in float64
-# with random BN statistics.
+# (column). The letters are those of Section 1: the authors' `theta` is the projection $B$
+# (`to_nodes`) and their `phi` the reduced features $F$ (`to_features`), the same names on both
+# variants. We verify `OfficialFeatureGCN` against this formula in float64 with random BN
+# statistics.
 
 # %%
 off = models.OfficialFeatureGCN(D).double().eval()
@@ -559,52 +818,240 @@ print("V_F(tiled) == 4 x V_F(original) (relative error below 1e-12)")
 # divides this growth out with the batch statistics. In eval mode BN applies fixed running
 # statistics, so the scale still depends on $N$: evaluating on windows of the training crop
 # size (the authors' sliding-window evaluation, notebook 07) keeps $N$ as it was in training.
-#
+
+# %% [markdown]
 # ## Summary
 #
-# - The feature-space GCN projects the $N$ pixels onto $D_2 = D/4$ nodes,
-#   $V_F = \phi(X)^\top \theta(X)$, runs one graph convolution $M_F = (I - A_F) V_F W_F$ with a
-#   learned, input-independent $A_F$, and reprojects with the same assignment,
-#   $\tilde X_F = \Phi(H_F M_F)$.
-# - `dgcn.models.FeatureGCN` equals that formula to $10^{-10}$ in float64
-#   (`adjacency.weight[:, :, 0]` $= A_F$, `state_update.weight[:, :, 0]` $= W_F^\top$).
-# - The graph is $D_2 \times D_2$ at every image size; cost grows linearly in $N$, only in the
-#   projections.
-# - On the committed MiniCity models the node maps split the image by content. How far $A_F$
-#   and $\phi$ moved from their initialisation, and the reprojection's $\gamma$, tell how much
-#   the paper head's graph learned (its zero-initialised reprojection learns slowly); the
-#   authors' head, BN after every step, projects onto 16 nodes of its 64-channel reduction.
-# - The released code's $(I + A)$ is the paper's $(I - A_F)$ with the sign absorbed; it adds BN
-#   after each step and a residual ReLU.
+# - The feature-space GCN projects the $N$ pixels onto $D_2 = D/4$ nodes with $H_F = \theta(X)$,
+#   forms $V_F = \theta(X)^\top \phi(X)$, runs one graph convolution $M_F = (I - A_F) V_F W_F$
+#   with a learned, input-independent $A_F$, and reprojects, $\tilde X_F = \Phi(H_F M_F)$;
+#   `dgcn.models.FeatureGCN` equals that formula to $10^{-10}$ in float64.
+# - The graph is $D_2 \times D_2$ at every image size: 1.6 GFLOPs and 5 MiB at $D = 2048$,
+#   while the projections grow linearly in $N$ (313 GFLOPs in all at 1024x2048).
+# - $(I - \hat A)$ with a row-normalised $\hat A$ is a difference (sharpening) operator,
+#   Laplacian smoothing is $(I - \gamma L)$; on the 4-node path the energy went 16 -> 40 and
+#   16 -> 2. A learned $A_F$ can be either, so the name is nominal.
+# - The committed paper-equation head moved $A_F$ by 9 % of its initial norm (weight decay alone:
+#   2.6 %); swapping the initial $A_F$ back changes $\tilde X_F$ by 8 %, removing $A_F$ by 38 %.
+#   Its learning went mostly into $\theta$, $\phi$ and $W_F$ (20 to 45 %).
+# - The authors' head's adjacency was moved by weight decay alone (residual 0.05 %): its term
+#   $\mathrm{BN}(A Z)$ is 0.5 % of the un-normalised $Z$ it is added to.
+# - The released $(I + A)$ is the paper's $(I - A_F)$ with the sign absorbed, plus BN after each
+#   step and a residual ReLU; $V_F$ grows with $N$ (4x for a 2x2 tiling), which only the BNs in
+#   training mode divide out.
+
+# %% [markdown]
+# ## Check your understanding
 #
+# **Q1.** Why does the cost of the graph convolution $(I - A_F) V_F W_F$ not depend on the size
+# of the image, while the whole module's cost does?
+#
+# <details><summary>Answer</summary>
+#
+# $V_F$, $A_F$, $W_F$ and $M_F$ have the shapes $D_2 \times D_1$, $D_2 \times D_2$,
+# $D_1 \times D_1$ and $D_2 \times D_1$, none of which involves $N$. Only the projection onto
+# the nodes ($\theta$, $\phi$, the sum $\theta(X)^\top \phi(X)$) and the reprojection touch
+# every pixel, so they grow linearly in $N$.
+#
+# </details>
+#
+# **Q2.** A colleague says "$(I - \hat A) V$ smooths the node states, that is why it is called
+# Laplacian smoothing". What is wrong, and when does $(I - A_F)$ smooth?
+#
+# <details><summary>Answer</summary>
+#
+# With a row-normalised $\hat A$, $(I - \hat A) V = L V$ is each node minus its neighbours'
+# mean: it removes the constant part and amplifies differences (a high-pass filter; the path's
+# energy went from 16 to 40). Laplacian smoothing is $(I - \gamma L) V$; the form $(I - A_F)$
+# computes it only if the learned matrix is $A_F = \gamma L$. Nothing makes a learned $A_F$ take
+# either form.
+#
+# </details>
+#
+# **Q3.** Why is a heat map of the trained $A_F$ alone no evidence of what the network learned?
+#
+# <details><summary>Answer</summary>
+#
+# $A_F$ starts as a random matrix, which looks patterned as a heat map too. Only the
+# difference from the initial matrix (rebuilt from the training seed) shows what training did,
+# and part of that difference is weight decay, a uniform shrink that no loss asked for; the
+# least-squares split $A = c\,A_{\text{init}} + R$ separates the two.
+#
+# </details>
+#
+# **Q4.** In the authors' head the adjacency received almost no gradient. Which property of
+# the released branch explains it?
+#
+# <details><summary>Answer</summary>
+#
+# $Z = F B^\top$ sums over all pixels without $1/N$, so its entries are large (std about 170
+# here), while the term $\mathrm{BN}(A Z)$ added to it is normalised to about unit scale: it is
+# 0.5 % of $Z$, so it barely changes the output and the loss, and the gradient reaching $A$ is
+# correspondingly small.
+#
+# </details>
+#
+# **Q5.** The feature graph is said to "forget positions". In what precise sense?
+#
+# <details><summary>Answer</summary>
+#
+# Permuting the pixels leaves $V_F = \theta(X)^\top \phi(X)$ unchanged (a sum over pixels) and
+# permutes $\tilde X_F$ in the same way (every step after $V_F$ is per pixel or per node): the
+# module is permutation-equivariant, so nothing in it depends on where a pixel is.
+#
+# </details>
+
+# %% [markdown]
 # ## Exercises
 #
-# 1. Replace $(I - A_F)$ by $A_F$ alone (no identity) in the explicit formula. What does the
-#    module compute when $A_F = 0$ now, compared with before? *Hint:* look at $M_F$.
-# 2. Change $D_2$ from $D/4$ to $D/8$ in the cost formula. Which terms shrink, and by how much
-#    at 1024x2048? *Hint:* only the terms with $D_2$ in them.
-# 3. Train the paper-equation head longer on the same frozen backbone,
-#    `dgcn reproduce --rows both --opt train.iterations=2000 --out runs/paper-long`, load
-#    `runs/paper-long/both-seed0/last.pt` and redraw $A_F$ and the node maps; then once more
-#    with `model.overrides.zero_init` set the other way (Section 4 prints the scale it started
-#    from). Does the relative change of $A_F$ grow linearly with the iterations? *Hint:* with a
-#    zero start the BN scale of `reproject` has to grow first.
-# 4. Show that $\tilde X_F$ is invariant to permuting the pixels: shuffle the $N$ columns of
-#    $X$, run the explicit formula, and un-shuffle. What does that say about positions?
-#    *Hint:* $V_F$ is a sum over pixels.
-# 5. Feed the paper's module an input tiled 2x2 in **training** mode and compare the output's
-#    scale with the untiled one. *Hint:* BN now uses batch statistics.
+# **Exercise 1.** On the 4-node path of Section 2, write the Dirichlet energy of
+# $(I - \gamma L)V$ as a function of $\gamma$ and find the $\gamma$ that makes it smallest.
+# Check that $\gamma = 1/2$ and $\gamma = 1$ give the values of the table.
 #
+# <details><summary>Worked answer</summary>
+#
+# $L V = (0, 0, -2, 4)^\top$, so $(I - \gamma L) V = V - \gamma L V = (1, 1, 1 + 2\gamma,
+# 5 - 4\gamma)$. The edge differences are $0$, $2\gamma$ and $4 - 6\gamma$, so
+# $E(\gamma) = 4\gamma^2 + (4 - 6\gamma)^2 = 40\gamma^2 - 48\gamma + 16$. It is smallest at
+# $\gamma = 48 / 80 = 0.6$, where $E = 1.6$; $E(1/2) = 2$ and $E(1) = 8$ (the neighbour mean
+# $\hat A V$), as in the table. Past $\gamma = 0.6$ the step overshoots node 3.
+#
+# ```python
+# gammas = torch.linspace(0, 1, 101, dtype=torch.float64)
+# energies = [dirichlet_energy((eye4 - g * L_path) @ signal) for g in gammas]
+# ```
+#
+# </details>
+#
+# **Exercise 2.** With $D = 2048$ at 1024x2048 ($N = 128 \cdot 256$), the module costs
+# 313.0 GFLOPs (Section 3). How much does it cost with $D_2 = D/8$ nodes instead of $D/4$
+# (keep $D_1 = D/2$)? Which terms change?
+#
+# <details><summary>Worked answer</summary>
+#
+# Every term with $D_2$ in it: the projection $N D D_2$, the sum $N D_2 D_1$, the graph
+# convolution $D_2^2 D_1 + D_2 D_1^2$ and the reprojection $D D_1 D_2 + N D D_2$; the reduction
+# $N D D_1$ stays. With the formula of Section 3 (2 FLOPs per multiply-add) the total drops
+# from 313.0 to 225.1 GFLOPs: the reduction $\phi$ (137.4 GFLOPs) does not shrink.
+#
+# ```python
+# def gcn_f_gflops(D, D2, D1, n):
+#     macs = n * D * (D2 + D1) + n * D2 * D1  # projection, reduction, V_F
+#     macs += D2 * D2 * D1 + D2 * D1 * D1 + D * D1 * D2 + n * D * D2  # graph, reprojection
+#     return 2 * macs / 1e9
+# ```
+#
+# </details>
+#
+# **Exercise 3.** Verify the answer of Q5 numerically: shuffle the pixels of a feature map,
+# run a `FeatureGCN` in eval mode on both, and un-shuffle the output.
+#
+# <details><summary>Worked answer</summary>
+#
+# Flatten the $N$ pixels, permute them with `torch.randperm`, reshape to a $1 \times N$ image,
+# and compare: $V_F$ agrees to rounding and the un-shuffled output equals the original output
+# (maximum difference below $10^{-12}$ in float64).
+#
+# ```python
+# perm = torch.randperm(60)
+# shuffled = x[:1].flatten(2)[:, :, perm].view(1, D, 1, 60)
+# out_shuffled = fgcn(shuffled).flatten(2)
+# torch.testing.assert_close(out_shuffled, fgcn(x[:1].view(1, D, 1, 60)).flatten(2)[:, :, perm])
+# ```
+#
+# </details>
+#
+# **Exercise 4.** In the trained authors' head, how much does the branch's output change if
+# the adjacency term is removed, and how much if instead the adjacency is reset to its initial
+# matrix?
+#
+# <details><summary>Worked answer</summary>
+#
+# Removing the term (BN scale and shift after $A$ set to zero) changes the output by about
+# 0.15 % (Section 4). Resetting $A$ to $A_{\text{init}}$ changes it by about 0.004 %: the
+# trained $A$ is $0.974\,A_{\text{init}}$ plus a residual of 0.05 %, so the reset makes $AZ$
+# about 2.6 % larger; in eval mode the BN after $A$ applies fixed statistics and passes that on,
+# and 2.6 % of a term worth 0.15 % of the output is about 0.004 %.
+#
+# ```python
+# probe = copy.deepcopy(official_gcn).eval()
+# with torch.no_grad():
+#     probe.adjacency[0].weight.copy_(official_init.adjacency[0].weight)
+#     reset = probe(reduced)
+# ```
+#
+# </details>
+
+# %%
+# The numeric answers above, checked
+ADJACENCY = LETTERS["adjacency"]
+gammas = torch.linspace(0, 1, 101, dtype=torch.float64)
+energies = torch.tensor([dirichlet_energy((eye4 - g * L_path) @ signal) for g in gammas])
+assert round(float(gammas[energies.argmin()]), 2) == 0.6 and round(float(energies.min()), 1) == 1.6
+assert [round(dirichlet_energy((eye4 - g * L_path) @ signal), 6) for g in (0.5, 1.0)] == [2, 8]
+assert round(energy["(I - A) V = L V (difference)"]) == 40 and round(energy["V"]) == 16
+
+
+def gcn_f_gflops(D, D2, D1, n):
+    """Section 3's multiply-add count of one FeatureGCN forward pass, in GFLOPs."""
+    macs = n * D * (D2 + D1) + n * D2 * D1  # projection, reduction, V_F
+    macs += D2 * D2 * D1 + D2 * D1 * D1 + D * D1 * D2 + n * D * D2  # graph, reprojection
+    return 2 * macs / 1e9
+
+
+n_full = 128 * 256
+assert round(gcn_f_gflops(2048, 512, 1024, n_full), 1) == 313.0 == rows[-1]["GFLOPs GCN_f"]
+assert round(gcn_f_gflops(2048, 256, 1024, n_full), 1) == 225.1
+assert round(2 * n_full * 2048 * 1024 / 1e9, 1) == 137.4  # the reduction phi alone
+
+perm = torch.randperm(60)
+with torch.no_grad():
+    flat = x[:1].view(1, D, 1, 60)
+    shuffled = flat.flatten(2)[:, :, perm].view(1, D, 1, 60)
+    torch.testing.assert_close(fgcn.nodes(shuffled)[1], fgcn.nodes(flat)[1], rtol=0, atol=1e-12)
+    gap = (fgcn(shuffled).flatten(2) - fgcn(flat).flatten(2)[:, :, perm]).abs().max()
+assert gap < 1e-12, gap
+
+probe = copy.deepcopy(official_gcn).eval()
+with torch.no_grad():
+    probe.adjacency[0].weight.copy_(official_init.adjacency[0].weight)
+    reset = probe(reduced)
+reset_effect = float((reset - branch).norm() / branch.norm())
+assert round(100 * adjacency_effect, 2) == 0.15, adjacency_effect
+assert round(100 * reset_effect, 3) == 0.004, reset_effect
+assert round(official_changes.loc[ADJACENCY, "c"], 3) == round(decay, 3) == 0.974
+assert round(official_changes.loc[ADJACENCY, "beyond the shrink %"], 2) == 0.05
+# the numbers of the Summary and of Section 4's text
+assert round(paper_changes.loc[ADJACENCY, "moved %"]) == 9
+assert round(100 * (1 - decay), 1) == 2.6
+assert (round(100 * effect_init), round(100 * effect_zero)) == (8, 38)
+assert round(100 * adjacency_share, 1) == 0.5 and round(float(z.std()), -1) == 170
+assert round(paper_changes.loc[ADJACENCY, "beyond the shrink %"], 1) == 9.0
+learned = paper_changes["moved %"].drop([ADJACENCY, LETTERS["reproject"]])
+assert round(learned.min()) == 20 and round(learned.max()) == 45, learned
+assert round(float((A_trained - A_init).abs().max()), 2) == 0.03
+assert round(float(A_trained.abs().max()), 2) == 0.19
+assert row_sums.min() < -1 and row_sums.max() > 1  # neither all 1 nor all 0
+print("every numeric answer checked")
+
+# %% [markdown]
 # ## References
 #
 # - Zhang, Li, Arnab, Yang, Tong, Torr, *Dual Graph Convolutional Network for Semantic
 #   Segmentation*, BMVC 2019 (arXiv 1909.06121): Sec. 3.1 (graph convolution), Sec. 3.3
-#   (feature-space GCN, Eq. 6-8), Sec. 3.4 (fusion).
+#   (feature-space GCN, Eq. 6-8), Sec. 3.4 (fusion). Section and equation numbers, the letters
+#   and the phrase "Laplacian smoothing" are unverified here against the paper's text.
 # - Chen, Rohrbach, Yan, Yan, Feng, Kalantidis, *Graph-Based Global Reasoning Networks*,
-#   CVPR 2019 (GloRe: the projection / $(I - A_g)$ / reprojection construction).
+#   CVPR 2019 (GloRe: the projection $\theta$ / reduction $\phi$, $(I - A_g)$, reprojection).
+# - Li, Han, Wu, *Deeper Insights into Graph Convolutional Networks for Semi-Supervised
+#   Learning*, AAAI 2018 (a GCN layer as Laplacian smoothing).
+# - Kipf, Welling, *Semi-Supervised Classification with Graph Convolutional Networks*,
+#   ICLR 2017.
 # - The authors' code: github.com/lxtGH/GALD-DGCNet, `libs/models/DualGCNNet.py` (`DualGCN`:
-#   `phi`, `theta`, `conv_adj`, `conv_wg`, `conv3`; commit be7ebfe), mapped to ours in
-#   `dgcn/models/official.py`.
-# - PyTorch: `torch.nn.Conv1d`, `torch.nn.BatchNorm1d`, `torch.utils.flop_counter`.
+#   `phi`, `theta`, `conv_adj`, `conv_wg`, `conv3`; commit be7ebfe), described in
+#   `docs/reference/official_dgcnet.md` and mapped to ours in `dgcn/models/official.py`.
+# - PyTorch: `torch.nn.Conv1d`, `torch.nn.BatchNorm1d`, `torch.optim.SGD`,
+#   `torch.utils.flop_counter`.
 # - Package: `dgcn/models/feature_gcn.py`, `dgcn/viz/graphs.py`, `dgcn/training/frozen.py`
-#   (how the committed heads were trained), `experiments/configs/minicity-ablation.yaml`.
+#   (how the committed heads were trained), `experiments/checkpoints/README.md`,
+#   `experiments/configs/minicity-ablation.yaml`.

@@ -3,12 +3,16 @@
 Derived in notebooks/03_feature_gcn. Two classes:
 
 * :class:`FeatureGCN`: the paper's equations. The pixels' features are projected onto
-  ``D2 = D/4`` graph nodes, ``V_F = phi(X)^T theta(X)`` (``D2 x D1`` with ``D1 = D/2`` features
-  per node), one graph convolution with Laplacian smoothing ``M_F = (I - A_F) V_F W_F`` with a
-  learned ``A_F`` and ``W_F``, then the nodes are reprojected to the pixels,
-  ``X~_F = Phi(H_F M_F)`` with ``H_F = phi(X)``.
+  ``D2 = D/4`` graph nodes, ``V_F = theta(X)^T phi(X)`` (``D2 x D1`` with ``D1 = D/2`` features
+  per node), one graph convolution ``M_F = (I - A_F) V_F W_F`` with a learned, unconstrained
+  ``A_F`` and ``W_F``, then the nodes are reprojected to the pixels, ``X~_F = Phi(H_F M_F)``
+  with ``H_F = theta(X)``.
 * :class:`OfficialFeatureGCN`: the authors' released branch (the feature half of their
   ``DualGCN``), with BN after every projection, ``(I + A)`` and a residual ReLU.
+
+Letters as in the authors' code and GloRe: ``theta`` projects onto the nodes (C -> C/4),
+``phi`` reduces the features (C -> C/2); whether the paper's text uses the same letters is
+unverified here (check arXiv 1909.06121).
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from torch import nn
 class FeatureGCN(nn.Module):
     """The paper's feature-space GCN; returns the term X~_F (same shape as x).
 
-    ``phi`` (pixels -> node assignment ``H_F``) is ``to_nodes``, ``theta`` (the node features) is
-    ``to_features``, ``A_F`` is ``adjacency`` and ``W_F`` is ``state_update`` (both stored as
-    kernel-1 Conv1d weights: ``adjacency.weight[:, :, 0] = A_F``,
+    ``theta`` (pixels -> node assignment ``H_F``) is ``to_nodes``, ``phi`` (the reduced node
+    features) is ``to_features``, ``A_F`` is ``adjacency`` and ``W_F`` is ``state_update``
+    (both stored as kernel-1 Conv1d weights: ``adjacency.weight[:, :, 0] = A_F``,
     ``state_update.weight[:, :, 0] = W_F^T``), ``Phi`` is ``reproject`` (1x1 conv + BatchNorm,
     as GloRe's and the authors' ``conv3``/``bn3``: ``V_F`` sums over all N pixels without
     normalisation, so the BN keeps ``X~_F`` at a scale independent of the image size). No BN or
@@ -41,8 +45,8 @@ class FeatureGCN(nn.Module):
         if channels % 4:
             raise ValueError(f"channels must be a multiple of 4, got {channels}")
         nodes, features = channels // 4, channels // 2
-        self.to_nodes = nn.Conv2d(channels, nodes, 1, bias=False)  # phi: H_F
-        self.to_features = nn.Conv2d(channels, features, 1, bias=False)  # theta
+        self.to_nodes = nn.Conv2d(channels, nodes, 1, bias=False)  # theta: H_F
+        self.to_features = nn.Conv2d(channels, features, 1, bias=False)  # phi
         self.adjacency = nn.Conv1d(nodes, nodes, 1, bias=False)  # A_F
         self.state_update = nn.Conv1d(features, features, 1, bias=False)  # W_F (as W_F^T)
         self.reproject = nn.Sequential(  # Phi
@@ -52,7 +56,7 @@ class FeatureGCN(nn.Module):
             nn.init.zeros_(self.reproject[1].weight)
 
     def nodes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """H_F and V_F = phi(X)^T theta(X).
+        """H_F = theta(X) and V_F = theta(X)^T phi(X).
 
         Shape:
             x: [B, D, H, W] -> H_F: [B, D2, N], V_F: [B, D2, D1]
@@ -64,7 +68,7 @@ class FeatureGCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2:]
         h, v = self.nodes(x)
-        m = v - self.adjacency(v)  # (I - A_F) V_F: the Laplacian smoothing
+        m = v - self.adjacency(v)  # (I - A_F) V_F: one graph convolution over the nodes
         m = self.state_update(m.transpose(1, 2))  # (M_F)^T = W_F^T ((I - A_F) V_F)^T: [B, D1, D2]
         # Phi's 1x1 conv W on Y = (H_F M_F)^T = M h, computed as (W M) h: the same numbers
         # without forming Y ([B, D1, N]) and with 0.25 instead of 0.625 N D^2 multiply-adds
@@ -74,8 +78,9 @@ class FeatureGCN(nn.Module):
 class OfficialFeatureGCN(nn.Module):
     """The authors' feature-space branch (the ``phi``/``theta``/``conv_adj`` half of ``DualGCN``).
 
-    ``to_features`` (their ``phi`` + ``bn_phi``) gives F (C/2 x N), ``to_nodes`` (their ``theta``
-    + ``bn_theta``) the projection B (C/4 x N); ``Z = F B^T``; ``Z = adjacency(Z) + Z`` over the
+    ``to_features`` (their ``phi`` + ``bn_phi``, the reduction) gives F (C/2 x N), ``to_nodes``
+    (their ``theta`` + ``bn_theta``) the projection B (C/4 x N): the same letters as
+    :class:`FeatureGCN`; ``Z = F B^T``; ``Z = adjacency(Z) + Z`` over the
     nodes; ``Z = state_update(Z)`` over the features; ``Y = Z B``; output
     ``ReLU(x + reproject(Y))``. No 1/N scaling, as in the released code.
 

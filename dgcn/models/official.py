@@ -25,8 +25,9 @@ _ATT = "head.dualgcn.gcn_local_attention."
 
 #: (authors' prefix, our prefix). Note the coordinate graph: the authors' ``node_k`` is the
 #: paper's delta (our ``query``), ``node_q`` is Psi (our ``key``), ``node_v`` is nu (``value``).
-#: In the feature graph their ``phi`` gives node features (our ``to_features``) and ``theta``
-#: the projection onto nodes (our ``to_nodes``): the paper uses the two letters the other way.
+#: In the feature graph their ``phi`` reduces the features (our ``to_features``) and ``theta``
+#: projects onto the nodes (our ``to_nodes``), as in GloRe and in our FeatureGCN's docstrings
+#: (the paper's own letters are unverified here; check arXiv 1909.06121).
 OFFICIAL_KEY_MAP: tuple[tuple[str, str], ...] = (
     ("conv1.", "backbone.stem."),
     ("bn1.", "backbone.stem.7."),
