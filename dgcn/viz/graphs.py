@@ -133,7 +133,7 @@ def feature_assignment(
 ) -> torch.Tensor:
     """How strongly every pixel projects onto each feature-space node.
 
-    For the paper's :class:`~dgcn.models.FeatureGCN` this is ``H_F = phi(X)`` (its ``to_nodes``
+    For the paper's :class:`~dgcn.models.FeatureGCN` this is ``H_F = theta(X)`` (its ``to_nodes``
     1x1 conv); for :class:`~dgcn.models.OfficialFeatureGCN` the authors' projection ``B``
     (``to_nodes``: 1x1 conv + BN). The module runs in eval mode without gradients.
 
