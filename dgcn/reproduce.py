@@ -136,7 +136,7 @@ def paper_column(dataset: str = "cityscapes") -> str:
     """The header of the paper's column in :func:`results_table` for a dataset."""
     if is_pascal_context(dataset):
         return "paper mIoU % (PASCAL Context, R-101 multi-scale; setting unconfirmed)"
-    return "paper mIoU % (Cityscapes val)"
+    return "paper mIoU % (Cityscapes val, as summarised)"
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
