@@ -23,7 +23,8 @@
 # DGCNet treats a feature map as a graph and reasons over it with graph convolutions. Before
 # its two graphs (notebooks 02 and 03) this notebook sets up the language: a segmentation
 # network labels the nodes of a pixel graph; one graph convolution is
-# $\tilde X = \sigma(A X W)$ (paper Sec. 3.1); a convolution is a graph convolution on a fixed
+# $\tilde X = \sigma(A X W)$ (the paper's Sec. 3.1 as cited in the package; section numbers
+# unverified here, check arXiv 1909.06121); a convolution is a graph convolution on a fixed
 # local graph; and the obvious alternative, a dense graph over all pixels, costs gigabytes per
 # image. We end by measuring how far a dilated FCN actually *sees*: its receptive field in
 # theory and in practice, which is the gap the graph modules are meant to close.
@@ -109,7 +110,7 @@ ERF_SAMPLES = 2 if SMOKE else 8  # random inputs averaged for the effective rece
 # A backbone turns an image into a feature map: $N = HW$ positions, each with a $D$-dimensional
 # feature. Stack the features as rows of $X \in \mathbb{R}^{N \times D}$. A *graph* over the
 # positions is a matrix $A \in \mathbb{R}^{N \times N}$: $A_{ij}$ says how much node $i$ listens
-# to node $j$. One graph convolution (paper Eq. 1) is
+# to node $j$. One graph convolution (the paper's Eq. 1, numbering unverified here) is
 #
 # $$\tilde X = \sigma(A X W), \qquad \tilde x_i = \sigma\Big(\sum_{j} A_{ij}\, x_j W\Big),$$
 #
@@ -163,8 +164,8 @@ viz.graphs.adjacency_heatmap(A_grid, title=f"A_grid of a {H}x{W_GRID} grid (row-
 # ## 2. One GCN layer by hand
 #
 # A 5-node toy graph: think of five image regions with 3-dimensional features. Kipf and
-# Welling's GCN (the form the paper builds on) adds self-loops and normalises the adjacency
-# symmetrically, so that high-degree nodes do not dominate:
+# Welling's GCN, the standard form of a graph convolution, adds self-loops and normalises the
+# adjacency symmetrically, so that high-degree nodes do not dominate:
 #
 # $$\hat A = \tilde D^{-1/2} (A + I)\, \tilde D^{-1/2}, \qquad \tilde D_{ii} = \sum_j (A + I)_{ij},
 # \qquad \tilde X = \mathrm{ReLU}(\hat A X W).$$
@@ -233,10 +234,14 @@ viz.graphs.adjacency_heatmap(A_hat, title="normalised adjacency of the toy graph
 #
 # The most general graph over pixels connects every position to every other: $A$ is a dense
 # $N \times N$ matrix, computed from the features (as in non-local networks). On Cityscapes
-# the stride-8 feature of the authors' backbone is 129 x 257 for a 1024 x 2048 frame (its
-# max-pool rounds up) and 97 x 97 for a 769 x 769 training crop, and the full image has two
-# million pixels. One float32 matrix of $N^2$ entries, for one image and one layer, before any
-# gradient is stored:
+# the stride-8 feature of the authors' deep-stem ResNet-101 is 129 x 257 for a 1024 x 2048
+# frame (its max-pool rounds up) and 97 x 97 for a 769 x 769 crop; torchvision's ResNet-101
+# (the `cityscapes-paper` preset; its max-pool rounds down) gives 128 x 256 for a frame and
+# 96 x 96 for its 768 crops. The graph nodes of the first row are those of the authors'
+# backbone on a frame at $d = 8$ (17 x 33; notebook 02, Section 3 tabulates the node grids of
+# both backbones and of the MiniCity micro backbone). The full image has two million pixels.
+# One float32 matrix of $N^2$ entries, for one image and one layer, before any gradient is
+# stored:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -251,9 +256,9 @@ def human_bytes(count: float) -> str:
 
 
 sizes = {
-    "graph nodes at d = 8 (17 x 33)": (17, 33),
-    "stride-8 feature of a 769 crop": (97, 97),
-    "stride-8 feature of a frame": (129, 257),
+    "authors' R101, frame: nodes at d = 8": (17, 33),
+    "authors' R101, 769 crop: stride-8 feature": (97, 97),
+    "authors' R101, frame: stride-8 feature": (129, 257),
     "full frame 1024 x 2048": (1024, 2048),
 }
 table = pd.DataFrame(
@@ -415,42 +420,192 @@ fig
 # ## Summary
 #
 # - A graph convolution $\tilde X = \sigma(A X W)$ gathers the neighbours' features with the
-#   weights of $A$ and transforms them with a shared $W$ (paper Eq. 1). A 3x3 convolution with
-#   shared taps is the special case of the fixed 8-neighbour grid graph.
-# - The same layer computed with loops and with matrices agrees; associativity lets us choose
-#   the cheaper order of the products, which notebook 02 exploits.
-# - A dense graph over the stride-8 pixels of a Cityscapes frame would need 4.1 GiB per image
-#   and layer for $A$ alone (16 TiB at full resolution): DGCNet uses small graphs instead.
+#   weights of $A$ and transforms them with a shared $W$. A 3x3 convolution with shared taps is
+#   the special case of the fixed 8-neighbour grid graph (checked numerically on a 4 x 5 grid).
+# - The same GCN layer computed with loops and with matrices agrees; associativity lets us
+#   choose the cheaper order of the products, which notebook 02 exploits.
+# - A dense graph over the stride-8 positions of a Cityscapes frame (129 x 257 on the authors'
+#   ResNet-101) would need 4.1 GiB per image and layer for $A$ alone, 16 TiB at full
+#   resolution: DGCNet uses small graphs instead (17 x 33 coordinate nodes on that frame at
+#   $d = 8$, $D/4$ feature nodes).
 # - The dilated ResNet-18 sees 483 px in theory, but its effective receptive field is
-#   concentrated near the centre; graph reasoning connects distant positions in one step.
+#   concentrated near the centre (the printed $\rho_{50}$ and $\rho_{95}$); graph reasoning
+#   connects distant positions in one step.
+
+# %% [markdown]
+# ## Check your understanding
+#
+# **Q1.** What can a 3x3 convolution express that a graph convolution on the 8-neighbour grid
+# graph with one weight per edge cannot, and what can a graph convolution do that a single
+# convolution cannot?
+#
+# <details><summary>Answer</summary>
+#
+# A convolution has a different weight matrix per direction (nine $W$s), so it can tell the
+# neighbour above from the one below; the grid graph with one $W$ cannot. A graph can connect
+# any two positions in one layer, whereas a convolution only reaches one step (times its
+# dilation).
+#
+# </details>
+#
+# **Q2.** Why does the symmetric normalisation $\tilde D^{-1/2}(A + I)\tilde D^{-1/2}$ matter
+# for a graph whose nodes have very different degrees?
+#
+# <details><summary>Answer</summary>
+#
+# Without it a node's output is a *sum* over its neighbours, so high-degree nodes get outputs
+# that grow with their degree; dividing by $\sqrt{\tilde D_{ii}\tilde D_{jj}}$ keeps the scale
+# comparable across nodes (and keeps repeated layers from blowing up). DGCNet's learned graphs
+# are not normalised this way (notebooks 02 and 03), which is why their sums grow with the
+# image size (notebook 02, Section 6).
+#
+# </details>
+#
+# **Q3.** $(\hat A X) W$ and $\hat A (X W)$ give the same numbers. When is the second cheaper?
+#
+# <details><summary>Answer</summary>
+#
+# The costs are $N^2 D + N D D'$ and $N D D' + N^2 D'$, so $\hat A (X W)$ is cheaper when
+# $D' < D$: reduce the channels first, then propagate over the $N^2$ edges.
+#
+# </details>
+#
+# **Q4.** Why is the effective receptive field smaller than the theoretical one?
+#
+# <details><summary>Answer</summary>
+#
+# The theoretical window counts every pixel that can influence the unit at all; the number of
+# paths from an input pixel to the unit falls off towards the window's edge, so the gradient
+# (the influence) is concentrated near the centre, roughly Gaussian (Luo et al., 2016).
+#
+# </details>
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Replace the shared-tap kernel of Section 1 by a general 3x3 kernel (nine different
-#    matrices). Write the convolution as a sum of nine graph convolutions
-#    $\sum_{k=1}^{9} A_k X W_k$. *Hint:* $A_k$ has a single 1 per row, at the neighbour in
-#    direction $k$.
-# 2. In Section 2, replace the symmetric normalisation by the row normalisation
-#    $\tilde D^{-1}(A + I)$. What does each output row become? *Hint:* an average of the
-#    neighbours' transformed features.
-# 3. Compute the theoretical receptive field of the ResNet-18 at output stride 16 and 32
-#    (`models.torchvision_resnet(18, output_stride=16)`). Why does dilation grow the window as
-#    fast as striding does? *Hint:* the jump $j$.
-# 4. Measure the effective receptive field of a trained network: load a checkpoint from
-#    notebook 06 (`runs/notebooks/06/last.pt`) and compare $\rho_{95}$ with random weights.
-# 5. How large would a dense graph be on the 769 x 769 crops at stride 4 instead of 8?
+# **Exercise 1.** Replace the shared-tap kernel of Section 1 by a general 3x3 kernel (nine
+# different matrices $W_k$). Write the convolution as a sum of nine graph convolutions
+# $\sum_{k=1}^{9} A_k X W_k$ and check it on the 4 x 5 grid.
+#
+# <details><summary>Worked answer</summary>
+#
+# $A_k$ has a single 1 per row, at the neighbour in direction $k = (\Delta r, \Delta c)$, and a
+# zero row where that neighbour falls outside the grid (the zero padding). With the
+# cross-correlation convention of `F.conv2d`, tap $(a, b)$ of the kernel multiplies the pixel
+# at offset $(a - 1, b - 1)$:
+#
+# ```python
+# kernel = torch.randn(D_OUT, D_IN, 3, 3, dtype=torch.float64)
+# total = 0
+# for a in range(3):
+#     for b in range(3):
+#         A_k = ((rows[None, :] - rows[:, None] == a - 1)
+#                & (cols[None, :] - cols[:, None] == b - 1)).double()
+#         total = total + A_k @ X @ kernel[:, :, a, b].T
+# torch.testing.assert_close(total, F.conv2d(x, kernel, padding=1)[0].flatten(1).T)
+# ```
+#
+# On the 4 x 5 grid the centre tap's $A_k$ has 20 ones, each horizontal step 16 (4 rows of 4),
+# each vertical step 15 (3 rows of 5), each diagonal 12: $20 + 2 \cdot 16 + 2 \cdot 15 +
+# 4 \cdot 12 = 130$ in all, exactly the non-zero entries of $A_{\text{grid}}$ printed in
+# Section 1. A general kernel splits the grid graph into its nine directions and gives each
+# its own $W_k$.
+#
+# </details>
+#
+# **Exercise 2.** In Section 2, replace the symmetric normalisation by the row normalisation
+# $\tilde D^{-1}(A + I)$. What does each output row become? Compute row 4 (node 4 has one
+# neighbour, node 3) of $\tilde D^{-1}(A + I) X W$ by hand.
+#
+# <details><summary>Worked answer</summary>
+#
+# Row $i$ becomes the *average* of $x_j W$ over node $i$ and its neighbours. Node 4 averages
+# itself and node 3: $\tfrac12\big((2, 0, 1) + (0, 2, 1)\big) = (1, 1, 1)$, and
+# $(1, 1, 1) W = (1 + 0.5 - 1,\; -1 + 1 + 0.5) = (0.5, 0.5)$.
+#
+# </details>
+#
+# **Exercise 3.** Compute the theoretical receptive field of the ResNet-18 at output stride 16
+# and 32 (`models.torchvision_resnet(18, output_stride=16)`). Why does dilation grow the
+# window about as fast as striding does?
+#
+# <details><summary>Worked answer</summary>
+#
+# With `receptive_field` of Section 4: 467 px at output stride 16 and 435 px at 32, against
+# 483 px at 8. A 3x3 layer adds $(k - 1)\,\delta\, j$: a stride of 2 doubles the jump $j$ for
+# every later layer, a dilation of 2 doubles $\delta$ instead, so the later layers add the same
+# amount either way; the few pixels of difference come from where in a stage the stride or
+# the dilation first takes effect. Dilation keeps the resolution (stride 8) at the same
+# window, at the price of 4x (stride 16) or 16x (stride 32) more positions to compute.
+#
+# </details>
+#
+# **Exercise 4.** How large would a dense graph be on the 769 x 769 crops of the authors'
+# backbone at stride 4 (after layer1) instead of stride 8?
+#
+# <details><summary>Worked answer</summary>
+#
+# The stride-4 feature is 193 x 193 (the stem's stride-2 convolution gives 385, the ceil-mode
+# max-pool 193): $N = 37{,}249$ and $4 N^2$ bytes = 5.2 GiB, against 97 x 97 = 9,409
+# positions and 337.7 MiB at stride 8: halving the stride multiplies $N$ by 4 and $A$ by 16.
+#
+# </details>
+
+# %%
+# The numeric answers above, checked
+
+# Exercise 1: nine direction graphs A_k reproduce a general 3x3 convolution
+torch.manual_seed(1)
+rows, cols = torch.meshgrid(torch.arange(H), torch.arange(W_GRID), indexing="ij")
+rows, cols = rows.flatten(), cols.flatten()
+x = torch.randn(1, D_IN, H, W_GRID, dtype=torch.float64)
+X_grid = x[0].flatten(1).T
+kernel = torch.randn(D_OUT, D_IN, 3, 3, dtype=torch.float64)
+total, ones = 0, 0
+for a in range(3):
+    for b in range(3):
+        A_k = (
+            (rows[None, :] - rows[:, None] == a - 1) & (cols[None, :] - cols[:, None] == b - 1)
+        ).double()
+        total = total + A_k @ X_grid @ kernel[:, :, a, b].T
+        ones += int(A_k.sum())
+torch.testing.assert_close(total, F.conv2d(x, kernel, padding=1)[0].flatten(1).T)
+assert ones == int(A_grid.sum()) == 130
+
+# Exercise 2: row 4 of the row-normalised layer (before the ReLU)
+A_row = (A + torch.eye(n, dtype=torch.float64)) / (A + torch.eye(n, dtype=torch.float64)).sum(
+    1, keepdim=True
+)
+torch.testing.assert_close((A_row @ X @ W)[4], torch.tensor([0.5, 0.5], dtype=torch.float64))
+
+# Exercise 3: receptive fields at output stride 16 and 32
+strided = {
+    s: receptive_field(models.torchvision_resnet(18, output_stride=s))[-1][1] for s in (16, 32)
+}
+assert strided == {16: 467, 32: 435} and theory["ResNet-18, output stride 8"] == 483
+
+# Exercise 4: the dense graph at stride 4 on a 769 crop of the authors' backbone
+with torch.device("meta"):
+    authors = models.build_model("dgcnet_official_r101", 19).backbone.eval()
+with torch.no_grad():
+    stride4 = authors.layer1(authors.stem(torch.empty(1, 3, 769, 769, device="meta")))
+assert tuple(stride4.shape[-2:]) == (193, 193) and 193 * 193 == 37_249
+assert human_bytes(4 * 37_249**2) == "5.2 GiB" and human_bytes(4 * 9_409**2) == "337.7 MiB"
+print("all numeric answers check out")
 
 # %% [markdown]
 # ## References
 #
 # - L. Zhang, X. Li, A. Arnab, K. Yang, Y. Tong, P. H. S. Torr, *Dual Graph Convolutional
-#   Network for Semantic Segmentation*, BMVC 2019, arXiv:1909.06121: Sec. 3.1 (graph
-#   convolution, Eq. 1) and the discussion of the cost of non-local operations.
+#   Network for Semantic Segmentation*, BMVC 2019, arXiv:1909.06121: graph convolution
+#   (Sec. 3.1, Eq. 1 as cited in the package; numbering unverified here) and the discussion of
+#   the cost of non-local operations. Its numbers and settings, with their sources:
+#   `docs/reference/paper_results.md`.
 # - T. N. Kipf, M. Welling, *Semi-Supervised Classification with Graph Convolutional
 #   Networks*, ICLR 2017 (the normalised adjacency of Section 2).
 # - W. Luo, Y. Li, R. Urtasun, R. Zemel, *Understanding the Effective Receptive Field in Deep
 #   Convolutional Neural Networks*, NeurIPS 2016.
 # - F. Yu, V. Koltun, *Multi-Scale Context Aggregation by Dilated Convolutions*, ICLR 2016;
 #   X. Wang et al., *Non-local Neural Networks*, CVPR 2018.
-# - torchvision: `models.resnet18` (`BasicBlock`), the `dilation` argument of `nn.Conv2d`.
+# - torchvision: `models.resnet18` (`BasicBlock`), the `dilation` argument of `nn.Conv2d`;
+#   package: `dgcn/models/backbone.py` (the backbones and their feature sizes).
