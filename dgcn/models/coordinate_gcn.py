@@ -1,5 +1,8 @@
 """Coordinate-space graph convolution, GCN_s (paper Sec. 3.2, Eq. 3-5).
 
+The paper's section, equation and figure numbers are unverified here (only its abstract was
+available to this project): check arXiv 1909.06121.
+
 Derived in notebooks/02_coordinate_gcn. Two classes:
 
 * :class:`CoordinateGCN`: the paper's equations. The feature map ``X`` (``N = HW`` pixels,

@@ -1,5 +1,8 @@
 """The DualGCN block and the DualGCN segmentation head (paper Sec. 3.4, Fig. 2).
 
+The paper's section, equation and figure numbers are unverified here (only its abstract was
+available to this project): check arXiv 1909.06121.
+
 Derived in notebooks/04_dgcnet_model.
 """
 

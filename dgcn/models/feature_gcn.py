@@ -1,5 +1,8 @@
 """Feature-space graph convolution, GCN_f (paper Sec. 3.3, Eq. 6-8).
 
+The paper's section, equation and figure numbers are unverified here (only its abstract was
+available to this project): check arXiv 1909.06121.
+
 Derived in notebooks/03_feature_gcn. Two classes:
 
 * :class:`FeatureGCN`: the paper's equations. The pixels' features are projected onto

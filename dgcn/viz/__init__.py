@@ -4,7 +4,7 @@ matplotlib is imported only when a figure is drawn, so the array helpers (``colo
 ``denormalize``, ``overlay``, ``error_map``) work without it.
 """
 
-from dgcn.viz import graphs
+from dgcn.viz import graphs, inspector
 from dgcn.viz.architecture import architecture_diagram
 from dgcn.viz.palette import MAX_DPI, colorize, denormalize, error_map, legend, new_figure, overlay
 from dgcn.viz.predictions import (
@@ -23,6 +23,7 @@ __all__ = [
     "denormalize",
     "error_map",
     "graphs",
+    "inspector",
     "iou_bars",
     "legend",
     "new_figure",
