@@ -144,6 +144,8 @@ def test_layers_follow_the_toggles_and_bad_states_fail():
         inspector.render(data, InspectorState(pixel=(4, 0)))
     with pytest.raises(ValueError, match="image 2"):
         inspector.describe(data, InspectorState(image=2))
+    with pytest.raises(ValueError, match="opacity"):
+        inspector.render(data, InspectorState(opacity=1.5))
 
 
 @pytest.fixture(scope="module")

@@ -285,6 +285,8 @@ def _check(data: InspectorData, state: InspectorState) -> int:
     unknown = set(state.show) - set(LAYERS)
     if unknown:
         raise ValueError(f"unknown layers {sorted(unknown)}; the layers are {LAYERS}")
+    if not 0 <= state.opacity <= 1:
+        raise ValueError(f"opacity {state.opacity} is not in [0, 1]")
     if state.highlight is not None and not 0 <= state.highlight < len(data.class_names):
         raise ValueError(f"highlight {state.highlight} is not a train id")
     if state.pixel is not None:
