@@ -34,6 +34,7 @@ except ImportError:  # a torchvision without the decoders: PIL does the same job
 from dgcn.datasets.labels import VALID_IDS, id_to_train_id_lut
 from dgcn.datasets.pairs import LabelledImages
 from dgcn.errors import DatasetError
+from dgcn.progress import progress_bar
 
 SPLITS = ("train", "val", "test", "train_extra")
 IMAGE_SUFFIX = "_leftImg8bit.png"
@@ -236,8 +237,6 @@ def check_tree(root: str | Path, progress: bool = True) -> dict[str, int]:
     Raises:
         DatasetError: at the first problem, naming the file.
     """
-    from tqdm.auto import tqdm
-
     root = Path(root)
     if not root.is_dir():
         scan_split(root)  # raises the missing-root message
@@ -249,7 +248,9 @@ def check_tree(root: str | Path, progress: bool = True) -> dict[str, int]:
     for split in splits:
         mode = "coarse" if split == "train_extra" else "fine"
         pairs = scan_split(root, split, mode)
-        for image, label in tqdm(pairs, desc=f"check {split}", disable=not progress, leave=False):
+        for image, label in progress_bar(
+            pairs, desc=f"check {split}", disable=not progress, leave=False
+        ):
             load_pair(image, label)
         counts[split] = len(pairs)
     return counts

@@ -36,6 +36,7 @@ from dgcn.evaluation.prediction import (
 )
 from dgcn.fileio import atomic_path, write_text_atomic
 from dgcn.models.common import resize
+from dgcn.progress import progress_bar
 
 _TRAIN_ID_TO_ID = train_id_to_id_lut()
 
@@ -182,8 +183,6 @@ def evaluate(
     Raises:
         ConfigError: a precision the device cannot run (fp16 on a CPU), before any batch.
     """
-    from tqdm.auto import tqdm
-
     cfg = eval_options(config, **options)
     check_mode(cfg.mode)
     device = torch.device(device) if device is not None else _model_device(model)
@@ -196,7 +195,7 @@ def evaluate(
     fast = device.type == "cuda"
     try:
         show = progress and distributed.is_main_process()
-        bar = tqdm(loader, desc="evaluate", unit="batch", disable=not show)
+        bar = progress_bar(loader, desc="evaluate", unit="batch", disable=not show)
         with cuda_fast_path(model, device):
             for images, masks in bar:
                 images = images.to(device, non_blocking=True)

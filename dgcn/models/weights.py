@@ -34,7 +34,6 @@ from urllib.request import urlopen
 import torch
 import torchvision
 from torch import nn
-from tqdm.auto import tqdm
 
 from dgcn.errors import CheckpointError, ConfigError
 from dgcn.fileio import atomic_path
@@ -46,6 +45,7 @@ from dgcn.models.official import (
     strip_module,
     unwrap,
 )
+from dgcn.progress import progress_bar
 
 #: (old prefix, new prefix) of parameters renamed since checkpoints were first written: the
 #: paper head's graph module was ``head.context`` (it is ``head.graph``, as in the official head)
@@ -346,7 +346,7 @@ def _download(
     with atomic_path(path) as tmp:
         with urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
             size = int(response.headers.get("Content-Length") or 0)
-            with tqdm(
+            with progress_bar(
                 total=size or None,
                 unit="B",
                 unit_scale=True,

@@ -33,6 +33,7 @@ from dgcn.evaluation.metrics import ConfusionMatrix
 from dgcn.fileio import file_sha256, write_text_atomic
 from dgcn.models import build_model, model_spec
 from dgcn.models.common import resize
+from dgcn.progress import progress_bar
 from dgcn.training.loop import (
     LAST,
     METRICS,
@@ -170,11 +171,9 @@ def extract_features(
     Shape:
         -> features [N (x2 with flip), C, h, w], masks [N (x2), H, W] uint8
     """
-    from tqdm.auto import tqdm
-
     features, masks, mirrored, mirrored_masks = [], [], [], []
     loader = DataLoader(dataset, batch_size=BATCH, num_workers=0)
-    for images, target in tqdm(loader, desc=desc, unit="batch", disable=not progress):
+    for images, target in progress_bar(loader, desc=desc, unit="batch", disable=not progress):
         images = images.to(device)
         features.append(backbone(images)["out"].float().cpu())
         masks.append(target.to(torch.uint8))
@@ -272,8 +271,6 @@ def fit_head(
     Raises:
         ConfigError, CheckpointError, DatasetError, RunDirError, TrainingError.
     """
-    from tqdm.auto import tqdm
-
     run_dir = Path(run_dir)
     info = distributed.setup(device)
     if info.distributed:
@@ -318,7 +315,7 @@ def fit_head(
     log = MetricsLog(run_dir / METRICS, None)
     start = time.perf_counter()
     window: list[float] = []
-    for done in tqdm(
+    for done in progress_bar(
         range(1, cfg.train.iterations + 1),
         desc=cfg.name,
         unit="it",

@@ -42,6 +42,7 @@ from dgcn.errors import ConfigError, DgcnError
 from dgcn.evaluation.loop import evaluate
 from dgcn.fileio import remove_stale_temp_files, write_text_atomic
 from dgcn.models import build_model, model_spec
+from dgcn.progress import progress_bar
 from dgcn.training.losses import SegmentationLoss
 from dgcn.training.resume import (
     HISTORY,
@@ -759,8 +760,6 @@ def fit(
     Raises:
         RunDirError, ConfigError, DatasetError, CheckpointError, TrainingError.
     """
-    from tqdm.auto import tqdm
-
     clock = TimeLimit(parse_duration(cfg.train.time_limit) or 0.0)  # from the call on
     run_dir = Path(run_dir)
     info, point = _setup(cfg, run_dir, resume, overwrite, device, allow_config_change)
@@ -778,7 +777,7 @@ def fit(
     run.model.train()
     t = cfg.train
     stopped = None
-    with tqdm(
+    with progress_bar(
         total=t.iterations,
         initial=run.start,
         desc=cfg.name,

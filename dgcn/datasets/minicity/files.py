@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from dgcn.datasets.cityscapes import scan_split
 from dgcn.datasets.labels import LABELS
 from dgcn.datasets.minicity.scene import GENERATOR_VERSION, generate_scene
 from dgcn.errors import DatasetError
 from dgcn.fileio import atomic_path, write_text_atomic
+from dgcn.progress import progress_bar
 
 DEFAULT_ROOT = "data/minicity"
 SPLITS = ("train", "val", "test")
@@ -217,7 +217,7 @@ def make_minicity(
         _remove_minicity(out)
     out.mkdir(parents=True, exist_ok=True)
     total = sum(counts.values())
-    with tqdm(total=total, desc=f"MiniCity {out}", unit="img", disable=not progress) as bar:
+    with progress_bar(total=total, desc=f"MiniCity {out}", unit="img", disable=not progress) as bar:
         for split_index, split in enumerate(SPLITS):
             for index in range(counts[split]):
                 rng = np.random.default_rng([int(seed), split_index, index])

@@ -31,6 +31,7 @@ from dgcn.datasets.pascal_context.dataset import (
 )
 from dgcn.datasets.pascal_context.labels import full_to_context_lut
 from dgcn.errors import DatasetError
+from dgcn.progress import progress_bar
 
 
 def convert_pascal_context(
@@ -57,8 +58,6 @@ def convert_pascal_context(
         DatasetError: no ``trainval/`` (or not extracted), no ``.mat`` file, the output exists
             without ``overwrite``, scipy missing, or a label with ids outside the table.
     """
-    from tqdm.auto import tqdm
-
     voc = voc_folder(root)
     mat_dir = voc / MAT_FOLDER
     if not mat_dir.is_dir():
@@ -84,7 +83,7 @@ def convert_pascal_context(
     lut = full_to_context_lut()
     try:
         staging.mkdir()
-        for mat in tqdm(mats, desc="convert", unit="label", disable=not progress):
+        for mat in progress_bar(mats, desc="convert", unit="label", disable=not progress):
             values = lut[loadmat_label(mat)]
             Image.fromarray(np.ascontiguousarray(values)).save(staging / f"{mat.stem}.png")
         if target.exists():

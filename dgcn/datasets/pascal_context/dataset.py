@@ -39,6 +39,7 @@ from dgcn.datasets.pascal_context.labels import (
     full_to_context_lut,
 )
 from dgcn.errors import DatasetError
+from dgcn.progress import progress_bar
 
 IMAGES_TAR = "VOCtrainval_03-May-2010.tar"
 LABELS_TAR = "trainval.tar.gz"
@@ -320,14 +321,14 @@ def check_pascal_context(root: str | Path, progress: bool = True) -> dict[str, o
     Raises:
         DatasetError: at the first problem, naming the file and what to do.
     """
-    from tqdm.auto import tqdm
-
     counts: dict[str, int] = {}
     lists: list[str] = []
     layout = ""
     for split in ("train", "val"):
         pairs, layout, list_file = scan_split(root, split)
-        for image, label in tqdm(pairs, desc=f"check {split}", disable=not progress, leave=False):
+        for image, label in progress_bar(
+            pairs, desc=f"check {split}", disable=not progress, leave=False
+        ):
             load_pair(image, label)
         counts[split] = len(pairs)
         lists.append(str(list_file))
