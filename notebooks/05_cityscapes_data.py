@@ -716,7 +716,7 @@ fig
 # The benchmark has two settings: 59 classes with the background ignored, and 60 with the
 # background scored as a class, about 5 to 6 mIoU points apart for the same model. Unless both
 # numbers say their setting (and their test-time scales), the gap may be the setting, not the
-# method; for DGCNet's 53.7 the setting is unconfirmed here.
+# method; for DGCNet's 53.7 (paper abstract) the setting is unconfirmed here.
 #
 # </details>
 

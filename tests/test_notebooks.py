@@ -207,3 +207,11 @@ def test_no_notebook_points_outside_the_repository(source):
     named = re.findall(rf"`((?:{dirs})[\w./-]+\.(?:md|py|yaml|pt|json|tsv|ipynb))`", text)
     missing = sorted({n for n in named if not (root / n).exists()})
     assert not missing, f"files named but not in the repository: {missing}"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_no_heading_is_stuck_in_a_code_cell(source):
+    # a markdown cell whose `# %% [markdown]` marker went missing shows as comments in code
+    code = [c.source for c in jupytext.read(source).cells if c.cell_type == "code"]
+    stuck = [line for cell in code for line in cell.splitlines() if re.match(r"# #{1,3} ", line)]
+    assert not stuck, f"headings in code cells: {stuck}"
