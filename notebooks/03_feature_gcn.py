@@ -18,12 +18,14 @@
 # %% [markdown]
 # # 03 · The feature-space GCN
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/03_feature_gcn.ipynb)
+# [![Open In
+# Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/03_feature_gcn.ipynb)
 #
 # The coordinate-space graph of notebook 02 connects *places* in the image. The second half of
 # DGCNet connects *kinds of content*: every pixel is projected onto a small set of $D/4$ abstract
 # nodes, the nodes exchange information through a learned $D/4 \times D/4$ adjacency, and the
-# result is projected back onto the pixels (paper Sec. 3.3). This notebook derives the
+# result is projected back onto the pixels (paper Sec. 3.3; numbering unverified). This notebook
+# derives the
 # feature-space GCN, checks the package's `FeatureGCN` against the literal matrix formula in
 # float64, measures why it is cheap (its graph does not grow with the image), measures what
 # training did to the adjacency and the node assignments of the DGCNets trained on MiniCity
@@ -144,7 +146,8 @@ _ = torch.manual_seed(0)
 # whose construction the feature graph follows. Whether the paper's own text letters them the
 # same way is unverified here (check arXiv 1909.06121).
 #
-# Then **one graph convolution** over the $D_2$ nodes (Sec. 3.1: $\sigma(A X W)$, here without
+# Then **one graph convolution** over the $D_2$ nodes (the paper's Sec. 3.1, numbering unverified:
+# $\sigma(A X W)$, here without
 # a non-linearity):
 #
 # $$M_F = (I - A_F)\, V_F\, W_F, \qquad A_F \in \mathbb{R}^{D_2 \times D_2},\;
@@ -180,10 +183,13 @@ _ = torch.manual_seed(0)
 # $$\tilde X_F = \Phi(H_F M_F) \in \mathbb{R}^{N \times D},$$
 #
 # $\Phi$ a 1x1 convolution $D_1 \to D$. Our paper variant follows $\Phi$ with a BatchNorm:
-# $V_F$ is a sum over all $N$ pixels without a $1/N$, so its scale grows with the image, and
-# the BN normalises it; the BN's scale starts at zero, so training starts from
+# $V_F$ is a sum over all $N$ pixels without a $1/N$, so its scale grows with the image. In
+# training mode the BN divides that growth out with the batch's statistics; in eval mode it
+# applies the statistics frozen on the training crops and passes the growth on, which is why
+# the paper preset evaluates with a sliding window of its training crop (notebook 02, Section
+# 6, measures it). The BN's scale starts at zero, so training starts from
 # $\tilde X_F = 0$ (the docstring of `dgcn/models/feature_gcn.py` gives the reasons). The
-# network adds $\tilde X_F$ to $X$ (Sec. 3.4, notebook 04).
+# network adds $\tilde X_F$ to $X$ (notebook 04).
 #
 # In the package, $\theta$ is `to_nodes`, $\phi$ is `to_features`, $A_F$ is `adjacency` and
 # $W_F$ is `state_update`, both stored as kernel-1 `Conv1d` weights:

@@ -18,7 +18,8 @@
 # %% [markdown]
 # # 07 · Evaluation and visual inspection
 #
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/07_evaluation.ipynb)
+# [![Open In
+# Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/07_evaluation.ipynb)
 #
 # A single mIoU hides most of what a segmentation model does. This notebook takes the DGCNet
 # trained on MiniCity that the repository commits (or notebook 06's run), evaluates it in
@@ -474,7 +475,8 @@ print(pd.DataFrame(grids).to_string(index=False))
 # and the paper head; the authors' network on the same crop has 14 x 14 nodes, and on a
 # whole 1024 x 2048 frame 17 x 33 instead of 16 x 32.
 #
-# **Feature space (Sec. 3.3).** $H_F = \theta(X)$ projects every pixel onto $D/4$ nodes (in the
+# **Feature space** (the paper's Sec. 3.3, numbering unverified). $H_F = \theta(X)$ projects every
+# pixel onto $D/4$ nodes (in the
 # authors' head the projection $B$, a 1x1 convolution and BN, notebook 03); node $k$'s feature
 # is $V_F[k] = \sum_p H_F[k, p]\, \phi(X)[p]$. A map of $H_F[k]$ shows which pixels make up
 # node $k$, whatever their position: nodes that respond to one class wherever it is (a "road
@@ -516,7 +518,8 @@ else:
     print("skipped: this model has no feature-space graph")
 
 # %% [markdown]
-# **Coordinate space (Sec. 3.2).** $V_S = H_S X$ pools $d \times d$ blocks into nodes and
+# **Coordinate space** (the paper's Sec. 3.2, numbering unverified). $V_S = H_S X$ pools $d \times
+# d$ blocks into nodes and
 # $A_S = \delta(V_S)\, \Psi(V_S)^\top$ weighs how much node $i$ gathers from node $j$ in
 # $M_S = A_S\, \nu(V_S)\, W_S$. We take a pixel on the boundary between road and sidewalk,
 # the pair that MiniCity makes indistinguishable by texture, and draw the row of $A_S$ of
@@ -908,6 +911,7 @@ print("all numeric answers check out")
 #   `experiments/configs/minicity-ablation.yaml`, `dgcn/training/frozen.py`.
 # - Cordts et al., *The Cityscapes Dataset for Semantic Urban Scene Understanding*, CVPR 2016
 #   (IoU over the whole split, 19 classes).
-# - PyTorch: [`torch.nn.functional.interpolate`](https://pytorch.org/docs/stable/generated/torch.nn.functional.interpolate.html),
+# - PyTorch:
+# [`torch.nn.functional.interpolate`](https://pytorch.org/docs/stable/generated/torch.nn.functional.interpolate.html),
 #   the [`meta` device](https://pytorch.org/docs/stable/meta.html); ipywidgets:
 #   [widget list](https://ipywidgets.readthedocs.io/en/stable/examples/Widget%20List.html).

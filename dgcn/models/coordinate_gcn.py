@@ -29,10 +29,11 @@ class CoordinateGCN(nn.Module):
 
     ``delta``, ``Psi`` and ``nu`` of the paper are the 1x1 convs ``query``, ``key`` and
     ``value`` (``D -> D/2``); ``W_S`` is ``state_update`` and the reprojection back to ``D`` is
-    ``reproject`` (1x1 conv + BatchNorm). As the paper says, there is no BN or ReLU inside the
-    graph convolution and no normalisation of ``A_S``; the BN after the reprojection (as in the
-    authors' ``out`` and in GloRe) keeps the scale of ``X~_S`` independent of the number of
-    nodes, which the unnormalised products otherwise grow with.
+    ``reproject`` (1x1 conv + BatchNorm). As in the paper's equations (as summarised), there is
+    no BN or ReLU inside the graph convolution and no normalisation of ``A_S``. The products
+    grow with the number of nodes; the BN after the reprojection (as in the authors' ``out``
+    and in GloRe) divides that growth out in training mode only: in eval mode its running
+    statistics are those of the training crops, so evaluate at the training size.
 
     The product is evaluated as ``delta(V_S) (Psi(V_S)^T nu(V_S))``: a ``D/2 x D/2`` matrix first,
     so the cost is ``O(N' D^2)`` and the ``N' x N'`` adjacency is never formed.

@@ -32,8 +32,9 @@ class FeatureGCN(nn.Module):
     (both stored as kernel-1 Conv1d weights: ``adjacency.weight[:, :, 0] = A_F``,
     ``state_update.weight[:, :, 0] = W_F^T``), ``Phi`` is ``reproject`` (1x1 conv + BatchNorm,
     as GloRe's and the authors' ``conv3``/``bn3``: ``V_F`` sums over all N pixels without
-    normalisation, so the BN keeps ``X~_F`` at a scale independent of the image size). No BN or
-    ReLU inside the graph convolution.
+    normalisation; in training mode the BN divides that growth out with the batch statistics,
+    in eval mode its running statistics are those of the training crops, so evaluate at the
+    training size, e.g. by sliding window). No BN or ReLU inside the graph convolution.
 
     Args:
         channels: D, input and output channels (a multiple of 4).
