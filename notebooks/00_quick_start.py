@@ -283,8 +283,11 @@ preview(list(chosen), titles=list(chosen.values()))
 # convention: `"out"`, the logits upsampled to the input size, and in training mode `"aux"`,
 # the logits of an auxiliary head on layer3 that only helps training.
 #
-# The weights here are **random**: the prediction is noise. Notebook 06 trains the model;
-# notebook 07 evaluates trained ones.
+# The weights here are **random**: the prediction is noise. The figure puts it above the
+# prediction of a *trained* DGCNet the repository commits
+# (`experiments/checkpoints/minicity-dgcnet-paper.pt`: the same kind of micro network, its
+# paper-equation head trained for 1,000 iterations on MiniCity; notebook 08 says how it was
+# made). Notebook 06 trains models; notebook 07 evaluates trained ones.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -307,8 +310,12 @@ print("layer3 (aux)   ", tuple(features["aux"].shape), "  stride 8, dilated")
 print("layer4 (out)   ", tuple(features["out"].shape), "  stride 8: the graph works here")
 print("logits         ", tuple(outputs["out"].shape), "  upsampled to the input")
 assert outputs["out"].shape == (1, datasets.NUM_CLASSES, *image.shape[-2:])
-prediction = outputs["out"].argmax(1)
-viz.prediction_grid(image[None], mask[None], prediction, titles=["random weights"])
+trained, trained_cfg = dgcn.load_for_inference("experiments/checkpoints/minicity-dgcnet-paper.pt")
+with torch.no_grad():
+    trained_prediction = trained(image[None])["out"].argmax(1)
+predictions = torch.cat([outputs["out"].argmax(1), trained_prediction])
+titles = ["random weights", f"trained ({trained_cfg.train.iterations:,} head iterations)"]
+viz.prediction_grid(torch.cat([image[None]] * 2), torch.cat([mask[None]] * 2), predictions, titles)
 
 # %% [markdown]
 # ### How large are the graphs?
