@@ -793,7 +793,9 @@ def fit(
             done = iteration + 1
             bar.update(1)
             if done % t.log_every == 0 or done == t.iterations:
-                bar.set_postfix(log_step(run, done, window, time.perf_counter() - tick))
+                bar.set_postfix(
+                    log_step(run, done, window, time.perf_counter() - tick), refresh=False
+                )
                 window, tick = [], time.perf_counter()
             clock.step = time.perf_counter() - started
             if t.eval_every and done % t.eval_every == 0 and done < t.iterations:
