@@ -138,3 +138,37 @@ def test_save_figure_writes_a_small_png(tmp_path):
     # 4 x 3 inches at the capped 100 dpi
     assert (width, height) == (400, 300)
     assert [p.name for p in path.parent.iterdir()] == ["curves.png"]
+
+
+def test_a_dataset_palette_colours_every_class_of_that_dataset():
+    context = viz.dataset_palette("pascal-context")
+    assert context.shape == (59, 3) and viz.dataset_palette("pascal-context-60").shape == (60, 3)
+    assert np.array_equal(viz.dataset_palette("minicity"), viz.dataset_palette("cityscapes"))
+    ids = np.array([[0, 18, 40, 255]])
+    coloured = viz.colorize(ids, context)
+    assert np.array_equal(coloured[0, :3], context[[0, 18, 40]])
+    assert not coloured[0, 3].any()  # ignore stays black
+    assert not viz.colorize(ids)[0, 2].any()  # the Cityscapes palette has no id 40
+    blended = viz.overlay(np.zeros((1, 4, 3), np.uint8), ids, alpha=1.0, palette=context)
+    assert np.array_equal(blended[0, 2], context[40])
+    with pytest.raises(ValueError, match="palette"):
+        viz.colorize(ids, np.zeros((3, 4), np.uint8))
+
+
+def test_dgcn_predict_colours_a_pascal_context_model_with_its_palette(tmp_path):
+    from dgcn.config import load_config
+    from dgcn.models import build_model
+    from dgcn.viz.prediction_pngs import Sample, predict_images
+
+    cfg = load_config("pascal-context-official", ["eval.precision=fp32"])
+    torch.manual_seed(0)
+    model = build_model("dgcnet_paper_micro", num_classes=59).eval()
+    image = torch.randn(3, 64, 96)
+    target = torch.randint(0, 59, (64, 96))
+    grid = predict_images(model, cfg, [Sample("a", image, target)], tmp_path)
+    with torch.no_grad():
+        pred = model(image[None])["out"].argmax(1)[0].numpy()
+    written = np.asarray(Image.open(tmp_path / "a_pred.png").convert("RGB"))
+    assert np.array_equal(written, viz.dataset_palette("pascal-context")[pred])
+    assert (pred >= 19).any()  # ids the Cityscapes palette would have drawn black
+    assert grid is not None and grid.exists()

@@ -6,7 +6,16 @@ matplotlib is imported only when a figure is drawn, so the array helpers (``colo
 
 from dgcn.viz import graphs, inspector
 from dgcn.viz.architecture import architecture_diagram
-from dgcn.viz.palette import MAX_DPI, colorize, denormalize, error_map, legend, new_figure, overlay
+from dgcn.viz.palette import (
+    MAX_DPI,
+    colorize,
+    dataset_palette,
+    denormalize,
+    error_map,
+    legend,
+    new_figure,
+    overlay,
+)
 from dgcn.viz.predictions import (
     confusion_heatmap,
     iou_bars,
@@ -20,6 +29,7 @@ __all__ = [
     "architecture_diagram",
     "colorize",
     "confusion_heatmap",
+    "dataset_palette",
     "denormalize",
     "error_map",
     "graphs",

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from dgcn.datasets.labels import CLASS_NAMES, IGNORE_INDEX, PALETTE
+from dgcn.datasets.pascal_context.labels import palette as context_palette
 from dgcn.datasets.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 if TYPE_CHECKING:
@@ -68,20 +69,42 @@ def _numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.asarray(x)
 
 
-def colorize(train_ids: np.ndarray | torch.Tensor) -> np.ndarray:
-    """The Cityscapes colour of every pixel; 255 (ignore) and any id >= 19 are black.
+def dataset_palette(dataset: str) -> np.ndarray:
+    """The [K, 3] uint8 colours of a dataset's K train ids (``Config.data.dataset``)."""
+    if dataset.startswith("pascal-context"):
+        return context_palette(60 if dataset == "pascal-context-60" else 59)
+    return np.asarray(PALETTE, dtype=np.uint8)
+
+
+def _lookup(palette: np.ndarray | None) -> np.ndarray:
+    if palette is None:
+        return _LUT
+    palette = np.asarray(palette, dtype=np.uint8)
+    if palette.ndim != 2 or palette.shape[1] != 3 or len(palette) > IGNORE_INDEX:
+        raise ValueError(f"a palette is [K, 3] colours with K < 255, got {palette.shape}")
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    lut[: len(palette)] = palette
+    return lut
+
+
+def colorize(train_ids: np.ndarray | torch.Tensor, palette: np.ndarray | None = None) -> np.ndarray:
+    """The colour of every pixel's train id; 255 (ignore) and ids beyond the palette are black.
 
     Args:
         train_ids: a mask or a prediction of train ids.
+        palette: [K, 3] uint8 colours of ids 0..K-1 (:func:`dataset_palette`); default the 19
+            Cityscapes colours.
 
     Shape:
         train_ids: [H, W] -> [H, W, 3] uint8
     """
+    lut = _lookup(palette)
+    size = len(PALETTE) if palette is None else len(palette)
     ids = _numpy(train_ids)
     if not np.issubdtype(ids.dtype, np.integer):
         ids = ids.astype(np.int64)
-    ids = np.where((ids >= 0) & (ids < len(PALETTE)), ids, IGNORE_INDEX)
-    return _LUT[ids]
+    ids = np.where((ids >= 0) & (ids < size), ids, IGNORE_INDEX)
+    return lut[ids]
 
 
 def denormalize(
@@ -106,7 +129,10 @@ def denormalize(
 
 
 def overlay(
-    image: np.ndarray | torch.Tensor, mask: np.ndarray | torch.Tensor, alpha: float = 0.5
+    image: np.ndarray | torch.Tensor,
+    mask: np.ndarray | torch.Tensor,
+    alpha: float = 0.5,
+    palette: np.ndarray | None = None,
 ) -> np.ndarray:
     """Blend the colours of a mask over an image; ignored pixels keep the image.
 
@@ -114,6 +140,7 @@ def overlay(
         image: 8-bit RGB (from :func:`denormalize`).
         mask: train ids [H, W], or colours [H, W, 3] (then every pixel is blended).
         alpha: the weight of the mask's colour.
+        palette: the colours of the train ids (:func:`colorize`); default Cityscapes.
 
     Shape:
         image: [H, W, 3] uint8, mask: [H, W] -> [H, W, 3] uint8
@@ -123,8 +150,8 @@ def overlay(
     if mask.ndim == 3:
         colors, keep = mask, np.zeros(mask.shape[:2], dtype=bool)
     else:
-        colors = colorize(mask)
-        keep = (mask < 0) | (mask >= len(PALETTE))
+        colors = colorize(mask, palette)
+        keep = (mask < 0) | (mask >= (len(PALETTE) if palette is None else len(palette)))
     if colors.shape != image.shape:
         raise ValueError(f"image {image.shape} and mask {mask.shape} differ in size")
     blend = (1 - alpha) * image.astype(np.float32) + alpha * colors.astype(np.float32)

@@ -1,8 +1,9 @@
 """``dgcn predict``: a model's predictions on photos or on a split, as colourised PNGs.
 
 For every image :func:`predict_images` writes ``<name>_pred.png`` (the prediction in the
-Cityscapes palette) and ``<name>_overlay.png`` (blended over the photo); for images of a split,
-whose ground truth is known, also ``grid.png`` (image | truth | prediction | errors).
+palette of the config's dataset: Cityscapes, or PASCAL Context's 59 or 60 colours) and
+``<name>_overlay.png`` (blended over the photo); for images of a split, whose ground truth is
+known, also ``grid.png`` (image | truth | prediction | errors).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dgcn.datasets.cityscapes import read_photo
 from dgcn.datasets.transforms import eval_transforms
 from dgcn.evaluation.prediction import predict
 from dgcn.fileio import atomic_path
-from dgcn.viz.palette import colorize, denormalize, overlay
+from dgcn.viz.palette import colorize, dataset_palette, denormalize, overlay
 from dgcn.viz.predictions import prediction_grid, save_figure
 
 
@@ -78,12 +79,13 @@ def predict_images(model: nn.Module, cfg: Config, samples: list[Sample], out: st
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     preds = []
+    palette = dataset_palette(cfg.data.dataset)
     for sample in samples:
         pred = predict(model, sample.image[None], cfg.eval).argmax(1)[0]
         preds.append(pred)
         for suffix, array in (
-            ("pred", colorize(pred)),
-            ("overlay", overlay(denormalize(sample.image), pred)),
+            ("pred", colorize(pred, palette)),
+            ("overlay", overlay(denormalize(sample.image), pred, palette=palette)),
         ):
             with atomic_path(out / f"{sample.name}_{suffix}.png") as tmp:
                 Image.fromarray(array).save(tmp, format="PNG")
@@ -95,5 +97,6 @@ def predict_images(model: nn.Module, cfg: Config, samples: list[Sample], out: st
         [s.target for s, _ in known],
         [p for _, p in known],
         titles=[s.name for s, _ in known],
+        palette=palette,
     )
     return save_figure(grid, out / "grid.png")

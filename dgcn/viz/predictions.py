@@ -39,6 +39,7 @@ def prediction_grid(
     preds: torch.Tensor | Sequence[np.ndarray | torch.Tensor],
     titles: Sequence[str] | None = None,
     max_rows: int = 8,
+    palette: np.ndarray | None = None,
 ) -> Figure:
     """One row per sample: image | ground truth | prediction | errors.
 
@@ -51,6 +52,7 @@ def prediction_grid(
         preds: predicted train ids.
         titles: one title per sample (e.g. the file name), shown over the image.
         max_rows: draw at most this many samples.
+        palette: the colours of the train ids (``colorize``); default Cityscapes.
 
     Shape:
         images: [N, 3, H, W], targets: [N, H, W], preds: [N, H, W]
@@ -69,8 +71,8 @@ def prediction_grid(
         accuracy = correct.sum() / max(int(evaluated.sum()), 1)
         panels = [
             (_as_rgb(images[i]), titles[i] if titles is not None else "image"),
-            (colorize(target), "ground truth"),
-            (colorize(pred), "prediction"),
+            (colorize(target, palette), "ground truth"),
+            (colorize(pred, palette), "prediction"),
             (error_map(pred, target), f"errors ({accuracy:.1%} correct)"),
         ]
         for ax, (picture, title) in zip(axes[i], panels, strict=True):
