@@ -13,7 +13,9 @@ light (no torch, no matplotlib):
   micro-batch, to resume it as it was on whatever GPU is at hand
 - inference: ``load_for_inference(checkpoint)``, ``predict(model, images, cfg.eval)``,
   ``evaluate(model, loader, cfg.eval, num_classes=..., device=..., progress=...)``
-- the ablation's results: ``read_results(folder)``, then ``reproduce.results_table``
+- the ablation's results: ``read_results(folder)``, then ``reproduce.results_table``; the
+  committed MiniCity models: ``committed_model("minicity-dgcnet-paper")`` (trained first by
+  the command that made it when the file is missing)
 
 and the subpackages by name: ``from dgcn import datasets, models, viz``.
 """
@@ -51,6 +53,7 @@ _EXPORTS = {
     "load_checkpoint": "dgcn.checkpoint",
     "load_for_inference": "dgcn.checkpoint",
     "read_results": "dgcn.reproduce",
+    "committed_model": "dgcn.reproduce",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 import yaml
 
-from dgcn.checkpoint import load_for_inference
+from dgcn.checkpoint import export_weights, load_for_inference
 from dgcn.config import (
     CONFIG_DIR,
     apply_overrides,
@@ -500,3 +500,35 @@ def reproduce(
         f"{', '.join(str(p) for p in figures)}"
     )
     return out
+
+
+#: the committed MiniCity models with graphs: name -> the ``dgcn reproduce`` row (preset
+#: ``minicity-ablation``, seed 0) whose run was exported to ``experiments/checkpoints/<name>.pt``
+COMMITTED_MODELS = {"minicity-dgcnet-paper": "both", "minicity-dgcnet-official": "official-both"}
+COMMITTED_DIR = Path("experiments/checkpoints")
+
+
+def committed_model(name: str, progress: bool = True) -> tuple[torch.nn.Module, Any]:
+    """(model in eval mode, its config) of a committed MiniCity model, as the notebooks use them.
+
+    Loaded from ``experiments/checkpoints/<name>.pt`` (relative to the working directory, the
+    repository root in the notebooks) when the file is there; otherwise trained first by the
+    command that made it, ``dgcn reproduce --seeds 0 --rows <row>`` (about a minute on a CPU;
+    it needs the committed ``minicity-backbone.pt``, whose sha256 the preset checks), and
+    exported to that path.
+
+    Raises:
+        ConfigError: an unknown name.
+    """
+    if name not in COMMITTED_MODELS:
+        raise ConfigError(f"no committed model {name!r}; known: {', '.join(COMMITTED_MODELS)}")
+    path = COMMITTED_DIR / f"{name}.pt"
+    if not path.exists():
+        row = COMMITTED_MODELS[name]
+        print(f"{path} is missing: training it as it was made (dgcn reproduce --rows {row})")
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = reproduce(
+            DEFAULT_PRESET, rows=[row], out=f"runs/committed/{name}-{stamp}", progress=progress
+        )
+        export_weights(out / f"{row}-seed0" / "last.pt", path)
+    return load_for_inference(path)

@@ -287,7 +287,9 @@ preview(list(chosen), titles=list(chosen.values()))
 # prediction of a *trained* DGCNet the repository commits
 # (`experiments/checkpoints/minicity-dgcnet-paper.pt`: the same kind of micro network, its
 # paper-equation head trained for 1,000 iterations on MiniCity; notebook 08 says how it was
-# made). Notebook 06 trains models; notebook 07 evaluates trained ones.
+# made). `dgcn.committed_model` loads it, as every notebook does; were the file missing, it
+# would first train it with the command that made it (about a minute on a CPU). Notebook 06
+# trains models; notebook 07 evaluates trained ones.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -310,7 +312,7 @@ print("layer3 (aux)   ", tuple(features["aux"].shape), "  stride 8, dilated")
 print("layer4 (out)   ", tuple(features["out"].shape), "  stride 8: the graph works here")
 print("logits         ", tuple(outputs["out"].shape), "  upsampled to the input")
 assert outputs["out"].shape == (1, datasets.NUM_CLASSES, *image.shape[-2:])
-trained, trained_cfg = dgcn.load_for_inference("experiments/checkpoints/minicity-dgcnet-paper.pt")
+trained, trained_cfg = dgcn.committed_model("minicity-dgcnet-paper")
 with torch.no_grad():
     trained_prediction = trained(image[None])["out"].argmax(1)
 predictions = torch.cat([outputs["out"].argmax(1), trained_prediction])

@@ -510,7 +510,7 @@ configurations
 
 # %%
 
-model, cfg = dgcn.load_for_inference(CHECKPOINT)
+model, cfg = dgcn.committed_model("minicity-dgcnet-paper")
 coordinate = model.head.graph.coordinate
 print(f"{CHECKPOINT}: {cfg.model.name} {cfg.model.overrides}")
 print(f"head trained {cfg.train.iterations} iterations on the frozen {cfg.frozen.backbone}")

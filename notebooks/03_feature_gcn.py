@@ -394,7 +394,7 @@ print(pd.DataFrame(rows).to_string(index=False))
 # accuracy.
 
 # %%
-model, cfg = dgcn.load_for_inference(PAPER_CHECKPOINT)
+model, cfg = dgcn.committed_model("minicity-dgcnet-paper")
 trained = f"{cfg.train.iterations} head iterations"
 print(f"{PAPER_CHECKPOINT}: {cfg.model.name} {cfg.model.overrides}, {trained}")
 print(f"on the frozen backbone {cfg.frozen.backbone}")
@@ -641,7 +641,7 @@ class_table(assignment, mask)
 # as above.
 
 # %%
-official, official_cfg = dgcn.load_for_inference(OFFICIAL_CHECKPOINT)
+official, official_cfg = dgcn.committed_model("minicity-dgcnet-official")
 official_graph, reduced = viz.graphs.capture_graph_input(official, image[None])
 official_gcn = official_graph.feature
 assert isinstance(official_gcn, models.OfficialFeatureGCN)

@@ -161,7 +161,11 @@ if checkpoint is not None:
 else:
     checkpoint = COMMITTED
     print(f"using the committed model {checkpoint}")
-model, cfg = dgcn.load_for_inference(checkpoint)
+model, cfg = (
+    dgcn.load_for_inference(checkpoint)
+    if checkpoint != COMMITTED
+    else dgcn.committed_model("minicity-dgcnet-official")
+)
 print(f"{cfg.model.name} {cfg.model.overrides}")
 if cfg.frozen.backbone:
     print(f"head trained {cfg.train.iterations} iterations on the frozen {cfg.frozen.backbone}")
@@ -537,7 +541,7 @@ else:
 pixel = road_sidewalk_boundary(masks[index])
 coordinate_graph, coordinate_features, source = graph, features, "this model"
 if not isinstance(graph.coordinate, models.CoordinateGCN):
-    paper_model, paper_cfg = dgcn.load_for_inference(PAPER_COMMITTED)
+    paper_model, paper_cfg = dgcn.committed_model("minicity-dgcnet-paper")
     coordinate_graph, coordinate_features = viz.graphs.capture_graph_input(
         paper_model, images[index : index + 1]
     )
@@ -580,7 +584,7 @@ else:
 # authors' head does not form. Its predictions are one forward pass on the whole image.
 
 # %%
-inspect_model, inspect_cfg = dgcn.load_for_inference(PAPER_COMMITTED)
+inspect_model, inspect_cfg = dgcn.committed_model("minicity-dgcnet-paper")
 start = time.perf_counter()
 inspection = viz.inspector.compute(
     inspect_model, images, masks, source=f"paper head, {inspect_cfg.train.iterations} iterations"

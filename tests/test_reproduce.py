@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 from helpers import tiny_opts
@@ -156,3 +157,30 @@ def test_results_table_on_pascal_context():
     table = per_class_table(records, marked=())
     assert "| aeroplane | 60.0 |" in table and "*" not in table
     assert "| truck * |" in per_class_table(records)  # MiniCity's marks by default
+
+
+def test_a_committed_model_is_loaded_or_made_by_its_own_command(tmp_path, monkeypatch):
+    import shutil
+
+    import dgcn
+    from dgcn import reproduce as module
+
+    committed = Path(module.__file__).resolve().parent.parent / "experiments" / "checkpoints"
+    calls = []
+
+    def fake_reproduce(preset, rows, out, progress):  # the row's run, as reproduce leaves it
+        calls.append((preset, list(rows)))
+        (Path(out) / f"{rows[0]}-seed0").mkdir(parents=True)
+        shutil.copy(committed / "minicity-dgcnet-paper.pt", Path(out) / f"{rows[0]}-seed0/last.pt")
+        return Path(out)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(module, "reproduce", fake_reproduce)
+    model, cfg = dgcn.committed_model("minicity-dgcnet-paper", progress=False)
+    assert calls == [("minicity-ablation", ["both"])]  # the command that made the file
+    assert (tmp_path / "experiments/checkpoints/minicity-dgcnet-paper.pt").exists()
+    assert not model.training and cfg.model.name == "dgcnet_paper_micro"
+    dgcn.committed_model("minicity-dgcnet-paper", progress=False)
+    assert len(calls) == 1  # present now: loaded, not trained again
+    with pytest.raises(dgcn.ConfigError, match="no committed model"):
+        dgcn.committed_model("minicity-nope")
