@@ -91,7 +91,10 @@ if importlib.util.find_spec("dgcn") is None:
     if ROOT is None and IN_COLAB:
         ROOT = Path.cwd().resolve() / "dgcn-book"
         tag = f"v{BOOK_VERSION}"
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", tag, REPO, ROOT], check=True)
+        clone = ["git", "clone", "-q", "--depth", "1", REPO, ROOT]
+        if subprocess.run([*clone[:5], "-b", tag, *clone[5:]]).returncode != 0:
+            print(f"note: {REPO} has no tag {tag} (a fork?): cloning its default branch")
+            subprocess.run(clone, check=True)
     if ROOT is None:
         raise ModuleNotFoundError(
             "dgcn is not installed and no checkout was found here or above: open the notebook "

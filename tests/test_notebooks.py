@@ -83,12 +83,16 @@ import importlib, json, os, subprocess, sys, types
 from pathlib import Path
 
 repo, hide, colab = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[3] == "1"
+tagless = sys.argv[5] == "1"  # a fork without the book's tag
 calls = []
 def fake_run(args, **kwargs):
     args = [str(a) for a in args]
     calls.append(args)
     if args[:2] == ["git", "clone"]:
+        if tagless and "-b" in args:
+            return types.SimpleNamespace(returncode=128)
         os.symlink(repo, args[-1])
+    return types.SimpleNamespace(returncode=0)
 subprocess.run = fake_run
 if hide:  # dgcn not installed: drop the editable finder and any path to the repository
     sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
@@ -106,7 +110,7 @@ print(json.dumps(report))
 """
 
 
-def run_setup_cell(tmp_path, cwd, hide=False, colab=False):
+def run_setup_cell(tmp_path, cwd, hide=False, colab=False, tagless=False):
     import json
     import subprocess
     import sys
@@ -115,7 +119,8 @@ def run_setup_cell(tmp_path, cwd, hide=False, colab=False):
     cell.write_text(setup_cell(SOURCES[0]))
     root = NOTEBOOKS.parent.resolve()
     args = [sys.executable, "-c", SETUP_HARNESS, str(root), str(int(hide)), str(int(colab))]
-    done = subprocess.run(args + [str(cell)], cwd=cwd, capture_output=True, text=True)
+    args += [str(cell), str(int(tagless))]
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1]), root
 
@@ -144,7 +149,8 @@ def test_the_setup_cell_clones_the_books_version_once_on_colab(tmp_path):
     clone, install = report["calls"]  # the second run found the clone: nothing more
     target = str(tmp_path.resolve() / "dgcn-book")
     assert clone[:2] == ["git", "clone"] and clone[-1] == target
-    assert clone[clone.index("-b") + 1] == f"v{dgcn.__version__}"  # the version it was written for
+    tag = ["-b", f"v{dgcn.__version__}"]  # the version the book was written for
+    assert clone[:7] == ["git", "clone", "-q", "--depth", "1", *tag]
     assert install[1:4] == ["-m", "pip", "install"] and install[-1] == target
     assert report["path_added"] == [target]
     assert Path(report["cwd"]) == Path(target).resolve()  # the test's "clone" is a link
@@ -157,7 +163,7 @@ def test_the_setup_cell_refuses_in_one_line_without_a_copy_outside_colab(tmp_pat
     cell = tmp_path / "setup_cell.py"
     cell.write_text(setup_cell(SOURCES[0]))
     root = str(NOTEBOOKS.parent.resolve())
-    args = [sys.executable, "-c", SETUP_HARNESS, root, "1", "0", str(cell)]
+    args = [sys.executable, "-c", SETUP_HARNESS, root, "1", "0", str(cell), "0"]
     done = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode != 0
     assert "ModuleNotFoundError: dgcn is not installed and no checkout was found" in done.stderr
@@ -215,3 +221,10 @@ def test_no_heading_is_stuck_in_a_code_cell(source):
     code = [c.source for c in jupytext.read(source).cells if c.cell_type == "code"]
     stuck = [line for cell in code for line in cell.splitlines() if re.match(r"# #{1,3} ", line)]
     assert not stuck, f"headings in code cells: {stuck}"
+
+
+def test_a_fork_without_the_books_tag_gets_its_default_branch(tmp_path):
+    report, _ = run_setup_cell(tmp_path, cwd=tmp_path, hide=True, colab=True, tagless=True)
+    tagged, plain, install = report["calls"]
+    assert "-b" in tagged and "-b" not in plain and plain[:2] == ["git", "clone"]
+    assert install[1:4] == ["-m", "pip", "install"]
