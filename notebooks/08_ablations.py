@@ -31,7 +31,8 @@
 # CPU, whose results are committed. The two kinds of "ours" answer different questions and are
 # never mixed: Cityscapes runs can confirm or contradict the paper; MiniCity runs show the
 # relative effect of each graph on a synthetic city built so that context matters, with one
-# frozen backbone and only the head changing from row to row, as in the paper's ablation.
+# frozen backbone and only the head changing from row to row. The paper's rows, too, differ
+# only in their graph modules (as summarised), but there the whole network trains for each.
 #
 # You will:
 #
