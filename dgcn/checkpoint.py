@@ -28,7 +28,7 @@ from dgcn.config import (
     load_config,
     model_overrides,
 )
-from dgcn.errors import CheckpointError
+from dgcn.errors import CheckpointError, ConfigError
 from dgcn.fileio import atomic_path
 from dgcn.models import build_model, load_official_checkpoint
 from dgcn.models.weights import upgrade_state_dict
@@ -139,8 +139,14 @@ def load_for_inference(
             line's ``--mode``, ``--tile``, ...); the config's value rules are checked again.
 
     Raises:
-        CheckpointError, ConfigError.
+        CheckpointError, ConfigError (also for ``config`` with a dgcn checkpoint, which carries
+        its own: it would be ignored).
     """
+    if config is not None and not official:
+        raise ConfigError(
+            f"--config {config} is for the authors' checkpoint (--official); {checkpoint} "
+            "carries its own config: change it with --opt key=value"
+        )
     if official:
         model = load_official_checkpoint(str(checkpoint))
         cfg = load_config(config or "cityscapes-official", overrides)

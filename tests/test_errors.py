@@ -358,3 +358,14 @@ def test_a_gpu_out_of_memory_is_one_line_naming_a_smaller_micro_batch(
         "batch stays 4)"
     )
     assert_one_line_error(capsys, status, expected)
+
+
+def test_a_config_for_a_dgcn_checkpoint_is_refused_not_ignored(tmp_path, capsys):
+    # --config is for the authors' .pth; a dgcn checkpoint carries its own config
+    checkpoint = Path(__file__).resolve().parent.parent / "experiments/checkpoints"
+    argv = ["evaluate", "--checkpoint", str(checkpoint / "minicity-dgcnet-paper.pt")]
+    out = tmp_path / "eval.json"
+    assert main([*argv, "--config", "cityscapes-paper", "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--config cityscapes-paper is for the authors' checkpoint" in err[0]
+    assert not out.exists()
