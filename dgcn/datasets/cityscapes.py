@@ -147,9 +147,10 @@ def read_image(path: Path) -> torch.Tensor:
         ) from err
 
 
-def read_photo(path: Path) -> torch.Tensor:
-    """Decode any image torchvision reads (PNG, JPEG, ...) to RGB uint8 [3, H, W], for
-    predictions on the user's own photos; a missing or unreadable file raises DatasetError."""
+def read_photo(path: Path, fix: str = "is it a PNG or JPEG?") -> torch.Tensor:
+    """Decode any image torchvision reads (PNG, JPEG, ...) to RGB uint8 [3, H, W] (the user's
+    own photos, PASCAL Context's JPEGs); a missing or unreadable file raises DatasetError,
+    which ends with ``fix``."""
     from torchvision.io import ImageReadMode, decode_image, read_file
 
     if not path.is_file():
@@ -157,7 +158,7 @@ def read_photo(path: Path) -> torch.Tensor:
     try:
         return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
     except Exception as err:
-        raise DatasetError(f"cannot decode image {path} ({err}); is it a PNG or JPEG?") from err
+        raise DatasetError(f"cannot decode image {path} ({err}); {fix}") from err
 
 
 def read_label(path: Path) -> torch.Tensor:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dgcn.datasets.cityscapes import read_photo
 from dgcn.datasets.pairs import LabelledImages
 from dgcn.datasets.pascal_context.labels import (
     CLASSES_59,
@@ -172,16 +173,6 @@ def scan_split(
     return pairs, layout, list_file
 
 
-def read_jpeg(path: Path) -> torch.Tensor:
-    """Decode an image to RGB uint8 [3, H, W]; a corrupt file raises DatasetError naming it."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
-
-    try:
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-    except Exception as err:
-        raise DatasetError(f"cannot decode image {path} ({err}); re-extract {IMAGES_TAR}") from err
-
-
 def loadmat_label(path: Path) -> np.ndarray:
     """The ``LabelMap`` of an official ``.mat`` file: uint16 [H, W] of ids 0..459.
 
@@ -254,7 +245,8 @@ def load_pair(image_path: Path, label_path: Path) -> tuple[torch.Tensor, torch.T
     Raises:
         DatasetError: corrupt file, ids outside the table, or image and label of other sizes.
     """
-    image, label = read_jpeg(image_path), read_context_label(label_path)
+    image = read_photo(image_path, fix=f"re-extract {IMAGES_TAR}")
+    label = read_context_label(label_path)
     if image.shape[-2:] != label.shape:
         raise DatasetError(
             f"image {image_path} is {image.shape[2]}x{image.shape[1]} but its label {label_path} "
