@@ -273,3 +273,15 @@ def test_the_baseline_has_no_graph_views():
     assert data.affinity is None and data.assignment is None
     fig = inspector.render(data, InspectorState(pixel=(3, 3)))
     assert "A_S row" not in texts(fig)
+
+
+def test_an_images_miou_is_the_mean_over_the_classes_it_shows():
+    data = small_data()
+    for index in range(len(data)):
+        target, pred = data.targets[index], data.preds[index]
+        scored = target != 255
+        ious = []
+        for k in np.union1d(np.unique(target[scored]), np.unique(pred[scored])):
+            truth, guess = (target == k) & scored, (pred == k) & scored
+            ious.append((truth & guess).sum() / (truth | guess).sum())
+        assert inspector.image_miou(data, index) == pytest.approx(np.mean(ious))

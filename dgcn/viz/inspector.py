@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from dgcn.datasets.labels import CLASS_NAMES, IGNORE_INDEX
+from dgcn.evaluation.metrics import ConfusionMatrix
 from dgcn.models.coordinate_gcn import CoordinateGCN
 from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
 from dgcn.viz.graphs import feature_pixel, node_of_pixel
@@ -222,12 +223,10 @@ def image_miou(data: InspectorData, index: int) -> float:
 
     Only scored pixels (ground truth != 255) count, as in the confusion matrix.
     """
-    target, pred = data.targets[index], data.preds[index]
-    scored = target != IGNORE_INDEX
-    ious = []
-    for k in np.union1d(np.unique(target[scored]), np.unique(pred[scored])):
-        ious.append(_iou(target, pred, int(k))[0])
-    return float(np.mean(ious)) if ious else float("nan")
+    matrix = ConfusionMatrix(len(data.class_names))
+    return matrix.update(
+        torch.from_numpy(data.preds[index]), torch.from_numpy(data.targets[index])
+    ).miou()
 
 
 def _iou(target: np.ndarray, pred: np.ndarray, k: int) -> tuple[float, int, int]:
