@@ -63,6 +63,7 @@ def _make_minicity(args: argparse.Namespace) -> int:
         height=height,
         width=width,
         overwrite=args.overwrite,
+        version=args.generator_version,
     )
     listing = ", ".join(f"{split} {n}" for split, n in counts.items())
     print(
@@ -360,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     minicity.add_argument("--seed", type=int, default=data.minicity_seed)
     minicity.add_argument(
         "--size", nargs=2, type=int, default=tuple(data.minicity_size), metavar=("H", "W")
+    )
+    minicity.add_argument(
+        "--generator-version",
+        type=int,
+        default=data.minicity_version,
+        help="the generator's rules: 2 mixes trucks, buses and trains in one image; 1 rebuilds "
+        "the first edition's data byte for byte (%(default)s)",
     )
     minicity.add_argument("--overwrite", action="store_true", help="replace another MiniCity")
     minicity.add_argument("--preview", metavar="PNG", help="also save a grid of train images")

@@ -78,6 +78,9 @@ class DataConfig:
             "base size 520, random scale 0.5 to 2.0").
         workers: DataLoader workers per process.
         val_limit: evaluate on the first N validation images only (0 = all).
+        minicity_train, minicity_val, minicity_size, minicity_seed, minicity_version: the
+            MiniCity to generate (counts, [H, W], seed, the generator's rules: 2, or 1 for the
+            first edition's data).
     """
 
     dataset: Literal["cityscapes", "minicity", "pascal-context", "pascal-context-60"] = "cityscapes"
@@ -96,6 +99,7 @@ class DataConfig:
     minicity_val: int = 50
     minicity_size: list[int] = field(default_factory=lambda: [128, 256])
     minicity_seed: int = 0
+    minicity_version: int = 2
 
 
 @dataclass
@@ -471,6 +475,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.minicity_train": _at_least(0),
     "data.minicity_val": _at_least(0),
     "data.minicity_size": _sizes(2, 16),
+    "data.minicity_version": ((lambda v: v in (1, 2)), "1 or 2 (the MiniCity generator's rules)"),
     "train.iterations": _at_least(1),
     "train.batch_size": _at_least(1),
     "train.micro_batch": _at_least(0),

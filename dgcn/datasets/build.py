@@ -33,6 +33,7 @@ def prepare_data(cfg: DataConfig) -> None:
             seed=cfg.minicity_seed,
             height=height,
             width=width,
+            version=cfg.minicity_version,
         )
     elif cfg.dataset not in DATASETS:
         raise ConfigError(f"data.dataset must be one of {DATASETS}, got {cfg.dataset!r}")

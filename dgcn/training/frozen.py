@@ -111,6 +111,7 @@ def cache_key(cfg: Config) -> tuple:
         d.minicity_val,
         tuple(d.minicity_size),
         d.minicity_seed,
+        d.minicity_version,
     )
 
 

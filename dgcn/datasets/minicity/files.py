@@ -22,7 +22,7 @@ from PIL import Image
 
 from dgcn.datasets.cityscapes import scan_split
 from dgcn.datasets.labels import LABELS
-from dgcn.datasets.minicity.scene import GENERATOR_VERSION, generate_scene
+from dgcn.datasets.minicity.scene import GENERATOR_VERSION, VERSIONS, generate_scene
 from dgcn.errors import DatasetError
 from dgcn.fileio import atomic_path, write_text_atomic
 from dgcn.progress import progress_bar
@@ -82,10 +82,12 @@ def write_sample(out: Path, split: str, index: int, image: np.ndarray, label: np
     _save_png(ID_COLORS[label], label_dir / f"{stem}_gtFine_color.png")
 
 
-def _parameters(seed: int, height: int, width: int, counts: dict[str, int]) -> dict[str, Any]:
+def _parameters(
+    seed: int, height: int, width: int, counts: dict[str, int], version: int = GENERATOR_VERSION
+) -> dict[str, Any]:
     return {
         "generator": "minicity",
-        "version": GENERATOR_VERSION,
+        "version": version,
         "seed": seed,
         "height": height,
         "width": width,
@@ -155,6 +157,7 @@ def make_minicity(
     width: int = 256,
     progress: bool = True,
     overwrite: bool = False,
+    version: int = GENERATOR_VERSION,
 ) -> dict[str, int]:
     """Generate MiniCity under ``out`` in the Cityscapes layout (:mod:`dgcn.datasets.minicity`).
 
@@ -174,6 +177,8 @@ def make_minicity(
         progress: show a tqdm progress bar.
         overwrite: replace a MiniCity generated with other parameters, or write into a folder
             holding other files (only the MiniCity city folders are ever deleted).
+        version: the generator's rules (:data:`~dgcn.datasets.minicity.scene.VERSIONS`; 1
+            rebuilds the first edition's data byte for byte).
 
     Returns:
         The number of images per split, ``{"train": .., "val": .., "test": ..}``.
@@ -189,7 +194,11 @@ def make_minicity(
             raise DatasetError(f"MiniCity: the number of {split} images must be >= 0, got {n}")
     if height < 16 or width < 16:
         raise DatasetError(f"MiniCity: the size must be at least 16x16, got {height}x{width}")
-    params = _parameters(int(seed), int(height), int(width), counts)
+    if version not in VERSIONS:
+        raise DatasetError(
+            f"MiniCity: the generator version must be one of {VERSIONS}, got {version!r}"
+        )
+    params = _parameters(int(seed), int(height), int(width), counts, int(version))
     if out.exists() and not out.is_dir():
         raise DatasetError(f"MiniCity output {out} is a file; choose another --out")
     if out.is_dir():
@@ -221,7 +230,7 @@ def make_minicity(
         for split_index, split in enumerate(SPLITS):
             for index in range(counts[split]):
                 rng = np.random.default_rng([int(seed), split_index, index])
-                image, label = generate_scene(rng, height, width)
+                image, label = generate_scene(rng, height, width, version)
                 write_sample(out, split, index, image, label)
                 bar.update(1)
     _write_json(params, out / MARKER)

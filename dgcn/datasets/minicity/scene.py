@@ -19,8 +19,8 @@ nothing is a fixed number of pixels. Back to front:
   trees (21). A building seen through a gap or across the cross street shows its front face.
 * **street objects**, painted far to near so nearer ones occlude farther ones: cars (26, several
   colours, rear view in the lanes and parked at the curbs, side view on the cross street); trucks
-  (27), buses (28) or a train (31, never together with trucks or buses) crossing side-on on the
-  cross street; persons (24) on the sidewalks and on the crossing; riders (25) on bicycles (33)
+  (27), buses (28) and trains (31) crossing side-on on the cross street (mixed in one image in
+  version 2, see below); persons (24) on the sidewalks and on the crossing; riders (25) on bicycles (33)
   or motorcycles (32); poles (17): street lamps, posts carrying traffic signs (20) and traffic
   lights (19) at the crossing corners; sidewalk trees (21); void clutter such as bins (4).
 * some scenes keep the **ego vehicle** (1) as a curved hood at the bottom, and some a black
@@ -44,14 +44,35 @@ model with global context (DGCNet's graph reasoning) has something to gain over 
    between the two sidewalks, widening towards the camera.
 2. **truck vs bus vs train**: one body material, the same height (3.2 m), under-body band,
    window row (period 1.6 m) and wheel spacing (4 m). Only the overall length tells them apart:
-   a truck is 5.5-8 m, a bus 10.5-13.5 m, a train spans most of the image width (and appears
-   without trucks or buses).
+   a truck is 5.5-8 m, a bus 10.5-13.5 m, a train spans most of the image width. In version 1 a
+   train appears without trucks or buses, so "is there a train in this image" settles every
+   vehicle of the image; version 2 removes that shortcut (below).
 3. **building vs wall**: walls use the facade colours and the facade's plain ground-floor
    texture (the same joints). A building is tall, reaches the top of the image or the sky and
    has windows higher up; a wall is a low strip (0.5-1.8 m) with hedges and trees behind it.
 
 Persons and riders also share clothes and skin materials: a rider is recognised by the bicycle
 or motorcycle under it.
+
+Versions
+--------
+``GENERATOR_VERSION`` is recorded in ``minicity.json``; every version stays reproducible byte for
+byte (``generate_scene(..., version=1)``, ``dgcn make-minicity --generator-version 1``,
+``data.minicity_version: 1``), so the tables made on older data can be rebuilt.
+
+* **Version 1** (the first edition): the rules above, with a train never beside a truck or a bus.
+* **Version 2** (the default): the big vehicles are ambiguous per object, not per image. Every
+  image with a cross street holds two different big-vehicle classes, one on each lane (two
+  depths): half the time a train (on the far lane) and a truck or a bus, otherwise a truck and a bus; in 40 % of
+  the lanes a second truck or bus follows 2-6 m behind the first. Trucks and buses are placed
+  wholly inside the image where they fit. An image-level vector ("a train and a truck are in
+  this image") no longer says which object is which, and an object's length in pixels alone
+  does not either (the two lanes and the cross street's depth, 16-40 m, change the scale): its
+  length against its height (3.2 m for all three) does, which needs the object's whole extent.
+  Road vs sidewalk and building vs wall were already decided per region in version 1 (where a
+  strip runs relative to the facades; low walls beside tall buildings on the same street) and
+  are unchanged. Everything else is drawn as in version 1, from the same random stream up to
+  the crossing traffic (the draws after it differ).
 """
 
 from __future__ import annotations
@@ -102,7 +123,9 @@ from dgcn.datasets.minicity.things import (
 
 #: the generator's version, recorded in ``minicity.json`` and checked before a MiniCity on disk
 #: is reused
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+#: the versions the generator can still draw (every version stays reproducible)
+VERSIONS = (1, 2)
 #: the three groups of look-alike classes that only long-range context tells apart (above)
 CONTEXT_CLASSES = ("road", "sidewalk", "building", "wall", "truck", "bus", "train")
 # kinds of stretches along the facade line, and their probabilities
@@ -126,8 +149,63 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     return out / math.hypot(0.8, 0.6) * 1.6  # bilinear smoothing loses variance; roughly unit
 
 
+def _big_length(rng: np.random.Generator, label: int) -> float:
+    """A truck's or a bus's length in metres (the ranges of v1, which do not overlap)."""
+    return float(rng.uniform(5.5, 8.0) if label == TRUCK else rng.uniform(10.5, 13.5))
+
+
+def _mixed_traffic(
+    rng: np.random.Generator,
+    lanes: tuple[float, float],
+    visible: Callable[[float], tuple[float, float]],
+) -> list[tuple[float, int, float, float]]:
+    """Version 2's crossing traffic: two different big-vehicle classes in every image with a
+    cross street, side by side at two depths (one per lane), and sometimes a second vehicle
+    behind the first in a lane.
+
+    Half the time the far lane carries a train (most of the view; on the near lane it would
+    hide the other vehicle) and the near lane a truck or a bus; otherwise one lane carries a
+    truck and the other a bus. A truck or a bus is placed wholly
+    inside the image when it fits, so that its whole extent is visible; a second truck or bus
+    follows in the same lane (2-6 m behind) in 40 % of the lanes where it fits.
+
+    Returns:
+        ``(depth, label, x0, length)`` per vehicle, in metres.
+    """
+    if rng.random() < 0.5:  # the train on the far lane, where a truck or a bus cannot hide it
+        kinds = [TRUCK if rng.random() < 0.5 else BUS, TRAIN]
+    else:
+        kinds = [TRUCK, BUS] if rng.random() < 0.5 else [BUS, TRUCK]
+    out = []
+    for zz, label in zip(lanes, kinds, strict=True):
+        lo, hi = visible(zz)
+        if label == TRAIN:
+            length = (hi - lo) * float(rng.uniform(0.8, 1.4))
+            x0 = float(rng.uniform(lo - 0.3 * length, hi - 0.7 * length))
+            out.append((zz, TRAIN, x0, length))
+            continue
+        length = _big_length(rng, label)
+        if hi - lo <= length:
+            out.append((zz, label, float(rng.uniform(lo - length / 2, hi - length / 2)), length))
+            continue
+        x0 = float(rng.uniform(lo, hi - length))
+        out.append((zz, label, x0, length))
+        if rng.random() < 0.4:  # a second one behind, where the lane leaves room
+            other = TRUCK if rng.random() < 0.5 else BUS
+            second = _big_length(rng, other)
+            gap = float(rng.uniform(2.0, 6.0))
+            if x0 - gap - second >= lo:
+                out.append((zz, other, x0 - gap - second, second))
+            elif x0 + length + gap + second <= hi:
+                out.append((zz, other, x0 + length + gap, second))
+    return out
+
+
 def generate_scene(
-    rng: np.random.Generator, height: int = 128, width: int = 256
+    rng: np.random.Generator,
+    height: int = 128,
+    width: int = 256,
+    version: int = GENERATOR_VERSION,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one synthetic street scene.
 
@@ -135,6 +213,8 @@ def generate_scene(
         rng: the random generator; the scene is a deterministic function of its state.
         height: image height in pixels (at least 16).
         width: image width in pixels (at least 16).
+        version: the generator's rules, one of :data:`VERSIONS` (1 rebuilds the first
+            edition's data byte for byte; 2, the default, mixes the big vehicles).
 
     Returns:
         ``(image, label_ids)``: uint8 [height, width, 3] RGB and uint8 [height, width] Cityscapes
@@ -145,6 +225,8 @@ def generate_scene(
     """
     if height < 16 or width < 16:
         raise ValueError(f"MiniCity scenes need at least 16x16 pixels, got {height}x{width}")
+    if version not in VERSIONS:
+        raise ValueError(f"MiniCity generator version must be one of {VERSIONS}, got {version!r}")
     h, w = int(height), int(width)
     cam = Camera(
         f=w * float(rng.uniform(0.75, 1.0)),
@@ -328,7 +410,10 @@ def generate_scene(
             zz = float(rng.uniform(zx - cw, zx - cw + 2.0))
             add(zz, person, cv, rng, float(rng.uniform(-road_l, road_r)), zz)
         lanes = (zx - cw / 2 - 1.2, zx + cw / 2 - 1.2)  # side faces of crossing traffic
-        if rng.random() < 0.3:  # a train, on its own
+        if version >= 2:
+            for zz, label, x0, length in _mixed_traffic(rng, lanes, visible):
+                add(zz, big_vehicle, cv, sh, label, x0, length, zz)
+        elif rng.random() < 0.3:  # a train, on its own
             zz = lanes[int(rng.integers(2))]
             lo, hi = visible(zz)
             length = (hi - lo) * float(rng.uniform(0.8, 1.4))
