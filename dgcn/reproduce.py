@@ -4,9 +4,13 @@ both), trained and evaluated with one preset, written beside the paper's numbers
 With no arguments it runs the CPU preset ``minicity-ablation``: one committed MiniCity backbone
 (undilated, so its receptive field cannot see a whole vehicle) is frozen, its features are
 computed once, and each row trains only its head on them (about a minute a row on two cores).
-Every row's baseline is the same head with the graph module replaced by identity, and a control
-row puts image-level pooling where the graphs go. With ``--preset cityscapes-paper --data-root
-<cityscapes>`` on a GPU every row is trained end to end: the real reproduction.
+Every row's baseline is the same head with the graph module replaced by identity; two control
+rows put pooling where the graphs go (image-level pooling, and PSPNet's pyramid pooling), and a
+non-local row a full pixel-affinity block. Beside the mIoU the table gives each row's head and
+context-module parameters and the share of big-vehicle objects (truck, bus, train) whose
+majority prediction is right, and a second table each graph row's margin over the better
+pooling row. With ``--preset cityscapes-paper --data-root <cityscapes>`` on a GPU every row is
+trained end to end: the real reproduction.
 
 On a PASCAL Context preset (a config whose ``data.dataset`` is ``pascal-context`` or
 ``pascal-context-60``) the paper has no ablation, only DGCNet's one number (53.7, ResNet-101,
@@ -32,6 +36,7 @@ import yaml
 from dgcn.checkpoint import export_weights, load_for_inference
 from dgcn.config import (
     CONFIG_DIR,
+    Config,
     apply_overrides,
     load_config,
     model_overrides,
@@ -42,10 +47,11 @@ from dgcn.datasets.labels import CLASS_NAMES
 from dgcn.datasets.minicity import CONTEXT_CLASSES
 from dgcn.distributed import is_main_process
 from dgcn.errors import ConfigError, DgcnError
+from dgcn.evaluation.objects import BIG_VEHICLES, MIN_PIXELS
 from dgcn.evaluation.prediction import predict
 from dgcn.fileio import write_text_atomic
 from dgcn.markdown import markdown_table
-from dgcn.models import model_spec
+from dgcn.models import build_model, model_spec
 from dgcn.training.frozen import cache_features, cache_key
 from dgcn.training.loop import RunDirError
 from dgcn.training.runs import train as train_run
@@ -54,21 +60,31 @@ from dgcn.viz.predictions import iou_bars, prediction_grid, row_curves, save_fig
 DEFAULT_PRESET = "minicity-ablation"
 
 #: the ablation rows as model overrides of the preset's network. The four paper rows keep the
-#: preset's head; their baseline is that head without graphs. ``global-pool`` is the control
-#: (image-level pooling where the graphs go); ``official-*`` is the row set of the authors'
-#: released head (``head: official``), with its own baseline.
+#: preset's head; their baseline is that head without graphs. ``global-pool`` and ``ppm`` are
+#: the pooling controls (image-level pooling, PSPNet's pyramid pooling where the graphs go),
+#: ``non-local`` a non-local block there (every pixel related to every other);
+#: ``official-*`` is the row set of the authors' released head (``head: official``), with its
+#: own baseline.
 ROWS: dict[str, dict[str, str]] = {
     "baseline": {"graphs": "none"},
     "coordinate": {"graphs": "coordinate"},
     "feature": {"graphs": "feature"},
     "both": {"graphs": "both"},
     "global-pool": {"graphs": "global-pool"},
+    "ppm": {"graphs": "ppm"},
+    "non-local": {"graphs": "non-local"},
     "official-baseline": {"head": "official", "graphs": "none"},
     "official-coordinate": {"head": "official", "graphs": "coordinate"},
     "official-feature": {"head": "official", "graphs": "feature"},
     "official-both": {"head": "official", "graphs": "both"},
 }
 PAPER_ROWS = ("baseline", "coordinate", "feature", "both")
+#: the controls that add only pooled context: every graph row is compared with the best of them
+POOLING_ROWS = ("global-pool", "ppm")
+#: the rows that relate pixels to each other, each compared with the best pooling row
+GRAPH_ROWS = ("coordinate", "feature", "both", "non-local")
+#: the rows run on a frozen backbone by default: the paper's, the pooling controls, non-local
+FROZEN_ROWS = (*PAPER_ROWS, *POOLING_ROWS, "non-local")
 #: the datasets of the PASCAL Context benchmark: 59 classes with the background ignored, and 60
 #: with the background as class 0
 PASCAL_CONTEXT_DATASETS = ("pascal-context", "pascal-context-60")
@@ -80,6 +96,8 @@ LABELS = {
     "feature": "+ feature-space GCN",
     "both": "+ both (DGCNet)",
     "global-pool": "control: + image-level pooling",
+    "ppm": "control: + pyramid pooling (PSPNet bins 1, 2, 3, 6)",
+    "non-local": "+ non-local block (full pixel affinity)",
     "official-baseline": "authors' head: baseline (identity graph)",
     "official-coordinate": "authors' head: + coordinate GCN",
     "official-feature": "authors' head: + feature GCN",
@@ -99,12 +117,12 @@ def is_pascal_context(dataset: str) -> bool:
 
 def rows_for(dataset: str, frozen: bool = False) -> tuple[str, ...]:
     """The rows the paper reports for a dataset: on PASCAL Context DGCNet alone
-    (:data:`PASCAL_CONTEXT_ROWS`); otherwise the four ablation rows, plus the control row when
-    heads train on a frozen backbone (a minute more; on a GPU preset each row is a whole
-    training run)."""
+    (:data:`PASCAL_CONTEXT_ROWS`); otherwise the four ablation rows, plus the pooling controls
+    and the non-local row (:data:`FROZEN_ROWS`) when heads train on a frozen backbone (a minute
+    or so a row; on a GPU preset each row is a whole training run)."""
     if is_pascal_context(dataset):
         return PASCAL_CONTEXT_ROWS
-    return (*PAPER_ROWS, "global-pool") if frozen else PAPER_ROWS
+    return FROZEN_ROWS if frozen else PAPER_ROWS
 
 
 def default_rows(preset: str, overrides: list[str] | None = None) -> tuple[str, ...]:
@@ -156,10 +174,18 @@ def gain(records: list[dict[str, Any]], row: str, key: str = "miou") -> dict[str
 
     The pooled std is ``sqrt((s_row^2 + s_baseline^2) / 2)``, ``s`` the sample std over seeds.
     """
-    base = baseline_of(row)
+    return margin(records, row, baseline_of(row), key)
+
+
+def margin(
+    records: list[dict[str, Any]], row: str, reference: str, key: str = "miou"
+) -> dict[str, float] | None:
+    """A row's margin over another row, as :func:`gain` measures it against the baseline:
+    ``{"delta", "pooled_std", "ratio"}`` in points (None when either row was not run, or when
+    they are the same row)."""
     ours = [100 * r[key] for r in records if r["row"] == row]
-    theirs = [100 * r[key] for r in records if r["row"] == base]
-    if not ours or not theirs or row == base:
+    theirs = [100 * r[key] for r in records if r["row"] == reference]
+    if not ours or not theirs or row == reference:
         return None
     (m1, s1), (m0, s0) = _mean_std(ours), _mean_std(theirs)
     pooled = math.sqrt((s1**2 + s0**2) / 2)
@@ -175,28 +201,62 @@ def _format(values: list[float], seeds: int) -> str:
     return f"{mean:.1f} +- {std:.1f}" if seeds > 1 else f"{mean:.1f}"
 
 
+def head_parameters(cfg: Config) -> dict[str, int]:
+    """The parameters of a row's head and of its context module, the module where the graphs
+    go (``head.graph``: the graphs, a pooling control or the non-local block; none for the
+    baseline), counted on the row's network built on the meta device (no memory, no weights).
+
+    Every parameter of the head trains, on a frozen backbone as end to end.
+
+    Returns:
+        ``{"head_params": n, "context_params": n}``.
+    """
+    with torch.device("meta"):
+        model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
+    context = getattr(model.head, "graph", None)
+    return {
+        "head_params": sum(p.numel() for p in model.head.parameters()),
+        "context_params": 0 if context is None else sum(p.numel() for p in context.parameters()),
+    }
+
+
+#: the column of :func:`results_table` with :func:`~dgcn.evaluation.objects.ObjectScore`
+OBJECTS_COLUMN = "big-vehicle objects right %"
+
+
 def results_table(
     records: list[dict[str, Any]], paper: dict[str, float], dataset: str = "cityscapes"
 ) -> str:
     """Markdown: per row our mIoU (mean +- std over seeds), its gain over the row's baseline
     (and, with several seeds, the gain in pooled standard deviations), the mIoU over the
-    context-ambiguous classes, and the paper's number and gain beside them.
+    context-ambiguous classes, the share of big-vehicle objects right, the parameters of the
+    head and of its context module, and the paper's number and gain beside them.
+
+    The objects and parameter columns appear when the records hold them (``object_accuracy``,
+    ``head_params``, ``context_params``; results written before they existed do not).
 
     Args:
         records: one dict per (row, seed), as :func:`read_results` returns them.
         paper: the paper's mIoU per row (:func:`paper_numbers`).
-        dataset: the runs' ``data.dataset``; on PASCAL Context the context-classes column
-            (MiniCity's) is left out and the paper's column names its setting's caveat.
+        dataset: the runs' ``data.dataset``; on PASCAL Context the context-classes and objects
+            columns (MiniCity's classes) are left out and the paper's column names its
+            setting's caveat.
     """
     rows = [r for r in ROWS if any(rec["row"] == r for rec in records)]
     seeds = len({rec["seed"] for rec in records})
     context_column = not is_pascal_context(dataset)
+    objects_column = context_column and any(
+        rec.get("object_accuracy") is not None for rec in records
+    )
+    params_columns = any("head_params" in rec for rec in records)
     header = [
         "row",
         f"ours mIoU % ({seeds} seed{'s' if seeds > 1 else ''})",
         "ours delta",
         *(["delta / pooled std"] if seeds > 1 else []),
         *(["context classes mIoU %"] if context_column else []),
+        *([OBJECTS_COLUMN] if objects_column else []),
+        *(["head params", "context params"] if params_columns else []),
         paper_column(dataset),
         "paper delta",
     ]
@@ -211,6 +271,15 @@ def results_table(
             else ""
         )
         context = [100 * context_miou(rec["per_class"]) for rec in mine if "per_class" in rec]
+        objects = [
+            100 * rec["object_accuracy"] for rec in mine if rec.get("object_accuracy") is not None
+        ]
+        counted = next((rec for rec in mine if "head_params" in rec), None)
+        params = (
+            ["", ""]
+            if counted is None
+            else [f"{counted['head_params']:,}", f"{counted['context_params']:,}"]
+        )
         lines.append(
             [
                 LABELS[row],
@@ -218,10 +287,63 @@ def results_table(
                 f"{g['delta']:+.1f}" if g else "",
                 *([f"{g['ratio']:.1f}" if g else ""] if seeds > 1 else []),
                 *([_format(context, seeds) if context else ""] if context_column else []),
+                *([_format(objects, seeds) if objects else ""] if objects_column else []),
+                *(params if params_columns else []),
                 ref if ref is not None else "",
                 ref_delta,
             ]
         )
+    return markdown_table(header, lines)
+
+
+def best_row(
+    records: list[dict[str, Any]], candidates: tuple[str, ...], key: str = "miou"
+) -> str | None:
+    """The row of ``candidates`` with the highest mean ``key`` over its seeds (the first of
+    them on a tie), None when none of them was run."""
+    means = {
+        row: statistics.fmean(rec[key] for rec in records if rec["row"] == row)
+        for row in candidates
+        if any(rec["row"] == row for rec in records)
+    }
+    return max(means, key=means.__getitem__) if means else None
+
+
+def pooling_table(records: list[dict[str, Any]]) -> str:
+    """Markdown: each graph row's margin over the best pooling row, in mIoU points (and, with
+    several seeds, in pooled standard deviations, as :func:`gain`), and that of ``both`` over
+    the better single graph (coordinate or feature).
+
+    Pooling gives every pixel the same summary of the image; what the graphs (and the non-local
+    block) add beyond it is what relating pixels to each other is worth.
+
+    Returns:
+        the table, or "" when no pooling row (:data:`POOLING_ROWS`) or no graph row
+        (:data:`GRAPH_ROWS`) was run.
+    """
+    pooling = best_row(records, POOLING_ROWS)
+    graphs = [r for r in GRAPH_ROWS if any(rec["row"] == r for rec in records)]
+    if pooling is None or not graphs:
+        return ""
+    seeds = len({rec["seed"] for rec in records})
+    single = best_row(records, ("coordinate", "feature"))
+    pairs = []
+    for row in graphs:
+        pairs.append((row, pooling, "best pooling row"))
+        if row == "both" and single is not None:
+            pairs.append((row, single, "better single graph"))
+    lines = []
+    for row, reference, why in pairs:
+        m = margin(records, row, reference)
+        lines.append(
+            [
+                LABELS[row],
+                f"{LABELS[reference]} ({why})",
+                f"{m['delta']:+.1f}",
+                *([f"{m['ratio']:.1f}"] if seeds > 1 else []),
+            ]
+        )
+    header = ["row", "against", "delta", *(["delta / pooled std"] if seeds > 1 else [])]
     return markdown_table(header, lines)
 
 
@@ -310,7 +432,9 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
             ``experiments/results/minicity`` (committed) or ``runs/reproduce/<timestamp>``.
 
     Returns:
-        records with the keys of :data:`RECORD_KEYS`, ready for :func:`results_table`.
+        records with the keys of :data:`RECORD_KEYS`, ready for :func:`results_table`; those
+        written since the keys existed also hold ``head_params``, ``context_params`` and
+        ``object_accuracy`` (None for end-to-end runs), ``object_per_class``.
 
     Raises:
         DgcnError: the file is missing, not JSON, or not a list of such records.
@@ -378,9 +502,11 @@ def reproduce(
         cfg.name = f"{row}-seed{seed}"
         return cfg
 
+    params = {}
     for row in rows:  # every row's model options are checked before the first row trains
         cfg = row_config(row, seeds[0])
         model_spec(cfg.model.name, **model_overrides(cfg))
+        params[row] = head_parameters(cfg)
     dataset = cfg.data.dataset
     pascal = is_pascal_context(dataset)
     marked = () if pascal else CONTEXT_CLASSES  # MiniCity's context classes mean nothing there
@@ -411,6 +537,10 @@ def reproduce(
                     "context_miou": math.nan if pascal else context_miou(summary["per_class"]),
                     "pixel_accuracy": summary["pixel_accuracy"],
                     "per_class": summary["per_class"],
+                    # frozen-backbone runs only (fit_head), on the Cityscapes classes
+                    "object_accuracy": summary.get("object_accuracy"),
+                    "object_per_class": summary.get("object_per_class"),
+                    **params[row],
                     "seconds": time.perf_counter() - run_start,
                     "run_dir": str(out / cfg.name),
                     "preset": preset,
@@ -433,6 +563,9 @@ def reproduce(
             "miou",
             "context_miou",
             "pixel_accuracy",
+            "object_accuracy",
+            "head_params",
+            "context_params",
             "paper_miou",
             "seconds",
             *names,
@@ -447,6 +580,9 @@ def reproduce(
                 f"{rec['miou']:.4f}",
                 f"{rec['context_miou']:.4f}",
                 f"{rec['pixel_accuracy']:.4f}",
+                "" if rec["object_accuracy"] is None else f"{rec['object_accuracy']:.4f}",
+                rec["head_params"],
+                rec["context_params"],
                 paper.get(rec["row"], ""),
                 f"{rec['seconds']:.1f}",
                 *("" if v is None else f"{v:.4f}" for v in per_class),
@@ -474,6 +610,18 @@ def reproduce(
             "effect of the graphs on a synthetic city built so that context matters, not "
             "Cityscapes accuracy."
         )
+        if any(rec["object_accuracy"] is not None for rec in records):
+            note += (
+                f" Column '{OBJECTS_COLUMN}': the share of {', '.join(BIG_VEHICLES)} objects "
+                "(4-connected components of one class in the ground truth, at least "
+                f"{MIN_PIXELS} pixels; MiniCity has no instance maps) whose pixels are "
+                "predicted as their class more than as any other."
+            )
+    note += (
+        " Params: the trainable parameters of the row's head and, of those, of its context "
+        "module (where the graphs go)."
+    )
+    against = pooling_table(records)
     body = [
         f"# Ablation: {preset}",
         "",
@@ -481,6 +629,21 @@ def reproduce(
         "",
         note,
         "",
+        *(
+            [
+                "## Against the best pooling row",
+                "",
+                against,
+                "",
+                "Each graph row's mIoU margin over the pooling control with the higher mean "
+                "(pooling gives every pixel one summary of the image; the graphs relate pixels "
+                "to each other), and that of both graphs over the better single graph; with "
+                "several seeds, delta / pooled std as in the table above.",
+                "",
+            ]
+            if against
+            else []
+        ),
         "## IoU per class (%, mean over seeds"
         + ("" if pascal else "; * = context-ambiguous class")
         + ")",
@@ -494,6 +657,9 @@ def reproduce(
     write_text_atomic(out / "results.md", "\n".join(body) + "\n")
     print()
     print(table)
+    if against:
+        print()
+        print(against)
     print(note)
     print(
         f"results: {out / 'results.md'}, {out / 'results.csv'}; figures: "

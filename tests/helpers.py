@@ -49,3 +49,56 @@ def train_argv(run, opts, *flags: str) -> list[str]:
         "--opt",
         *opts,
     ]
+
+
+def flood_components(labels, classes) -> list[list[tuple[int, int, int]]]:
+    """The 4-connected same-label components of the pixels of ``classes`` in a [B, H, W] label
+    array, by a plain breadth-first flood fill: a list of pixel lists (b, i, j), in the order
+    of each component's first pixel in a scan of the images row by row."""
+    from collections import deque
+
+    labels = labels.tolist()
+    seen = set()
+    found = []
+    for b, image in enumerate(labels):
+        height, width = len(image), len(image[0])
+        for i in range(height):
+            for j in range(width):
+                if image[i][j] not in classes or (b, i, j) in seen:
+                    continue
+                seen.add((b, i, j))
+                queue, pixels = deque([(i, j)]), []
+                while queue:
+                    y, x = queue.popleft()
+                    pixels.append((b, y, x))
+                    for v, u in ((y - 1, x), (y + 1, x), (y, x - 1), (y, x + 1)):
+                        if (
+                            0 <= v < height
+                            and 0 <= u < width
+                            and (b, v, u) not in seen
+                            and image[v][u] == image[i][j]
+                        ):
+                            seen.add((b, v, u))
+                            queue.append((v, u))
+                found.append(pixels)
+    return found
+
+
+def plain_object_counts(preds, masks, classes, min_pixels) -> dict[int, list[int]]:
+    """{class id: [right, total]} of the objects of ``masks`` (flood-filled components of at
+    least ``min_pixels`` pixels), an object right when its class is predicted for more of its
+    pixels than any other class."""
+    from collections import Counter
+
+    preds = preds.tolist()
+    counts = {c: [0, 0] for c in classes}
+    for pixels in flood_components(masks, classes):
+        if len(pixels) < min_pixels:
+            continue
+        b, i, j = pixels[0]
+        own = int(masks[b, i, j])
+        votes = Counter(preds[b][y][x] for b, y, x in pixels)
+        others = max([n for c, n in votes.items() if c != own], default=0)
+        counts[own][1] += 1
+        counts[own][0] += votes[own] > others
+    return counts

@@ -1,10 +1,11 @@
 """Head-only training on a frozen backbone (the CPU ablation's engine) and its pieces."""
 
+import json
 import math
 
 import pytest
 import torch
-from helpers import tiny_opts
+from helpers import plain_object_counts, tiny_opts
 from torch.utils.data import DataLoader
 
 from dgcn.checkpoint import export_weights, load_checkpoint, load_for_inference, save_checkpoint
@@ -13,6 +14,7 @@ from dgcn.config import load_config, save_config
 from dgcn.datasets.build import build_dataset
 from dgcn.errors import CheckpointError, ConfigError
 from dgcn.evaluation import evaluate
+from dgcn.evaluation.objects import MIN_PIXELS
 from dgcn.fileio import file_sha256
 from dgcn.models import build_model
 from dgcn.models.dual_gcn import GlobalPoolingContext
@@ -59,12 +61,20 @@ def test_cached_evaluation_equals_whole_image_evaluation_of_the_saved_network(
     loader = DataLoader(build_dataset(run_cfg.data, "val", train=False), batch_size=1)
     matrix = evaluate(model, loader, num_classes=19, mode="whole", progress=False)
     assert matrix.summary()["miou"] == pytest.approx(summary["miou"], abs=1e-12)
-    assert torch.equal(
-        matrix.matrix,
-        torch.tensor(
-            __import__("json").loads((tmp_path / "run" / "summary.json").read_text())["confusion"]
-        ),
-    )
+    saved = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert torch.equal(matrix.matrix, torch.tensor(saved["confusion"]))
+    # the big-vehicle object score, recounted by a flood fill on the saved network's predictions
+    items = list(build_dataset(run_cfg.data, "val", train=False))
+    images, masks = torch.stack([im for im, _ in items]), torch.stack([m for _, m in items])
+    with torch.no_grad():
+        preds = model(images)["out"].argmax(1)
+    plain = plain_object_counts(preds, masks, {14, 15, 16}, MIN_PIXELS)
+    counts = {"truck": plain[14], "bus": plain[15], "train": plain[16]}
+    assert summary["object_counts"] == saved["eval"]["object_counts"] == counts
+    total = sum(t for _, t in counts.values())
+    assert total > 0, "the tiny MiniCity has no big vehicle to count"
+    assert summary["object_accuracy"] == pytest.approx(sum(r for r, _ in counts.values()) / total)
+    assert summary["object_per_class"] == saved["eval"]["object_per_class"]
 
 
 def test_only_the_head_trains_and_the_backbone_is_the_committed_one(

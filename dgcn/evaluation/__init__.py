@@ -1,8 +1,9 @@
-"""Evaluation: the confusion matrix and its scores (``metrics``), whole / sliding / multi-scale
-prediction (``prediction``), and the evaluation loop with the ``labelIds`` export (``loop``).
+"""Evaluation: the confusion matrix and its scores (``metrics``), the object-level score of the
+big vehicles (``objects``), whole / sliding / multi-scale prediction (``prediction``), and the
+evaluation loop with the ``labelIds`` export (``loop``).
 """
 
-from dgcn.evaluation import loop, metrics, prediction
+from dgcn.evaluation import loop, metrics, objects, prediction
 from dgcn.evaluation.loop import (
     default_eval_output,
     evaluate,
@@ -11,6 +12,7 @@ from dgcn.evaluation.loop import (
     save_label_png,
 )
 from dgcn.evaluation.metrics import ConfusionMatrix, format_table, scaled_miou
+from dgcn.evaluation.objects import ObjectScore, label_components
 from dgcn.evaluation.prediction import (
     DEFAULT_SCALES,
     MODES,
@@ -32,8 +34,11 @@ __all__ = [
     "evaluate_run",
     "export_path",
     "format_table",
+    "label_components",
     "loop",
     "metrics",
+    "ObjectScore",
+    "objects",
     "predict",
     "prediction",
     "predict_multiscale",

@@ -9,7 +9,9 @@ head) that ``dgcn evaluate`` and ``dgcn predict`` load like any other run.
 
 Evaluating on the cached features is the whole-image evaluation of that network: the head's
 logits resized to the image (as ``DGCNet.forward`` does) and the argmax, on features computed
-by the same backbone in eval mode (``tests/test_frozen.py`` checks the two agree).
+by the same backbone in eval mode (``tests/test_frozen.py`` checks the two agree). The last
+evaluation also scores whole objects: the share of truck, bus and train objects whose majority
+prediction is their class (:class:`~dgcn.evaluation.objects.ObjectScore`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from dgcn import distributed
 from dgcn.checkpoint import load_checkpoint, save_checkpoint
 from dgcn.config import REPO_DIR, Config, model_overrides, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
+from dgcn.datasets.labels import NUM_CLASSES
 from dgcn.errors import CheckpointError, ConfigError
 from dgcn.evaluation.metrics import ConfusionMatrix
+from dgcn.evaluation.objects import ObjectScore
 from dgcn.fileio import file_sha256, write_text_atomic
 from dgcn.models import build_model, model_spec
 from dgcn.models.common import resize
@@ -210,16 +214,27 @@ def cache_features(
 
 @torch.no_grad()
 def evaluate_head(
-    head: torch.nn.Module, data: FeatureSet, num_classes: int, device: torch.device | str = "cpu"
+    head: torch.nn.Module,
+    data: FeatureSet,
+    num_classes: int,
+    device: torch.device | str = "cpu",
+    objects: ObjectScore | None = None,
 ) -> ConfusionMatrix:
-    """Confusion matrix of ``head`` (in eval mode for the call) on cached features."""
+    """Confusion matrix of ``head`` (in eval mode for the call) on cached features.
+
+    Args:
+        objects: also counted on the same predictions when given (updated in place).
+    """
     was_training = head.training
     head.eval()
     matrix = ConfusionMatrix(num_classes, device=device)
     for i in range(0, len(data), BATCH):
         features = data.features[i : i + BATCH].to(device)
         target = data.masks[i : i + BATCH].to(device).long()
-        matrix.update(resize(head(features).float(), target.shape[-2:]).argmax(1), target)
+        preds = resize(head(features).float(), target.shape[-2:]).argmax(1)
+        matrix.update(preds, target)
+        if objects is not None:
+            objects.update(preds, target)
     head.train(was_training)
     return matrix
 
@@ -267,7 +282,11 @@ def fit_head(
             here when None).
 
     Returns:
-        the validation summary (``miou``, ``pixel_accuracy``, ``per_class``, ...).
+        the validation summary (``miou``, ``pixel_accuracy``, ``per_class``, ...). With the 19
+        Cityscapes classes also the big-vehicle object score of
+        :class:`~dgcn.evaluation.objects.ObjectScore`: ``object_accuracy`` (the share of truck,
+        bus and train objects whose majority prediction is their class), ``object_per_class``
+        and ``object_counts`` (``{name: [right, total]}``); None where no object was counted.
 
     Raises:
         ConfigError, CheckpointError, DatasetError, RunDirError, TrainingError.
@@ -357,8 +376,15 @@ def fit_head(
             f"{cfg.name} diverged: non-finite weights or BatchNorm statistics after training; "
             "nothing was saved. Lower train.lr"
         )
-    matrix = evaluate_head(head, cache.val, cfg.model.num_classes, info.device)
+    # the object score needs the Cityscapes train ids (truck, bus, train)
+    objects = ObjectScore() if cfg.model.num_classes == NUM_CLASSES else None
+    matrix = evaluate_head(head, cache.val, cfg.model.num_classes, info.device, objects)
     summary = matrix.summary()
+    if objects is not None:
+        found = objects.summary()
+        summary["object_accuracy"] = found["object_accuracy"]
+        summary["object_per_class"] = found["per_class"]
+        summary["object_counts"] = found["counts"]
     if not cfg.train.eval_every or cfg.train.iterations % cfg.train.eval_every:
         log.append({"iteration": cfg.train.iterations, "miou": summary["miou"]})
     seconds = time.perf_counter() - start
