@@ -328,9 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rows",
         nargs="+",
         metavar="ROW",
-        help="rows to run: baseline coordinate feature both global-pool official-baseline "
-        "official-coordinate official-feature official-both (default: the four paper rows, "
-        "plus global-pool on a frozen backbone)",
+        help="rows to run: baseline coordinate feature both global-pool ppm non-local "
+        "official-baseline official-coordinate official-feature official-both (default: the "
+        "four paper rows, plus global-pool on a frozen backbone)",
     )
     reproduce.add_argument("--out", help="output folder (default runs/reproduce/<timestamp>)")
     reproduce.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="config overrides")

@@ -55,14 +55,17 @@ DEFAULT_PRESET = "minicity-ablation"
 
 #: the ablation rows as model overrides of the preset's network. The four paper rows keep the
 #: preset's head; their baseline is that head without graphs. ``global-pool`` is the control
-#: (image-level pooling where the graphs go); ``official-*`` is the row set of the authors'
-#: released head (``head: official``), with its own baseline.
+#: (image-level pooling where the graphs go), ``ppm`` and ``non-local`` the rival context
+#: modules (PSPNet's pyramid pooling, a non-local block; run only when named); ``official-*``
+#: is the row set of the authors' released head (``head: official``), with its own baseline.
 ROWS: dict[str, dict[str, str]] = {
     "baseline": {"graphs": "none"},
     "coordinate": {"graphs": "coordinate"},
     "feature": {"graphs": "feature"},
     "both": {"graphs": "both"},
     "global-pool": {"graphs": "global-pool"},
+    "ppm": {"graphs": "ppm"},
+    "non-local": {"graphs": "non-local"},
     "official-baseline": {"head": "official", "graphs": "none"},
     "official-coordinate": {"head": "official", "graphs": "coordinate"},
     "official-feature": {"head": "official", "graphs": "feature"},
@@ -80,6 +83,8 @@ LABELS = {
     "feature": "+ feature-space GCN",
     "both": "+ both (DGCNet)",
     "global-pool": "control: + image-level pooling",
+    "ppm": "rival: + pyramid pooling (PSPNet)",
+    "non-local": "rival: + non-local block",
     "official-baseline": "authors' head: baseline (identity graph)",
     "official-coordinate": "authors' head: + coordinate GCN",
     "official-feature": "authors' head: + feature GCN",
