@@ -1,4 +1,5 @@
-"""DGCNet models: the graph modules, heads, backbones, whole networks, presets and weights I/O."""
+"""DGCNet models: the graph modules and the other context modules, heads, backbones, whole
+networks, presets and weights I/O."""
 
 from dgcn.models import profile
 from dgcn.models.backbone import (
@@ -16,6 +17,7 @@ from dgcn.models.build import (
     load_official_checkpoint,
     model_spec,
 )
+from dgcn.models.context import GlobalPoolingContext, NonLocalContext, PyramidPoolingContext
 from dgcn.models.coordinate_gcn import CoordinateGCN, OfficialCoordinateGCN
 from dgcn.models.dual_gcn import DualGCN, DualGCNHead
 from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
@@ -39,11 +41,14 @@ __all__ = [
     "DualGCN",
     "DualGCNHead",
     "FeatureGCN",
+    "GlobalPoolingContext",
     "ModelSpec",
+    "NonLocalContext",
     "OFFICIAL_KEY_MAP",
     "OfficialCoordinateGCN",
     "OfficialFeatureGCN",
     "PRESETS",
+    "PyramidPoolingContext",
     "ResNetBackbone",
     "build_from_spec",
     "build_model",

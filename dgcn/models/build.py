@@ -47,8 +47,10 @@ class ModelSpec:
         head: ``"official"`` (the authors' DualGCNHead), ``"paper"`` (DualGCN on the backbone
             feature + FCN classifier) or ``"fcn"`` (the baseline, no graph).
         graphs: ``"both"``, ``"coordinate"`` or ``"feature"``; ``"none"`` (the same head with
-            the graph module replaced by identity: the ablation's baseline) or
-            ``"global-pool"`` (image-level pooling in its place: the control row).
+            the graph module replaced by identity: the ablation's baseline), ``"global-pool"``
+            (image-level pooling in its place: the control row), ``"ppm"`` (PSPNet's pyramid
+            pooling) or ``"non-local"`` (a non-local block, an N x N affinity): the modules of
+            :mod:`dgcn.models.context`.
         downsample: d of the coordinate graph; pooling: ``"avg"`` or ``"conv"`` (paper head).
         head_channels: the width the official head reduces to (512 in the authors' code).
         aux: whether to add the auxiliary head on layer3.

@@ -6,6 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: the two forms of every context module: the paper's equations and the authors' released code
+VARIANTS = ("paper", "official")
+
 
 def resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
     """Bilinear resize with ``align_corners=True``, the authors' convention everywhere.

@@ -11,66 +11,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dgcn.models.common import ConcatConv, conv_bn_relu
+from dgcn.models.common import VARIANTS, ConcatConv, conv_bn_relu
+from dgcn.models.context import GlobalPoolingContext, NonLocalContext, PyramidPoolingContext
 from dgcn.models.coordinate_gcn import CoordinateGCN, OfficialCoordinateGCN
 from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
 
-VARIANTS = ("paper", "official")
 GRAPHS = ("both", "coordinate", "feature")
-#: what a head may put where the graphs go: the graphs, nothing (the ablation's baseline) or
-#: image-level pooling (the control that asks "is it just global context?")
-CONTEXTS = (*GRAPHS, "none", "global-pool")
-
-
-class GlobalPoolingContext(nn.Module):
-    """Image-level context, the control row of the ablation (ParseNet's global pooling, PSPNet's
-    1x1 bin), shaped like the graphs it stands in for:
-
-    * ``variant="paper"``: ``X + BN(W_r W_p GAP(X))`` broadcast to every pixel: a residual
-      term like the paper's ``X~_S`` and ``X~_F`` (Eq. 9), through the same D -> D/2 -> D
-      projections and BN, with the pooled feature in place of the graph;
-    * ``variant="official"``: ``fuse([x, up(g)])`` with ``g = ReLU(W_p GAP(x))``, ``fuse`` a
-      1x1 conv 2C -> C + BN on the concatenation, the shape of the official DualGCN's fuse.
-
-    Every pixel receives the same context vector, so this module can answer "what is in the
-    image" but not "what is this object related to": what the graphs add beyond it is what
-    per-node, relational context buys.
-
-    Args:
-        channels: C, input and output channels (even).
-        variant: ``"paper"`` or ``"official"``.
-        zero_init: the paper form's BN scale starts at 0, as the paper graphs' do. In training
-            its BN normalises over the images of a batch: with one image it passes only its
-            shift (as any BN on image-level features; use batches or SyncBN).
-
-    Shape:
-        x: [B, C, H, W] -> [B, C, H, W]
-    """
-
-    def __init__(self, channels: int, variant: str = "paper", zero_init: bool = True) -> None:
-        super().__init__()
-        if variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-        self.variant = variant
-        if variant == "paper":
-            self.project = nn.Conv2d(channels, channels // 2, 1, bias=False)
-            self.reproject = nn.Sequential(
-                nn.Conv2d(channels // 2, channels, 1, bias=False), nn.BatchNorm2d(channels)
-            )
-            if zero_init:
-                nn.init.zeros_(self.reproject[1].weight)
-        else:
-            self.project = nn.Conv2d(channels, channels, 1)
-            self.fuse = ConcatConv(*conv_bn_relu(2 * channels, channels, 1, relu=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = x.mean((2, 3), keepdim=True)
-        if self.variant == "paper":
-            conv, bn = self.reproject
-            # BN on the broadcast map: the statistics of the pooled vectors, any batch size
-            return x + bn(conv(self.project(pooled)).expand_as(x))
-        g = torch.relu(self.project(pooled))
-        return self.fuse(x, g.expand_as(x))
+#: the modules of :mod:`dgcn.models.context`, by the name a head's ``graphs`` gives them
+OTHER_CONTEXTS = {
+    "global-pool": GlobalPoolingContext,
+    "ppm": PyramidPoolingContext,
+    "non-local": NonLocalContext,
+}
+#: what a head may put where the graphs go: the graphs, nothing (the ablation's baseline),
+#: image-level pooling (the control that asks "is it just global context?"), PSPNet's pyramid
+#: pooling (regional context) or a non-local block (every pixel attends to every pixel)
+CONTEXTS = (*GRAPHS, "none", *OTHER_CONTEXTS)
 
 
 def context_module(
@@ -83,15 +39,19 @@ def context_module(
 ) -> nn.Module | None:
     """The module a head puts on its feature: a :class:`DualGCN` (``context`` one of
     :data:`GRAPHS`), None for ``"none"`` (the head without graphs: the ablation's baseline of
-    equal capacity apart from the graphs) or :class:`GlobalPoolingContext`.
+    equal capacity apart from the graphs), or a module of :mod:`dgcn.models.context`:
+    :class:`~dgcn.models.context.GlobalPoolingContext` (``"global-pool"``),
+    :class:`~dgcn.models.context.PyramidPoolingContext` (``"ppm"``) or
+    :class:`~dgcn.models.context.NonLocalContext` (``"non-local"``); ``downsample`` and
+    ``pooling`` are the graphs' only.
 
     Raises:
         ValueError: ``context`` is not one of :data:`CONTEXTS`.
     """
     if context == "none":
         return None
-    if context == "global-pool":
-        return GlobalPoolingContext(channels, variant, zero_init)
+    if context in OTHER_CONTEXTS:
+        return OTHER_CONTEXTS[context](channels, variant, zero_init)
     if context not in GRAPHS:
         raise ValueError(f"graphs must be one of {CONTEXTS}, got {context!r}")
     return DualGCN(channels, variant, context, downsample, pooling, zero_init)
@@ -176,7 +136,8 @@ class DualGCNHead(nn.Module):
     ``project`` (their ``convb``: 3x3 conv C -> C, BN, ReLU), concatenation with the head's input,
     ``classifier`` (their ``bottleneck``: 3x3 conv in+C -> C, BN, ReLU, 1x1 conv -> classes).
     With ``graphs="none"`` the graph is the identity (the ablation's baseline: the same head
-    without graphs); with ``graphs="global-pool"`` it is :class:`GlobalPoolingContext`.
+    without graphs); with ``graphs="global-pool"``, ``"ppm"`` or ``"non-local"`` it is that
+    module of :mod:`dgcn.models.context` in its official form.
 
     Args:
         in_channels: channels of the backbone output (2048 for ResNet-50/101).

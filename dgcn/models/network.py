@@ -40,8 +40,8 @@ class ContextFCNHead(nn.Module):
     Args:
         in_channels: channels of the backbone output.
         num_classes: number of classes.
-        graph: a module [B, C, h, w] -> [B, C, h, w] (a graph or the global-pooling control),
-            or None.
+        graph: a module [B, C, h, w] -> [B, C, h, w] (a graph or another module of
+            :func:`~dgcn.models.dual_gcn.context_module`), or None.
 
     Shape:
         x: [B, in_channels, h, w] -> [B, num_classes, h, w]
