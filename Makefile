@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/evaluation.py
 	$(PY) benchmarks/data_loading.py
+	nice $(PY) benchmarks/context_cost.py
 	$(PY) benchmarks/report.py --out benchmarks/results/README.md
 
 clean:

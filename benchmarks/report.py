@@ -127,12 +127,45 @@ def data_loading(record: dict) -> str:
     )
 
 
+def context_cost(record: dict) -> str:
+    def number(value, factor=1.0):
+        return "-" if value is None else f"{factor * value:.1f}"
+
+    rows = [
+        [
+            r["module"],
+            f"{r['size']} ({r['height']}x{r['width']})",
+            number(r["cpu_seconds"], 1000),
+            number(r["cpu_peak_mib"]),
+            number(r["bf16_activation_mib"]),
+        ]
+        for r in record["records"]
+    ]
+    skipped = [
+        f"{r['module']} at {r['size']}: {r['skipped']}" for r in record["records"] if r["skipped"]
+    ]
+    out = [
+        f"Each context module (paper form) at D = {record['channels']}, batch 1, on the stride-8"
+        f" feature, forward+backward on the CPU with {record['threads']} torch"
+        f" thread{'s' if record['threads'] > 1 else ''}; CPU peak:"
+        f" {record['cpu_memory']}; bf16: {record['bf16_memory']}.",
+        "",
+        table(["module", "feature", "CPU ms", "CPU peak MiB", "bf16 saved MiB"], rows),
+    ]
+    if skipped:
+        out += ["", "Not measured on the CPU: " + "; ".join(skipped) + "."]
+    if record.get("plot"):
+        out += ["", f"Figure: `{record['plot']}`."]
+    return "\n".join(out)
+
+
 # title, JSON names (a "{device}" part for the scripts that run on CUDA and on a CPU), renderer
 SECTIONS = [
     ("Graph modules and heads", "modules_{device}", modules),
     ("Training step", "train_step_{device}", train_step),
     ("Evaluation", "evaluation_{device}", evaluation),
     ("Input pipeline", "data_loading", data_loading),
+    ("Cost of context", "context_cost_cpu", context_cost),
 ]
 
 

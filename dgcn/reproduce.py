@@ -668,8 +668,9 @@ def reproduce(
     return out
 
 
-#: the committed MiniCity models (the graphs and the pooling control): name -> the ``dgcn reproduce`` row (preset
-#: ``minicity-ablation``, seed 0) whose run was exported to ``experiments/checkpoints/<name>.pt``
+#: the committed MiniCity models (the graphs and the pooling control): name -> the ``dgcn
+#: reproduce`` row (preset ``minicity-ablation``, seed 0) whose run was exported to
+#: ``experiments/checkpoints/<name>.pt``
 COMMITTED_MODELS = {
     "minicity-dgcnet-paper": "both",
     "minicity-dgcnet-official": "official-both",

@@ -12,6 +12,7 @@ from torch import nn
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
+import context_cost  # noqa: E402
 import modules  # noqa: E402
 import report  # noqa: E402
 from authors_block import AuthorsDualGCN  # noqa: E402
@@ -117,3 +118,38 @@ def test_report_renders_committed_results_and_names_missing_ones(tmp_path):
     assert f"| {first['ours_ms']:.1f} | {first['authors_ms']:.1f} |" in text
     (tmp_path / "data_loading.json").unlink()
     assert "Not measured (no `data_loading.json`)" in report.report(tmp_path)
+
+
+def test_context_cost_measures_run_at_a_tiny_size():
+    """The benchmark's measures in this process, at 16 x 16 with 8 channels: time, the bf16
+    count (the non-local block keeps its N x N affinity: in fp32 from the softmax, in bf16 for
+    the product, 6 bytes a pair of pixels at least), the skip of a measurement over the limit."""
+    timed = context_cost.cpu_time("non-local", 16, 16, channels=8, repeats=2)
+    assert timed["timed_runs"] == 2 and timed["cpu_seconds"] > 0 and timed["threads"] == 1
+    peak = context_cost.cpu_peak("both", 16, 16, channels=8)
+    assert peak["cpu_peak_mib"] >= 0 and peak["memory_method"]
+    pixels = 16 * 16
+    assert context_cost.activation_mib("non-local", 16, 16, 8) * 2**20 >= 6 * pixels**2
+    for name in context_cost.MODULES:
+        assert context_cost.activation_mib(name, 16, 16, 8) > 0, name
+    records = context_cost.run({"tiny": (16, 16)}, ("non-local",), channels=8, limit_gb=1e-9)
+    assert records[0]["skipped"].startswith("estimated CPU peak")
+    assert records[0]["cpu_seconds"] is None and records[0]["bf16_activation_mib"] > 0
+    previous = {"pixels": 100, "cpu_peak_mib": 1.0}
+    assert context_cost.estimated_peak_bytes("non-local", 200, previous) == 4 * 2**20
+    assert context_cost.estimated_peak_bytes("ppm", 200, previous) == 2 * 2**20
+
+
+@pytest.mark.slow  # four fresh Python processes: about 15 s
+def test_context_cost_peak_in_a_fresh_process_counts_the_live_tensors():
+    """The CPU peak of a fresh process holds at least what must be live at once: for global
+    pooling the output and the input's gradient, for the non-local block its affinity and the
+    affinity's gradient (2 N^2 floats), and not much more than the 3.4 N^2 it needs."""
+    records = context_cost.run(
+        {"tiny": (48, 48)}, ("global-pool", "non-local"), channels=32, repeats=1
+    )
+    pool, nonlocal_ = records
+    assert pool["memory_method"].startswith("VmHWM") and pool["timed_runs"] == 1
+    assert pool["cpu_peak_mib"] * 2**20 >= 2 * 4 * 32 * 48 * 48
+    n = 48 * 48
+    assert 2 * 4 * n**2 <= nonlocal_["cpu_peak_mib"] * 2**20 <= 5 * 4 * n**2

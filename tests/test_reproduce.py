@@ -13,6 +13,7 @@ from dgcn.datasets.labels import CLASS_NAMES
 from dgcn.errors import ConfigError
 from dgcn.models import build_model
 from dgcn.reproduce import (
+    FROZEN_ROWS,
     LABELS,
     OBJECTS_COLUMN,
     PASCAL_CONTEXT_ROWS,
@@ -214,12 +215,19 @@ def test_objects_and_parameter_columns():
 
 
 def test_committed_results_are_still_read_and_tabled():
-    for name in ("minicity", "minicity-official"):
+    # the first edition's files (MiniCity v1), written before objects and parameters existed
+    for name in ("minicity-v1", "minicity-official-v1"):
         records = read_results(REPO_DIR / "experiments" / "results" / name)
         assert all("head_params" not in r and "object_accuracy" not in r for r in records)
         header = results_table(records, paper_numbers()).splitlines()[0]
         assert OBJECTS_COLUMN not in header and "head params" not in header
     assert pooling_table(records) == ""  # the authors' head rows: no pooling row was run
+    # the v2 table carries them, and its pooling table compares with the better pooling row
+    records = read_results(REPO_DIR / "experiments" / "results" / "minicity")
+    assert all(r["object_accuracy"] is not None and r["head_params"] > 0 for r in records)
+    assert {r["row"] for r in records} == set(FROZEN_ROWS)
+    assert OBJECTS_COLUMN in results_table(records, paper_numbers()).splitlines()[0]
+    assert "best pooling row" in pooling_table(records)
 
 
 def test_head_parameters_count_the_head_and_its_graph():

@@ -172,3 +172,29 @@ def test_dgcn_predict_colours_a_pascal_context_model_with_its_palette(tmp_path):
     assert np.array_equal(written, viz.dataset_palette("pascal-context")[pred])
     assert (pred >= 19).any()  # ids the Cityscapes palette would have drawn black
     assert grid is not None and grid.exists()
+
+
+def test_context_cost_figure_draws_every_module_on_log_axes(tmp_path):
+    records = [
+        {"module": m, "size": s, "pixels": n, "cpu_seconds": t, "cpu_peak_mib": c,
+         "bf16_activation_mib": b}
+        for m, s, n, t, c, b in [
+            ("both", "small", 100, 0.01, 2.0, 1.0),
+            ("both", "large", 1000, 0.1, 20.0, 10.0),
+            ("non-local", "small", 100, 0.02, 3.0, 2.0),
+            ("non-local", "large", 1000, None, None, 200.0),  # not measured on the CPU
+        ]
+    ]  # fmt: skip
+    fig = viz.context_cost_figure(records, "tiny")
+    axes = fig.axes
+    assert len(axes) == 3
+    for ax in axes:
+        assert ax.get_xscale() == ax.get_yscale() == "log" and ax.get_ylabel()
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[:2] == ["both", "non-local"] and any("N²" in t for t in labels)
+    lines = {line.get_label(): line for line in axes[1].get_lines()}
+    assert list(lines["non-local"].get_xdata()) == [100]  # the missing value is left out
+    assert list(lines["non-local"].get_ydata()) == [3.0]
+    assert list(axes[2].get_lines()[1].get_ydata()) == [2.0, 200.0]
+    path = viz.save_figure(fig, tmp_path / "cost.png")
+    assert Image.open(path).size[0] > 0

@@ -1,11 +1,13 @@
-"""Figures and colours: the Cityscapes palette, overlays, prediction grids, IoU bars, curves.
+"""Figures and colours: the Cityscapes palette, overlays, prediction grids, IoU bars, curves,
+the cost of context modules.
 
 matplotlib is imported only when a figure is drawn, so the array helpers (``colorize``,
 ``denormalize``, ``overlay``, ``error_map``) work without it.
 """
 
-from dgcn.viz import graphs, inspector
+from dgcn.viz import cost, graphs, inspector
 from dgcn.viz.architecture import architecture_diagram
+from dgcn.viz.cost import context_cost_figure
 from dgcn.viz.palette import (
     MAX_DPI,
     colorize,
@@ -29,6 +31,8 @@ __all__ = [
     "architecture_diagram",
     "colorize",
     "confusion_heatmap",
+    "context_cost_figure",
+    "cost",
     "dataset_palette",
     "denormalize",
     "error_map",

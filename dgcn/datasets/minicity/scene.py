@@ -20,8 +20,8 @@ nothing is a fixed number of pixels. Back to front:
 * **street objects**, painted far to near so nearer ones occlude farther ones: cars (26, several
   colours, rear view in the lanes and parked at the curbs, side view on the cross street); trucks
   (27), buses (28) and trains (31) crossing side-on on the cross street (mixed in one image in
-  version 2, see below); persons (24) on the sidewalks and on the crossing; riders (25) on bicycles (33)
-  or motorcycles (32); poles (17): street lamps, posts carrying traffic signs (20) and traffic
+  version 2, see below); persons (24) on the sidewalks and on the crossing; riders (25) on bicycles
+  (33) or motorcycles (32); poles (17): street lamps, posts carrying traffic signs (20) and traffic
   lights (19) at the crossing corners; sidewalk trees (21); void clutter such as bins (4).
 * some scenes keep the **ego vehicle** (1) as a curved hood at the bottom, and some a black
   **unlabeled** (0) border, so ignore handling is exercised.
@@ -61,18 +61,17 @@ byte (``generate_scene(..., version=1)``, ``dgcn make-minicity --generator-versi
 ``data.minicity_version: 1``), so the tables made on older data can be rebuilt.
 
 * **Version 1** (the first edition): the rules above, with a train never beside a truck or a bus.
-* **Version 2** (the default): the big vehicles are ambiguous per object, not per image. Every
-  image with a cross street holds two different big-vehicle classes, one on each lane (two
-  depths): half the time a train (on the far lane) and a truck or a bus, otherwise a truck and a bus; in 40 % of
-  the lanes a second truck or bus follows 2-6 m behind the first. Trucks and buses are placed
-  wholly inside the image where they fit. An image-level vector ("a train and a truck are in
-  this image") no longer says which object is which, and an object's length in pixels alone
-  does not either (the two lanes and the cross street's depth, 16-40 m, change the scale): its
-  length against its height (3.2 m for all three) does, which needs the object's whole extent.
-  Road vs sidewalk and building vs wall were already decided per region in version 1 (where a
-  strip runs relative to the facades; low walls beside tall buildings on the same street) and
-  are unchanged. Everything else is drawn as in version 1, from the same random stream up to
-  the crossing traffic (the draws after it differ).
+* **Version 2** (the default): the big vehicles are ambiguous per object, not per image. Every image
+  with a cross street holds two different big-vehicle classes, one on each lane (two depths): half
+  the time a train (on the far lane) and a truck or a bus, otherwise a truck and a bus; in 40 % of
+  the lanes a second truck or bus follows 2-6 m behind the first. Trucks and buses are placed wholly
+  inside the image where they fit. An image-level vector ("a train and a truck are in this image")
+  no longer says which object is which, and an object's length in pixels alone does not either (the
+  two lanes and the cross street's depth, 16-40 m, change the scale): its length against its height
+  (3.2 m for all three) does, which needs the object's whole extent. Road vs sidewalk and building
+  vs wall were already decided per region in version 1 (where a strip runs relative to the facades;
+  low walls beside tall buildings on the same street) and are unchanged. Everything else is drawn as
+  in version 1, from the same random stream up to the crossing traffic (the draws after it differ).
 """
 
 from __future__ import annotations
