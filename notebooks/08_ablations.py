@@ -8,7 +8,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -21,18 +21,17 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/08_ablations.ipynb)
 #
 # The paper's central table is an ablation on Cityscapes val with a ResNet-101: a dilated FCN
-# baseline, the baseline plus the coordinate-space graph, plus the feature-space graph, and
-# plus both (DGCNet): 75.2, 78.8, 79.3 and 80.5 mIoU (paper, as summarised;
-# `docs/reference/paper_results.md`, which says what "as summarised" means and lists every
-# reference number with its source). This notebook holds those numbers as data, next to every
-# other Cityscapes number we have a source for (the authors' re-runs of their released code, a
-# port, a third-party run and a student reproduction), and puts our own runs beside them: GPU
-# runs on Cityscapes when a result file exists, and the same four rows trained on MiniCity on a
-# CPU, whose results are committed. The two kinds of "ours" answer different questions and are
-# never mixed: Cityscapes runs can confirm or contradict the paper; MiniCity runs show the
-# relative effect of each graph on a synthetic city built so that context matters, with one
-# frozen backbone and only the head changing from row to row. The paper's rows, too, differ
-# only in their graph modules (as summarised), but there the whole network trains for each.
+# baseline, plus the coordinate-space graph, plus the feature-space graph, plus both (DGCNet):
+# 75.2, 78.8, 79.3 and 80.5 mIoU (paper, as summarised; `docs/reference/paper_results.md` says
+# what "as summarised" means and gives every reference number's source). This notebook holds
+# those numbers as data, next to every other Cityscapes number we have a source for (the
+# authors' re-runs, a port, a third-party run, a student reproduction), and puts our runs
+# beside them: GPU runs on Cityscapes when a result file exists, and the same four rows on
+# MiniCity on a CPU, with two pooling controls and a non-local block, committed. The two kinds
+# of "ours" are never mixed: Cityscapes runs can confirm or contradict the paper; MiniCity runs
+# show the relative effect of each module on a synthetic city built so that context matters,
+# one frozen backbone and only the head changing from row to row (the paper's rows also differ
+# only in their graph modules, as summarised, but there the whole network trains).
 #
 # You will:
 #
@@ -42,17 +41,19 @@
 # - collect our GPU results from `experiments/results/*.json` (none yet: the columns stay
 #   empty and the notebook says so);
 # - load the committed MiniCity ablation (`dgcn reproduce --seeds 0 1 2`: three seeds, the four
-#   rows and an image-level pooling control; re-run when the file is absent), look at every
-#   seed and the spread, and say what it shows and what it does not;
-# - plot each row's gain over the baseline, paper against ours;
+#   rows, two pooling controls and a non-local block; re-run when the file is absent), look at
+#   every seed and the spread, check the targets set for it, and say what it shows and what it
+#   does not;
+# - plot each row's gain over the baseline, paper against ours, controls included;
 # - compare IoU per class with the student reproduction;
-# - put the paper's PASCAL Context number beside a slot for our run, with its caveat.
+# - put the paper's PASCAL Context number beside a slot for our run, with its caveat;
+# - read the cost of each context module against the image size from a committed benchmark.
 #
 # | mode | what runs | time |
 # |---|---|---|
 # | CPU, results committed | loads `experiments/results/minicity*/results.json` | seconds |
-# | CPU, no results, smoke | 5 rows x 20 head iterations (the code runs; not a result) | ~1 min |
-# | CPU, no results, full | `dgcn reproduce --seeds 0 1 2`: 5 rows x 3 seeds | 6.2 min |
+# | CPU, no results, smoke | 7 rows x 20 head iterations (the code runs; not a result) | ~1 min |
+# | CPU, no results, full | `dgcn reproduce --seeds 0 1 2`: 7 rows x 3 seeds | 11.7 min |
 # | GPU | `dgcn reproduce --preset cityscapes-paper`: 4 rows x 60,000 iterations | not measured |
 #
 # The full CPU time was measured on 2 cores (each head: 1,000 iterations of batch 8). The GPU
@@ -163,10 +164,9 @@ with pd.option_context("display.width", 120, "display.max_colwidth", 40):
 # their last column, the key of each row in the data file; the cell reads the page's mIoU
 # column and the student reproduction's IoU per class and compares them with the file.
 
+
 # %%
 # NBVAL_CHECK_OUTPUT
-
-
 def is_number(text: str) -> bool:
     return text.replace(".", "", 1).isdigit()
 
@@ -177,9 +177,8 @@ for line in REFERENCE_PAGE.read_text().splitlines():
     if len(cells) == 4 and cells[3].startswith("`"):  # row | mIoU | source | `key`
         page_miou[cells[3].strip("`")] = [float(v) for v in cells[1].split(" to ")]
     elif len(cells) == 6:  # class | IoU, three times
-        page_per_class |= {
-            n: float(v) for n, v in zip(cells[::2], cells[1::2], strict=True) if is_number(v)
-        }
+        pairs = zip(cells[::2], cells[1::2], strict=True)
+        page_per_class |= {n: float(v) for n, v in pairs if is_number(v)}
 for entry in reference["cityscapes_val_r101"] + reference["other"]:
     assert page_miou[entry["row"]] == entry.get("miou_range", [entry.get("miou")]), entry["row"]
 assert page_per_class == reference["student_per_class"]
@@ -223,16 +222,17 @@ print(f"mean {student.mean():.3f} %")
 
 # %% [markdown]
 # The student's weakest classes are rare ones and ones that look alike up close: train
-# (10.0), fence, wall, motorcycle, rider, bus, pole and truck. They are the classes where
-# context beyond a local patch is most needed, and several are those MiniCity makes ambiguous
-# on purpose (truck / bus / train, building / wall; also road / sidewalk).
+# (10.0), fence, wall, motorcycle, rider, bus, pole and truck, where context beyond a local
+# patch is most needed; MiniCity makes several ambiguous on purpose (truck / bus / train,
+# building / wall; also road / sidewalk).
 #
 # ## 2. Our GPU runs on Cityscapes
 #
 # A finished GPU run is committed as one small JSON file in `experiments/results/` (a record
 # per ablation row and seed: `row`, `seed`, `miou` as a fraction, `per_class`, as
-# `dgcn reproduce` writes them in its `results.json`). The cell collects them; without any,
-# the "ours" columns stay empty.
+# `dgcn reproduce` writes them in its `results.json`): run `dgcn reproduce --preset
+# cityscapes-paper --data-root data/cityscapes` on a GPU. Without any, the "ours" columns stay
+# empty.
 
 # %%
 import json
@@ -253,18 +253,13 @@ for path in sorted(RESULTS_DIR.glob("*.json")):
 if gpu_records:
     print(f"{len(gpu_records)} GPU results from {RESULTS_DIR}/")
 else:
-    print(
-        f"no GPU results yet: {RESULTS_DIR}/ holds no *.json. Run `dgcn reproduce --preset "
-        "cityscapes-paper --data-root data/cityscapes` on a GPU and commit its results.json "
-        "there; until then the 'ours (Cityscapes)' columns are empty."
-    )
+    print(f"no GPU results yet: {RESULTS_DIR}/ holds no *.json (the columns stay empty)")
 gpu = pd.DataFrame(gpu_records, columns=["row", "seed", "miou", "per_class", "file"])
 gpu_miou = (100 * gpu.groupby("row")["miou"].mean()).reindex(list(reproduce.PAPER_ROWS))
 
 # %%
-table = ablation[["label", "miou", "delta"]].rename(
-    columns={"miou": "paper mIoU (as summarised)", "delta": "paper delta"}
-)
+renamed = {"miou": "paper mIoU (as summarised)", "delta": "paper delta"}
+table = ablation[["label", "miou", "delta"]].rename(columns=renamed)
 table["ours mIoU (Cityscapes)"] = gpu_miou
 table["ours delta (Cityscapes)"] = gpu_miou - gpu_miou.loc["baseline"]
 table.round(1)
@@ -272,28 +267,36 @@ table.round(1)
 # %% [markdown]
 # ## 3. The ablation on MiniCity, on this CPU
 #
-# `dgcn reproduce` (what `make demo` runs) trains one head per row on one frozen backbone: a
-# micro ResNet trained once on MiniCity and committed, with layer3/layer4 *not* dilated, so
-# that each of its features sees 111 x 111 pixels, less than a bus or a train at 128 x 256.
-# Whatever a row knows about a whole object must come from its head. The backbone's features
-# of 1,000 training images (and their mirror images) are computed once; each row then trains
-# its head for 1,000 iterations of batch 8. The rows:
+# `dgcn reproduce` (what `make demo` runs) trains one head per row on one frozen backbone, a
+# micro ResNet trained once on MiniCity, layer3/layer4 *not* dilated: each feature sees
+# 111 x 111 pixels, less than a bus or a train at 128 x 256, so whatever a row knows about a
+# whole object comes from its head. The data is MiniCity **version 2**: every cross street
+# carries two different big-vehicle classes on its two lanes (a train on the far lane and a
+# truck or a bus on the near one, or a truck and a bus), so one image-wide vector cannot tell
+# which object is which (version 1's table is in `experiments/results/minicity-v1/`). Each row
+# trains its head for 1,000 iterations of batch 8 on cached features of 1,000 training images
+# and their mirror images. The rows:
 #
 # - **baseline**: the paper-equation head without graphs (for this head, the FCN head);
 # - **+ coordinate / + feature / + both**: the same head with the paper's graphs on the
 #   backbone feature, $X + \tilde X_S + \tilde X_F$ (notebooks 02-04);
-# - **control: + image-level pooling**: the same head with a globally pooled context vector
-#   where the graphs go (ParseNet / PSPNet's image-level branch). It asks whether "any global
-#   context" does as well as the graphs.
+# - **controls, pooled context** where the graphs go: **image-level pooling** (`global-pool`,
+#   ParseNet / PSPNet's image-level branch) and **pyramid pooling** (`ppm`, PSPNet's module,
+#   bins 1, 2, 3, 6). They give every pixel the same summary of the image (or of a few
+#   regions of it) and ask whether "any global context" does as well as the graphs;
+# - **+ non-local block**: every pixel related to every other at the feature's stride (an
+#   $N \times N$ affinity), the dense relative of the coordinate graph.
 #
-# The committed file holds three seeds (0, 1, 2). A seed sets a head's initial weights and the
-# order and mirroring of its training samples; the backbone and its cached features are the
-# same for every row and seed. `reproduce.results_table` gives each row's mean and spread, its
-# gain over the baseline, that gain in pooled standard deviations of the two rows, and the mIoU
-# over MiniCity's seven context-ambiguous classes (road, sidewalk, building, wall, truck, bus,
-# train); its paper column is the paper's Cityscapes val ablation (paper, as summarised;
-# `docs/reference/paper_results.md`). **Our numbers are not comparable to Cityscapes**: a
-# synthetic city at 128 x 256, a micro backbone, 200 validation images.
+# Three seeds (0, 1, 2) set each head's initial weights and the order and mirroring of its
+# samples. `reproduce.results_table` gives each row's mean and spread, its gain over the
+# baseline (also in pooled standard deviations), the mIoU over MiniCity's seven
+# context-ambiguous classes, the **object score** (the share of truck, bus and train objects,
+# 4-connected components of one class of at least 16 pixels in the ground truth, whose
+# majority prediction is their class; notebook 07 draws it on one image) and the parameters of
+# the head and of its context module; `reproduce.pooling_table` each graph row's margin over
+# the best pooling row. The paper column is the Cityscapes val ablation (as summarised). **Our
+# numbers are not comparable to Cityscapes**: a synthetic city, a micro backbone, 200
+# validation images.
 
 # %%
 FROM_COMMITTED = MINICITY_RESULTS.exists()
@@ -309,142 +312,217 @@ else:  # a new folder under runs/reproduce/ (nothing earlier is replaced)
 TRAINED = FROM_COMMITTED or not SMOKE  # figures of a 20-iteration smoke run say so
 NOT_A_RESULT = "" if TRAINED else " (smoke run, 20 iterations: NOT a result)"
 print(reproduce.results_table(records, reproduce.paper_numbers()))
+print()
+print(reproduce.pooling_table(records))
 
 # %% [markdown]
 # The same numbers seed by seed, beside the paper's. Rows of one seed share that seed's data
-# order, so each graph row's gain is also taken **paired**: row minus baseline within a seed,
-# then the mean and standard deviation of those differences over the seeds.
+# order, so each row's gain is also taken **paired**: row minus baseline within a seed, then
+# the mean and standard deviation of those differences over the seeds.
+
 
 # %%
 # NBVAL_CHECK_OUTPUT
+def r1(values) -> list[float]:  # rounded to 0.1, as printed
+    return [round(float(v), 1) for v in values]
+
+
 ours = pd.DataFrame(records)
 per_seed = ours.pivot(index="row", columns="seed", values="miou") * 100
 rows_run = [r for r in reproduce.ROWS if r in per_seed.index]
 per_seed = per_seed.reindex(rows_run)
 paired = per_seed.sub(per_seed.loc["baseline"], axis="columns")  # a seed's row - its baseline
-evidence = pd.DataFrame(
-    {
-        **{f"seed {s}": per_seed[s] for s in per_seed.columns},
-        "mean": per_seed.mean(axis="columns"),
-        "std": per_seed.std(axis="columns"),
-        "gain": paired.mean(axis="columns"),
-        "gain std": paired.std(axis="columns"),
-        "paper mIoU": ablation["miou"].reindex(rows_run),
-        "paper gain": ablation["delta"].reindex(rows_run),
-    },
-    index=rows_run,
-)
+objects = ours.pivot(index="row", columns="seed", values="object_accuracy").reindex(rows_run)
+evidence = per_seed.rename(columns=lambda s: f"seed {s}")
+evidence["mean"], evidence["std"] = per_seed.mean(axis=1), per_seed.std(axis=1)
+evidence["gain"], evidence["gain std"] = paired.mean(axis=1), paired.std(axis=1)
+evidence["objects %"] = 100 * objects.mean(axis=1)
+evidence["context params"] = ours.groupby("row")["context_params"].first()
+evidence["paper gain"] = ablation["delta"]
 with pd.option_context("display.width", 140):
-    print("MiniCity val mIoU % per seed (ours) | Cityscapes val (paper, as summarised)")
+    print("MiniCity v2 val mIoU % per seed (ours) | Cityscapes val (paper, as summarised)")
     print(evidence.round(1).to_string(na_rep="-"))
 
 # %% [markdown]
-# The same four rows with the authors' released head (`DualGCNHead`, 64 channels here instead
-# of 512; `dgcn reproduce --seeds 0 1 2 --rows official-baseline official-coordinate
-# official-feature official-both`, about 14 minutes; committed beside the first). Its baseline
-# is that head with the graph module replaced by identity; no control row was run for it.
+# ### The issue's targets
+#
+# MiniCity v2 (issue 21) was built to give the graphs context that pooling cannot give, and
+# the issue set targets before the runs: **each graph row at least 1.5 points and more than 3
+# pooled standard deviations above the best pooling row; both graphs at least 1.0 point above
+# the better single graph** (a fourth, three seeds in at most 15 minutes, holds: 11.7). The
+# cell takes both reference rows from the data (`reproduce.best_row`, the higher mean),
+# measures each margin as `reproduce.margin` does (difference of the means, pooled std
+# $\sqrt{(s_1^2 + s_0^2)/2}$), adds the paired per-seed differences, and marks each target
+# from the numbers; the non-local row is shown without a target.
 
 # %%
 # NBVAL_CHECK_OUTPUT
+best_pool = reproduce.best_row(records, reproduce.POOLING_ROWS)
+better_single = reproduce.best_row(records, ("coordinate", "feature"))
+checks = [(r, best_pool, 1.5, 3.0) for r in ("coordinate", "feature", "both")]
+checks += [("both", better_single, 1.0, None), ("non-local", best_pool, None, None)]
+targets = []
+for row, against, points, ratio in checks:
+    m = reproduce.margin(records, row, against)
+    d = per_seed.loc[row] - per_seed.loc[against]
+    wanted = "-" if points is None else f">= {points}" + (f", > {ratio} sd" if ratio else "")
+    met = points is not None and m["delta"] >= points and (ratio is None or m["ratio"] > ratio)
+    targets.append(
+        [row, against, m["delta"], m["pooled_std"], m["ratio"], d.mean(), d.std(), wanted]
+        + ["-" if points is None else ("met" if met else "NOT met")]
+    )
+columns = ["row", "against", "margin", "pooled std", "margin / pooled std"]
+columns += ["paired mean", "paired std", "target", "verdict"]
+targets = pd.DataFrame(targets, columns=columns)
+with pd.option_context("display.width", 140):
+    print(targets.round(1).to_string(index=False))
+
+# %% [markdown]
+# None is met. Beside the first edition's numbers (MiniCity v1, the same preset and seeds;
+# v1's backbone, trained on v1) the change is plain: on v1 image-level pooling gained 2.5
+# points, most of the graphs' gain; on v2 it gains almost nothing, while the graphs keep
+# 1.5 to 1.9. Pyramid pooling was not run on v1.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+v1 = pd.DataFrame(dgcn.read_results("experiments/results/minicity-v1/results.json"))
+v1 = 100 * v1.pivot(index="row", columns="seed", values="miou").mean(axis=1)
+editions = pd.DataFrame({"v1 mIoU": v1, "v1 gain": v1 - v1["baseline"]}).reindex(rows_run)
+editions["v2 mIoU"], editions["v2 gain"] = evidence["mean"], evidence["gain"]
+print(editions.round(1).to_string(na_rep="not run"))
+
+# %% [markdown]
+# The same four rows with the authors' released head (`DualGCNHead`, 64 channels here, not
+# 512; `dgcn reproduce --seeds 0 1 2 --rows official-baseline official-coordinate
+# official-feature official-both`; v1's in `experiments/results/minicity-official-v1/`). Its
+# baseline is that head with the graph module replaced by identity; no control row was run.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+OFFICIAL_ROWS = ("official-coordinate", "official-feature", "official-both")
+OFFICIAL_V1 = Path("experiments/results/minicity-official-v1/results.json")
 if OFFICIAL_RESULTS.exists():
     official_records = dgcn.read_results(OFFICIAL_RESULTS)
-    official_gains = {
-        r: reproduce.gain(official_records, r)["delta"]
-        for r in ("official-coordinate", "official-feature", "official-both")
-    }
+    official_gains = {r: reproduce.gain(official_records, r)["delta"] for r in OFFICIAL_ROWS}
     print(f"{len(official_records)} runs from {OFFICIAL_RESULTS}")
     print(reproduce.results_table(official_records, reproduce.paper_numbers()))
 else:
     official_records, official_gains = [], {}
     print(f"skipped: {OFFICIAL_RESULTS} is not there (the command above makes it)")
+official_v1 = dgcn.read_results(OFFICIAL_V1)
+official_v1_gains = {r: reproduce.gain(official_v1, r)["delta"] for r in OFFICIAL_ROWS}
+print("v1, gains over the authors' baseline:", r1(official_v1_gains.values()))
 
 # %% [markdown]
 # ### What the CPU ablation shows, and what it does not
 #
-# **What it shows.** On a synthetic city designed with long-range ambiguities (truck, bus and
-# train differ only by their length; road / sidewalk and building / wall share their
-# materials), with a frozen micro backbone that cannot see a whole vehicle, the graph rows
-# separate from the baseline, and clearly:
+# **What it shows.** On a synthetic city with long-range ambiguities (truck, bus and train
+# share one body and differ in length, two of them in every cross street; road / sidewalk and
+# building / wall share their materials), with a frozen backbone that cannot see a vehicle:
 #
-# - every graph row beats the baseline in every one of the three seeds: paired gains
-#   coordinate +3.1 +- 0.6, feature +3.9 +- 0.3, both +3.7 +- 0.2 points, against a
-#   seed-to-seed spread of the baseline of 0.2 (standard deviation; baseline 33.7 mIoU);
-# - with the authors' head the ordering is the paper's (as summarised): + coordinate +1.3,
-#   + feature +2.6, + both +3.4;
-# - the gain sits on truck, bus and train (truck 0.2 -> 33.9, bus 21.3 -> 43.6, train 46.6 ->
-#   65.9 IoU for both graphs, mean over the seeds, section 5); road, sidewalk, building and wall
-#   stay within 2 points of the baseline: the graphs do not resolve those two pairs here;
-# - the control tempers it: image-level pooling in the graphs' place gains +2.5, so most of
-#   the gain is what any image-wide context gives. Beyond it the feature graph adds +1.4 +- 0.3
-#   and both graphs +1.2 +- 0.2 (paired); the coordinate graph's +0.5 +- 0.7 is not resolved.
-#   With the paper-equation head, both graphs do no better than the feature graph alone
-#   (-0.2 +- 0.4), where the paper (as summarised) has both 1.2 points above feature alone.
+# - every graph row beats the baseline (34.5 +- 0.5) in every seed: paired gains coordinate
+#   +1.5 +- 0.1, feature +1.7 +- 0.6, both +1.9 +- 0.4, on the vehicles (both graphs: truck
+#   3.6 -> 19.1, bus 46.8 -> 50.7, train 35.1 -> 48.3 IoU; objects right 46.9 -> 57.2 %);
+#   road, sidewalk, building and wall stay within 2 points of the baseline;
+# - version 2 removed the image-level shortcut: image-level pooling gains +0.1 +- 0.4 (+2.5 on
+#   v1), and the graphs beat it by 1.4 to 1.8, paired (per object it gets further, 54.8 %);
+# - pyramid pooling gets most of the way: +1.1 +- 1.1, objects 55.3 %, truck 17.6, partly on
+#   sidewalk (+3.3) and fence (+2.6), and 12.6 points lost on traffic sign. The graphs'
+#   margins over it are +0.4, +0.6 and +0.8 points (0.7 to 1.4 pooled std). Both graphs are
+#   +0.2 above the feature graph alone (the paper, as summarised: 1.2); the non-local block
+#   gains +0.8 +- 0.8, 0.3 below pyramid pooling;
+# - **the issue's targets are not met** (the table above);
+# - with the authors' head, a larger one (222,803 parameters; its baseline, 38.6, is above
+#   every paper-head row), the coordinate graph adds nothing (+0.0 +- 0.4, paired), the
+#   feature graph +1.2, both +1.7 (objects right 49.3 -> 60.7 %), both 0.5 above the feature
+#   graph alone (2.7 pooled std); on v1 +1.3, +2.6, +3.4. No control row was run for it.
 #
 # **What it does not show.**
 #
-# - **The paper's magnitudes.** A synthetic city, a micro backbone trained from scratch and
-#   200 validation images put the baseline at 33.7, not 75.2; the gains (+3.1 to +3.9) happen
-#   to be of the paper's order (+3.6 to +5.3, as summarised), but nothing makes the two scales
-#   comparable.
-# - **Cityscapes behaviour.** MiniCity was built so that context decides some classes; real
-#   street scenes have other ambiguities, textures, class frequencies and 1024 x 2048 frames.
-#   That the graphs help here is a check that the modules can use context where context is
-#   needed, not evidence that they help on Cityscapes.
-# - **Anything about a ResNet-101**, a dilated backbone or end-to-end training: the backbone is
-#   frozen, small and undilated, only the heads train, for 1,000 iterations, and the graphs'
-#   reprojection scales start at 1 rather than 0 (the preset's header says why).
+# - **That the graphs carry context pooling cannot give, here.** Their margins over pyramid
+#   pooling are within the spread of three seeds (ppm's own seeds: 36.2, 35.8, 34.7), and they
+#   have more context parameters (both 63,168, ppm 33,280; coordinate 37,312). More seeds
+#   could resolve the margins (Exercise 3); three do not.
+# - **The paper's magnitudes** (a baseline of 34.5, not 75.2: nothing links the two scales),
+#   **Cityscapes behaviour** (other ambiguities, textures, class frequencies, 1024 x 2048
+#   frames) or **anything about a ResNet-101**, a dilated backbone or end-to-end training (a
+#   frozen micro backbone, heads trained 1,000 iterations, the graphs' reprojection scales
+#   started at 1, as the preset's header explains).
+# - An "object" is a connected component of one class in the ground truth (MiniCity has no
+#   instance maps): two touching vehicles of one class count as one.
 #
-# The cell below recomputes every number of this list from the loaded results (when the
-# committed file was loaded; a fresh smoke run has other numbers).
+# The cells below recompute every number of this list from the committed results (a fresh
+# smoke run has other numbers).
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import numpy as np
+
+
+def class_mean(row: str, name: str) -> float:  # IoU %, mean over the row's seeds
+    return 100 * np.mean([r["per_class"][name] for r in records if r["row"] == row])
+
+
+graph_rows, controls = ["coordinate", "feature", "both"], ["global-pool", "ppm", "non-local"]
+if FROM_COMMITTED:
+    assert sorted(per_seed.columns) == [0, 1, 2] and len(rows_run) == 7
+    assert (paired.loc[graph_rows] > 0).all().all()  # every graph row, every seed
+    assert r1(paired.loc[graph_rows + controls].mean(axis=1)) == [1.5, 1.7, 1.9, 0.1, 1.1, 0.8]
+    assert r1(paired.loc[graph_rows + controls].std(axis=1)) == [0.1, 0.6, 0.4, 0.4, 1.1, 0.8]
+    assert r1(per_seed.loc["baseline"].agg(["mean", "std"])) == [34.5, 0.5]
+    assert r1(per_seed.loc["ppm"]) == [36.2, 35.8, 34.7]
+    assert r1(editions.loc["global-pool", ["v1 gain", "v2 gain"]]) == [2.5, 0.1]
+    beyond_pool = per_seed.sub(per_seed.loc["global-pool"], axis="columns").loc[graph_rows]
+    assert r1(beyond_pool.mean(axis="columns")) == [1.4, 1.6, 1.8]
+    vehicles = ("truck", "bus", "train")
+    assert r1(class_mean("baseline", c) for c in vehicles) == [3.6, 46.8, 35.1]
+    assert r1(class_mean("both", c) for c in vehicles) == [19.1, 50.7, 48.3]
+    for row in graph_rows:  # road, sidewalk, building, wall: within 2 points of the baseline
+        for c in ("road", "sidewalk", "building", "wall"):
+            assert abs(class_mean(row, c) - class_mean("baseline", c)) < 2, (row, c)
+    moved = [class_mean("ppm", c) - class_mean("baseline", c) for c in ("sidewalk", "fence")]
+    moved += [class_mean("baseline", "traffic sign") - class_mean("ppm", "traffic sign")]
+    assert r1(moved) == [3.3, 2.6, 12.6] and round(class_mean("ppm", "truck"), 1) == 17.6
+    print("the mIoU and IoU numbers of the list: checked against the committed results")
+else:
+    print("skipped: the list describes the committed results, which were not loaded")
 
 # %%
 # NBVAL_CHECK_OUTPUT
 if FROM_COMMITTED:
-    graph_rows = ["coordinate", "feature", "both"]
-    assert sorted(per_seed.columns) == [0, 1, 2]
-    assert (paired.loc[graph_rows] > 0).all().all()  # every graph row, every seed
-    shown = {r: (round(paired.loc[r].mean(), 1), round(paired.loc[r].std(), 1)) for r in rows_run}
-    assert shown["coordinate"] == (3.1, 0.6) and shown["feature"] == (3.9, 0.3)
-    assert shown["both"] == (3.7, 0.2) and shown["global-pool"][0] == 2.5
-    assert round(per_seed.loc["baseline"].std(), 1) == 0.2
-    assert round(per_seed.loc["baseline"].mean(), 1) == 33.7
-    beyond = per_seed.sub(per_seed.loc["global-pool"], axis="columns")
-    assert (round(beyond.loc["feature"].mean(), 1), round(beyond.loc["feature"].std(), 1)) == (
-        1.4,
-        0.3,
-    )
-    assert (round(beyond.loc["both"].mean(), 1), round(beyond.loc["both"].std(), 1)) == (1.2, 0.2)
-    assert (
-        round(beyond.loc["coordinate"].mean(), 1),
-        round(beyond.loc["coordinate"].std(), 1),
-    ) == (
-        0.5,
-        0.7,
-    )
-    both_vs_feature = per_seed.loc["both"] - per_seed.loc["feature"]
-    assert (round(both_vs_feature.mean(), 1), round(both_vs_feature.std(), 1)) == (-0.2, 0.4)
-    assert [round(official_gains[f"official-{r}"], 1) for r in graph_rows] == [1.3, 2.6, 3.4]
-
-    def class_mean(row: str, name: str) -> float:  # IoU %, mean over the row's seeds
-        return 100 * sum(r["per_class"][name] for r in records if r["row"] == row) / 3
-
-    vehicles = ("truck", "bus", "train")
-    assert [round(class_mean("baseline", c), 1) for c in vehicles] == [0.2, 21.3, 46.6]
-    assert [round(class_mean("both", c), 1) for c in vehicles] == [33.9, 43.6, 65.9]
-    for row in graph_rows:  # road, sidewalk, building, wall: within 2 points of the baseline
-        for c in ("road", "sidewalk", "building", "wall"):
-            assert abs(class_mean(row, c) - class_mean("baseline", c)) < 2, (row, c)
-    print("every number of the list above: checked against the committed results")
+    assert r1(100 * objects.mean(axis=1)) == [46.9, 55.3, 57.0, 57.2, 54.8, 55.3, 53.9]
+    margins = targets.set_index(["row", "against"])
+    over_ppm = margins.loc[[(r, "ppm") for r in graph_rows]]
+    assert best_pool == "ppm" and better_single == "feature"
+    assert r1(over_ppm["margin"]) == [0.4, 0.6, 0.8]
+    assert r1(over_ppm["margin / pooled std"]) == [0.7, 1.0, 1.4]
+    assert r1(margins.loc[("both", "feature"), ["margin", "margin / pooled std"]]) == [0.2, 1.4]
+    assert round(margins.loc[("non-local", "ppm"), "margin"], 1) == -0.3
+    assert list(targets["verdict"]) == ["NOT met"] * 4 + ["-"]
+    params = evidence["context params"]
+    assert [params[r] for r in ("both", "ppm", "coordinate")] == [63168, 33280, 37312]
+    assert r1(official_v1_gains.values()) == [1.3, 2.6, 3.4]
+    official = pd.DataFrame(official_records)
+    by_seed = official.pivot(index="row", columns="seed", values="miou") * 100
+    assert r1(official_gains.values()) == [0.0, 1.2, 1.7]
+    baseline_of = by_seed.loc["official-baseline"]
+    assert round((by_seed.loc["official-coordinate"] - baseline_of).std(), 1) == 0.4
+    assert round(baseline_of.mean(), 1) == 38.6 > per_seed.mean(axis=1).max()
+    over = reproduce.margin(official_records, "official-both", "official-feature")
+    assert r1([over["delta"], over["ratio"]]) == [0.5, 2.7]
+    scores = 100 * official.groupby("row")["object_accuracy"].mean()
+    assert r1(scores[["official-baseline", "official-both"]]) == [49.3, 60.7]
+    assert official["head_params"][official["row"] == "official-baseline"].iloc[0] == 222803
+    print("its objects, margins, targets and parameters: checked against the committed results")
 else:
     print("skipped: the list describes the committed results, which were not loaded")
 
 # %%
 minicity_miou = per_seed.mean(axis="columns").reindex(list(reproduce.PAPER_ROWS))
 first = {r: next(rec for rec in records if rec["row"] == r) for r in reproduce.PAPER_ROWS}
-table["parameters (MiniCity model)"] = [  # each row's network: the preset's plus its overrides
-    sum(p.numel() for p in models.build_model(rec["model"], **rec["overrides"]).parameters())
-    for rec in first.values()
-]
+networks = [models.build_model(rec["model"], **rec["overrides"]) for rec in first.values()]
+table["parameters (MiniCity model)"] = [sum(p.numel() for p in n.parameters()) for n in networks]
 table["ours mIoU (MiniCity, CPU)"] = minicity_miou
 table["ours delta (MiniCity, CPU)"] = minicity_miou - minicity_miou.loc["baseline"]
 table.round(1)
@@ -454,39 +532,46 @@ table.round(1)
 #
 # One group of bars per row: the paper's $\Delta$ on Cityscapes (as summarised, one number per
 # row), ours on Cityscapes (when a GPU result exists), ours on MiniCity (mean of the paired
-# gains over the seeds, with their standard deviation as an error bar). The signs and the
-# order of the bars are what a synthetic run can speak to, not their size.
+# gains over the seeds, with their standard deviation as an error bar). The controls (right of
+# the grey line) exist only on MiniCity; the dashed line is the best pooling row's gain, the
+# bar a graph row must clear. The signs and the order of the bars are what a synthetic run can
+# speak to, not their size.
 
 # %%
-import numpy as np
-
-rows = [r for r in reproduce.PAPER_ROWS if r != "baseline"]
-series = {
-    "paper (Cityscapes, as summarised)": (table.loc[rows, "paper delta"], None),
-    "ours (Cityscapes, GPU)": (table.loc[rows, "ours delta (Cityscapes)"], None),
-    f"ours (MiniCity, CPU, {len(per_seed.columns)} seeds)": (
-        paired.loc[rows].mean(axis="columns"),
-        paired.loc[rows].std(axis="columns") if len(per_seed.columns) > 1 else None,
-    ),
+rows = [r for r in rows_run if r != "baseline"]  # the paper's rows, then the controls
+SHORT = dict(coordinate="+ coordinate", feature="+ feature", both="+ both\n(DGCNet)")
+SHORT |= {
+    "global-pool": "image-level\npooling",
+    "ppm": "pyramid\npooling",
+    "non-local": "non-local",
 }
-fig = viz.new_figure((6.4, 3.2))
+seeds = f"{len(per_seed.columns)} seeds"
+spread = paired.loc[rows].std(axis=1) if len(per_seed.columns) > 1 else None
+series = [
+    ("paper (Cityscapes, as summarised)", table["paper delta"].reindex(rows), None, "0.35"),
+    ("ours (Cityscapes, GPU)", table["ours delta (Cityscapes)"].reindex(rows), None, "tab:blue"),
+    (f"ours (MiniCity v2, CPU, {seeds})", paired.loc[rows].mean(axis=1), spread, "tab:orange"),
+]
+fig = viz.new_figure((7.4, 3.4))
 ax = fig.add_subplot()
-width = 0.27
-for k, (name, (values, spread)) in enumerate(series.items()):
-    positions = np.arange(len(rows)) + (k - 1) * width
+for k, (name, values, error, color) in enumerate(series):
+    positions = [i + (k - 1) * 0.27 * (r in reproduce.PAPER_ROWS) for i, r in enumerate(rows)]
     shown = values.fillna(0).to_numpy(dtype=float)
-    color = ["0.35", "tab:blue", "tab:orange"][k]
-    ax.bar(positions, shown, width, label=name, color=color, yerr=spread, capsize=2)
-    tops = shown + (0 if spread is None else spread.fillna(0).to_numpy(dtype=float))
-    for x, value, top in zip(positions, values, tops, strict=True):
-        label = "n/a" if pd.isna(value) else f"{value:+.1f}"
-        ax.text(x, max(top, 0) + 0.05, label, ha="center", va="bottom", fontsize=7)
+    ax.bar(positions, shown, 0.27, label=name, color=color, yerr=error, capsize=2)
+    tops = shown + (0 if error is None else error.fillna(0).to_numpy(dtype=float))
+    for x, row, value, top in zip(positions, rows, values, tops, strict=True):
+        if row in reproduce.PAPER_ROWS or not pd.isna(value):  # no n/a for the controls
+            label = "n/a" if pd.isna(value) else f"{value:+.1f}"
+            ax.text(x, max(top, 0) + 0.05, label, ha="center", va="bottom", fontsize=7)
+pooling = dict(color="tab:orange", ls="--", lw=0.8, label=f"best pooling row ({best_pool})")
+ax.axhline(paired.loc[best_pool].mean(), **pooling)
 ax.axhline(0, color="black", lw=0.6)
+ax.axvline(len(reproduce.PAPER_ROWS) - 1.5, color="0.6", lw=0.6)  # the controls on its right
 ax.set_ylim(min(0, ax.get_ylim()[0]), 1.45 * ax.get_ylim()[1])
-ax.set_xticks(np.arange(len(rows)), [reproduce.LABELS[r] for r in rows], fontsize=8)
+ax.set_xticks(range(len(rows)), [SHORT[r] for r in rows], fontsize=7)
 ax.set_ylabel("mIoU gain over the baseline (points)")
 ax.set_title("gain of each row over its baseline" + NOT_A_RESULT, fontsize=9)
-ax.legend(fontsize=7, loc="upper left")
+ax.legend(fontsize=7, loc="upper right")
 fig
 
 # %% [markdown]
@@ -526,38 +611,25 @@ fig
 # %%
 both = gpu[gpu["row"] == "both"]
 if len(both) and isinstance(both.iloc[0]["per_class"], dict):
-    viz.iou_bars(
-        both.iloc[0]["per_class"],
-        reference=student.to_dict(),
-        title="ours (Cityscapes val, both graphs) vs the student reproduction",
-        reference_name="student reproduction",
-    )
+    title = "ours (Cityscapes val, both graphs) vs the student reproduction"
+    reference = dict(reference=student.to_dict(), reference_name="student reproduction")
+    display(viz.iou_bars(both.iloc[0]["per_class"], title=title, **reference))
 else:
     print("no GPU result of the 'both' row: the student reproduction's IoU alone")
-    display(
-        viz.iou_bars(
-            (student / 100).to_dict(), title="student reproduction, Cityscapes val (report)"
-        )
-    )
+    title = "student reproduction, Cityscapes val (report)"
+    display(viz.iou_bars((student / 100).to_dict(), title=title))
 
 # %% [markdown]
-# Our MiniCity runs have IoUs per class too, but on another dataset: set beside the student's
-# Cityscapes values they would mean nothing. What they can show is *where* the graphs help on
-# MiniCity: both graphs (bars) against the baseline (grey), the mean over the seeds of the
-# trained heads, with the context-ambiguous classes marked by `*`. Read which classes move and
-# which do not.
+# Our MiniCity IoUs per class are on another dataset: beside the student's they would mean
+# nothing. They show *where* the graphs help on MiniCity: both graphs (bars) against the
+# baseline (grey), mean over the seeds, context-ambiguous classes marked by `*`.
+
 
 # %%
-
-
 def mean_per_class(row: str) -> dict:
     runs = [r["per_class"] for r in records if r["row"] == row]
-    return {
-        name: (
-            None if any(run[name] is None for run in runs) else np.mean([run[name] for run in runs])
-        )
-        for name in runs[0]
-    }
+    values = {name: [run[name] for run in runs] for name in runs[0]}
+    return {name: None if None in v else np.mean(v) for name, v in values.items()}
 
 
 baseline_pct = {k: 100 * v for k, v in mean_per_class("baseline").items() if v is not None}
@@ -570,20 +642,15 @@ viz.iou_bars(
 )
 
 # %% [markdown]
-# The same question for the control: the gain of each row over the baseline on every context
-# class, averaged over the seeds. If image-level pooling matched the graphs everywhere, "any
-# global context" would be enough on this data; where the graphs beat it, they carry something
-# a single image-wide vector does not.
+# The same question for every row: its gain over the baseline on each context class, averaged
+# over the seeds. Where the pooling controls match the graphs, "any global context" is enough
+# on this data; where the graphs beat them, they carry something pooled context does not.
 
 # %%
-context_rows = ["coordinate", "feature", "both", "global-pool"]
-present = [r for r in context_rows if any(rec["row"] == r for rec in records)]
+present, CONTEXT = [r for r in rows_run if r != "baseline"], datasets.CONTEXT_CLASSES
 gains = pd.DataFrame(
     {
-        reproduce.LABELS[r]: {
-            c: 100 * (mean_per_class(r)[c] or 0) - baseline_pct.get(c, 0)
-            for c in datasets.CONTEXT_CLASSES
-        }
+        r: {c: 100 * (mean_per_class(r)[c] or 0) - baseline_pct.get(c, 0) for c in CONTEXT}
         for r in present
     }
 )
@@ -595,17 +662,14 @@ gains.round(1)
 # The paper's second dataset has no ablation, only DGCNet's result: 53.7 mIoU with a
 # ResNet-101 and a multi-scale test (paper abstract; `docs/reference/paper_results.md`, row
 # `pascal_context` of `experiments/paper_results.yaml`). The benchmark scores the 59 most
-# frequent of 459 classes, and the field reports it in two ways that differ by 5 to 6 points:
-# the 59-class mIoU with the background ignored, or a "60-class" figure. Worse, "60 classes"
-# meant two things in 2019: a model trained and scored with the background as a 60th class,
-# or (EncNet's convention) the 59-class mIoU times 59/60, the background counted as a class
-# with IoU 0. **Which of these 53.7 is, is unconfirmed**: the authors' repository has no
-# PASCAL Context code, and the numbers it was compared with were printed as "60 classes"
-# (`docs/reference/pascal_context.md` collects the evidence, EncNet's 52.6 and 51.7 included).
-# So a run of ours is shown both ways: its 59-class mIoU and that times 59/60, as
-# `dgcn evaluate --report-scaled` prints them. A run is read from `experiments/results/*.json`
-# when one names `dataset: pascal-context` (or `pascal-context-60`); until then the slot stays
-# empty. `dgcn reproduce --preset pascal-context-official` trains exactly this one row.
+# frequent of 459 classes, reported either as the 59-class mIoU with the background ignored or
+# as a "60-class" figure, and "60 classes" meant two things in 2019: the background trained and
+# scored as a 60th class, or (EncNet's convention) the 59-class mIoU times 59/60. **Which of
+# these 53.7 is, is unconfirmed** (the authors' repository has no PASCAL Context code;
+# `docs/reference/pascal_context.md` collects the evidence, EncNet's 52.6 and 51.7 included).
+# So a run of ours (`dgcn reproduce --preset pascal-context-official`) is shown both ways, as
+# `dgcn evaluate --report-scaled` prints them, read from `experiments/results/*.json` when one
+# names `dataset: pascal-context` (or `pascal-context-60`).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -633,46 +697,104 @@ def pascal_ours(record: dict) -> dict:
     }
 
 
+slots = ["ours 59 classes", "ours x 59/60 (EncNet-style 60)", "ours 60 classes (background scored)"]
 pascal_table = pd.DataFrame(
-    [
-        {
-            "row": reproduce.LABELS["both"],
-            "paper mIoU (abstract; setting unconfirmed)": pascal_paper["miou"],
-            "ours 59 classes": None,
-            "ours x 59/60 (EncNet-style 60)": None,
-            "ours 60 classes (background scored)": None,
-        }
-    ]
-).set_index("row")
+    None, index=pd.Index([reproduce.LABELS["both"]], name="row"), columns=slots
+)
+pascal_table.insert(0, "paper mIoU (abstract; setting unconfirmed)", pascal_paper["miou"])
 for record in pascal_records:  # the latest file's figures fill the slot
     for column, value in pascal_ours(record).items():
         pascal_table.loc[reproduce.LABELS["both"], column] = value
 if not pascal_records:
-    print(
-        f"no PASCAL Context run yet: {RESULTS_DIR}/ holds no result naming pascal-context; "
-        "train with `dgcn reproduce --preset pascal-context-official`, evaluate with "
-        "`dgcn evaluate --report-scaled`, and commit the JSON there."
-    )
+    print(f"no PASCAL Context run yet: {RESULTS_DIR}/ holds no result naming pascal-context")
 pascal_table
+
+# %% [markdown]
+# ## 7. The cost of context
+#
+# The modules of section 3 differ in cost more than in mIoU. `benchmarks/context_cost.py`
+# measured each (paper form, $D = 512$ channels as in a ResNet-101 head, batch 1) on the
+# stride-8 feature of a MiniCity image, an 832 crop and a 1024 x 2048 frame: CPU time and peak
+# memory (fp32) of a forward and backward pass, and the bf16 activations saved for the
+# backward pass on a GPU. The figure draws the committed `context_cost_cpu.json` (nothing is
+# measured here), log-log, with reference slopes $\propto N$ and $\propto N^2$.
+
+# %%
+import math
+
+COST = Path("benchmarks/results/context_cost_cpu.json")
+cost = json.loads(COST.read_text())
+machine = f"{cost['machine']['cpu']}, {cost['machine']['cores']} cores, {cost['date'][:10]}"
+viz.context_cost_figure(
+    cost["records"], title=f"context modules at D = {cost['channels']}, batch 1 ({machine})"
+)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+crop, frame = ("832x832 crop", "1024x2048 image")
+by = {(r["module"], r["size"]): r for r in cost["records"]}
+pixels = {name: h * w for name, (h, w) in cost["sizes"].items()}
+
+
+def exponent(module: str, key: str) -> float:  # growth from the crop to the frame: N^k
+    ratio = by[module, frame][key] / by[module, crop][key]
+    return math.log(ratio) / math.log(pixels[frame] / pixels[crop])
+
+
+modules = ["both", "ppm", "non-local"]
+growth = pd.DataFrame(index=modules)
+for size in (crop, frame):
+    growth[f"bf16 MiB, {size}"] = [by[m, size]["bf16_activation_mib"] for m in modules]
+growth["exponent k"] = [exponent(m, "bf16_activation_mib") for m in modules]
+growth["CPU peak MiB, frame"] = [by[m, frame]["cpu_peak_mib"] for m in modules]
+growth["CPU s, frame"] = [by[m, frame]["cpu_seconds"] for m in modules]
+print(f"{pixels[crop]:,} -> {pixels[frame]:,} pixels (x{pixels[frame] / pixels[crop]:.2f})")
+print(growth.round(2).to_string())
+ratio = {
+    k: by["non-local", frame][k] / by["both", frame][k]
+    for k in ("bf16_activation_mib", "cpu_seconds")
+}
+assert round(pixels[frame] / pixels[crop], 2) == 3.03
+assert r1(growth.loc[["non-local", "both"], f"bf16 MiB, {crop}"]) == [733.8, 43.0]
+assert r1(growth.loc[["non-local", "both"], f"bf16 MiB, {frame}"]) == [6337.0, 125.6]
+assert [round(exponent(m, "bf16_activation_mib"), 2) for m in ("non-local", "both")] == [1.95, 0.97]
+assert [round(v) for v in ratio.values()] == [50, 114]
+assert r1(growth.loc[["non-local", "both"], "CPU peak MiB, frame"] / 1024) == [12.2, 0.3]
+assert [round(by[m, frame]["bf16_activation_mib"] / 1024, 2) for m in ("non-local", "both")] == [
+    6.19,
+    0.12,
+]
+
+# %% [markdown]
+# From the crop to the frame the feature map grows 3.03 times. The non-local block's saved
+# activations grow from 734 to 6,337 MiB, with the exponent 1.95: the square of the pixels,
+# its $N \times N$ affinity. Both graphs grow from 43 to 126 MiB, exponent 0.97: linear, since
+# their graphs have a fixed number of nodes per pixel block (coordinate) or in all (feature).
+# On a whole frame the non-local block saves 50 times the memory of both graphs, needs
+# 12.2 GiB of CPU memory against 0.3, and 114 times their time, for a row that scores no
+# better than them on MiniCity (section 3).
 
 # %% [markdown]
 # ## Summary
 #
 # - The paper's ablation on Cityscapes val with a ResNet-101 is 75.2, 78.8, 79.3 and 80.5
-#   (paper, as summarised; `docs/reference/paper_results.md`): gains of 3.6 and 4.1 for the
-#   graphs alone that do not add up (5.3 together). The authors' released code re-runs at 80.3
-#   to 80.4 (authors' README); a student reproduction with another backbone reached 64.4.
-# - Every reference number is data in `experiments/paper_results.yaml` with its source, and
-#   agrees with the reference page (checked in section 1). No Cityscapes run of ours exists yet.
-# - The committed MiniCity ablation (three seeds, frozen micro backbone, heads only): baseline
-#   33.7 +- 0.2; paired gains coordinate +3.1, feature +3.9, both +3.7, positive in every seed;
-#   with the authors' head +1.3, +2.6, +3.4, in the paper's order.
-# - Image-level pooling in the graphs' place gains +2.5; the feature graph adds +1.4 beyond it,
-#   on truck against bus. Road / sidewalk and building / wall do not move.
-# - It shows that the graph modules use long-range context where a synthetic city demands it;
-#   it does not show the paper's magnitudes, Cityscapes behaviour or anything about a ResNet-101.
-# - On PASCAL Context the paper's abstract gives one number, 53.7 (R-101, multi-scale), whose
-#   setting is unconfirmed; our run, when there is one, is shown both ways.
+#   (paper, as summarised): gains of 3.6 and 4.1 for the graphs alone that do not add up (5.3
+#   together). The authors' code re-runs at 80.3 to 80.4 (their README); a student
+#   reproduction with another backbone reached 64.4. Every reference number is data with its
+#   source, and agrees with the reference page. No Cityscapes run of ours exists yet.
+# - The committed MiniCity v2 ablation (three seeds, frozen micro backbone, heads only):
+#   baseline 34.5 +- 0.5; paired gains coordinate +1.5, feature +1.7, both +1.9, in every
+#   seed, on truck, bus and train (objects right 46.9 -> 57.2 %); with the authors' head
+#   +0.0, +1.2, +1.7 (v1: +1.3, +2.6, +3.4).
+# - Image-level pooling now gains +0.1 (+2.5 on v1), pyramid pooling +1.1: the graphs' margins
+#   over it, +0.4 to +0.8 (0.7 to 1.4 pooled std), and both over feature, +0.2, do not meet
+#   the issue's targets (1.5 points and 3 pooled std; 1.0). The graphs use long-range context
+#   where a synthetic city demands it; that they use it better than pooled context is not
+#   shown, nor the paper's magnitudes, Cityscapes behaviour or anything about a ResNet-101.
+# - The non-local block's memory grows with the square of the pixels (exponent 1.95; both
+#   graphs 0.97): 6.2 GiB of bf16 activations on a Cityscapes frame against 0.12.
+# - On PASCAL Context the paper's abstract gives 53.7 (R-101, multi-scale), in a setting that
+#   is unconfirmed; our run, when there is one, is shown both ways.
 
 # %% [markdown]
 # ## Check your understanding
@@ -693,33 +815,35 @@ pascal_table
 #
 # <details><summary>Answer</summary>
 #
-# The paper's ablation (as summarised) changes the graph module and nothing else; freezing one
-# backbone makes the rows differ by the graphs alone (same features, same baseline head) and
-# lets a row train in about a minute on a CPU. End to end, a backbone that learns differently
-# in each row would add its own variation.
+# The paper's ablation (as summarised) changes the graph module and nothing else; one frozen
+# backbone makes the rows differ by their context module alone and lets a row train in about a
+# minute on a CPU. End to end, each row's backbone would add its own variation.
 #
 # </details>
 #
-# **Q3.** What is the image-level pooling row for? What would it have meant if it had matched
-# the "both" row on every class?
+# **Q3.** What are the pooling rows for, and why did MiniCity v2 put two different vehicle
+# classes in every cross street?
 #
 # <details><summary>Answer</summary>
 #
-# It is a control: it gives the head one image-wide context vector where the graphs go. Had it
-# matched the graphs everywhere, the gain of the graphs on this data would be what any global
-# context gives, and nothing specific to their per-node, relational context.
+# They are controls: pooled context where the graphs go, the same summary for every pixel.
+# Where they match the graphs, the graphs' gain is what any global context gives, nothing
+# specific to their relational context. On v1 one image-level vector could say "this image has
+# a bus", and image-level pooling gained 2.5 points; with two classes per street it must tell
+# the objects apart, and the image-level vector gains 0.1. Pyramid pooling, which pools
+# regions too, still gains 1.1, close to the graphs.
 #
 # </details>
 #
-# **Q4.** Our MiniCity gain for both graphs is +3.7, the paper's +5.3 (as summarised). Why is
+# **Q4.** Our MiniCity gain for both graphs is +1.9, the paper's +5.3 (as summarised). Why is
 # this not a (partial) reproduction of the paper's number?
 #
 # <details><summary>Answer</summary>
 #
-# The two are measured on different data (a synthetic city built to need context against
-# Cityscapes), with different backbones (a frozen micro ResNet against a fine-tuned ResNet-101)
-# and training; nothing links the two scales. Only the sign and the ordering of the rows can be
-# compared, and even that only says the modules can use context.
+# They are measured on different data (a synthetic city built to need context against
+# Cityscapes), backbones (a frozen micro ResNet against a fine-tuned ResNet-101) and training;
+# nothing links the two scales. Only signs and orderings compare, and even they only say the
+# modules can use context.
 #
 # </details>
 #
@@ -728,9 +852,9 @@ pascal_table
 #
 # <details><summary>Answer</summary>
 #
-# It is the paper's number as reported by the summary the project was founded on (a course
-# presentation and a reproduction report); the paper's full text was not available here. To
-# check it, read the ablation table of arXiv 1909.06121.
+# The paper's number as reported by the summary the project was founded on (a course
+# presentation and a reproduction report), not read off the paper's text: check it in the
+# ablation table of arXiv 1909.06121.
 #
 # </details>
 
@@ -743,15 +867,9 @@ pascal_table
 #
 # <details><summary>Worked answer</summary>
 #
-# ```python
-# paper = reproduce.paper_numbers()
-# gain = {r: paper[r] - paper["baseline"] for r in ("coordinate", "feature", "both")}
-# shortfall = gain["coordinate"] + gain["feature"] - gain["both"]   # 3.6 + 4.1 - 5.3
-# removed = gain["both"] / (100 - paper["baseline"])                # 5.3 / 24.8
-# ```
-#
-# The shortfall is 2.4 points; both graphs remove 21.4 % of the baseline's error (5.3 of 24.8
-# points). The inputs are the paper's numbers as summarised.
+# With `gain = {r: paper[r] - paper["baseline"] ...}` from `paper = reproduce.paper_numbers()`:
+# the shortfall is 3.6 + 4.1 - 5.3 = 2.4 points, and both graphs remove 5.3 / 24.8 = 21.4 % of
+# the baseline's error (the paper's numbers as summarised).
 #
 # </details>
 #
@@ -762,33 +880,29 @@ pascal_table
 #
 # <details><summary>Worked answer</summary>
 #
-# ```python
-# records = dgcn.read_results("experiments/results/minicity/results.json")
-# miou = {(r["row"], r["seed"]): 100 * r["miou"] for r in records}
-# paired = [miou["both", s] - miou["baseline", s] for s in (0, 1, 2)]
-# np.mean(paired), np.std(paired, ddof=1), reproduce.gain(records, "both")["ratio"]
-# ```
+# With `miou = {(r["row"], r["seed"]): 100 * r["miou"] for r in records}`, the paired gains are
+# `[miou["both", s] - miou["baseline", s] for s in (0, 1, 2)]`; `np.mean`, `np.std(...,
+# ddof=1)` and `reproduce.gain(records, "both")["ratio"]` give the rest.
 #
-# The paired gains are +4.0, +3.7 and +3.6; mean +3.7, standard deviation 0.2. The unpaired
-# ratio is 14.8 pooled standard deviations: the gain is far outside the spread of three seeds.
+# The paired gains are +2.3, +1.6 and +1.8: mean +1.9, standard deviation 0.4. The unpaired
+# ratio is 5.4 pooled standard deviations: the gain over the baseline is well outside the
+# spread of three seeds (its margin over pyramid pooling, section 3, is not).
 #
 # </details>
 #
-# **Exercise 3.** Which graph rows beat the image-level pooling control by more than their
-# spread? Compute each graph row minus `global-pool`, paired by seed, with its mean and
-# standard deviation.
+# **Exercise 3.** How many seeds would resolve the graphs' margins over pyramid pooling? Take
+# each graph row minus `ppm`, paired by seed, and ask how many seeds $n$ would put the mean
+# $\bar d$ two standard errors above zero, $\bar d > 2 s / \sqrt n$, if more seeds kept the
+# mean and the standard deviation $s$ of these three.
 #
 # <details><summary>Worked answer</summary>
 #
-# ```python
-# for row in ("coordinate", "feature", "both"):
-#     d = [miou[row, s] - miou["global-pool", s] for s in (0, 1, 2)]
-#     print(row, round(np.mean(d), 1), round(np.std(d, ddof=1), 1))
-# ```
-#
-# Coordinate +0.5 +- 0.7 (within its spread: not resolved), feature +1.4 +- 0.3, both
-# +1.2 +- 0.2. Only the rows with the feature graph carry something that one image-wide vector
-# does not; by the per-class table of section 5 it is mostly truck against bus.
+# With `d = [miou[row, s] - miou["ppm", s] for s in (0, 1, 2)]`, $n > (2 s / \bar d)^2$.
+# Coordinate +0.4 +- 1.2 needs $n > 30.0$, 31 seeds; feature +0.6 +- 0.6, $n > 4.6$, 5; both
+# +0.8 +- 0.9, $n > 5.1$, 6. A rough guide only (a standard deviation from three seeds is
+# itself uncertain, and the next seeds may move the mean). And a resolved margin of 0.6 to 0.8
+# points would still miss the issue's target of 1.5: the target asks for size, not only for a
+# difference that noise does not explain.
 #
 # </details>
 #
@@ -798,9 +912,8 @@ pascal_table
 #
 # <details><summary>Worked answer</summary>
 #
-# The EncNet-style figure is the 59-class mIoU times 59/60:
-# `evaluation.scaled_miou(53.7, 59, 60)` = 52.8. The other way, 53.7 x 60/59 = 54.6. The two
-# readings are 1.8 points apart, which is why the setting matters before comparing with it.
+# 59/60 of it: `evaluation.scaled_miou(53.7, 59, 60)` = 52.8; the other way, 53.7 x 60/59 =
+# 54.6. The readings are 1.8 points apart: the setting matters before comparing with it.
 #
 # </details>
 
@@ -814,16 +927,15 @@ assert round(100 - paper["baseline"], 1) == 24.8
 if FROM_COMMITTED:
     miou = {(r["row"], r["seed"]): 100 * r["miou"] for r in records}
     paired_both = [miou["both", s] - miou["baseline", s] for s in (0, 1, 2)]
-    assert [round(d, 1) for d in paired_both] == [4.0, 3.7, 3.6]
-    assert round(np.mean(paired_both), 1) == 3.7 and round(np.std(paired_both, ddof=1), 1) == 0.2
-    assert round(reproduce.gain(records, "both")["ratio"], 1) == 14.8
-    beyond_pool = {
-        row: [miou[row, s] - miou["global-pool", s] for s in (0, 1, 2)]
-        for row in ("coordinate", "feature", "both")
-    }
-    assert {
-        row: (round(np.mean(d), 1), round(np.std(d, ddof=1), 1)) for row, d in beyond_pool.items()
-    } == {"coordinate": (0.5, 0.7), "feature": (1.4, 0.3), "both": (1.2, 0.2)}
+    assert r1(paired_both) == [2.3, 1.6, 1.8]
+    assert r1([np.mean(paired_both), np.std(paired_both, ddof=1)]) == [1.9, 0.4]
+    assert round(reproduce.gain(records, "both")["ratio"], 1) == 5.4
+    needs = {"coordinate": (0.4, 1.2, 30.0, 31), "feature": (0.6, 0.6, 4.6, 5)}
+    for row, (mean, std, bound, n) in (needs | {"both": (0.8, 0.9, 5.1, 6)}).items():
+        d = [miou[row, s] - miou["ppm", s] for s in (0, 1, 2)]
+        needed = (2 * np.std(d, ddof=1) / np.mean(d)) ** 2
+        assert r1([np.mean(d), np.std(d, ddof=1), needed]) == [mean, std, bound], row
+        assert math.floor(needed) + 1 == n, row
 assert round(evaluation.scaled_miou(53.7, 59, 60), 1) == 52.8
 assert round(53.7 * 60 / 59, 1) == 54.6
 assert round(53.7 * 60 / 59 - evaluation.scaled_miou(53.7, 59, 60), 1) == 1.8
@@ -844,4 +956,9 @@ print("all numeric answers check")
 # - The student reproduction report, as summarised in `docs/reference/paper_results.md` and
 #   `experiments/paper_results.yaml` (its `source` fields).
 # - `docs/reference/pascal_context.md`: the PASCAL Context settings and the evidence about them.
+# - The controls: Liu, Rabinovich, Berg, *ParseNet*, 2015 (image-level context); Zhao et al.,
+#   *Pyramid Scene Parsing Network*, CVPR 2017 (pyramid pooling); Wang et al., *Non-local
+#   Neural Networks*, CVPR 2018 (as implemented in `dgcn/models/context.py`). The v2 experiment:
+#   `docs/minicity_ablation.md`, `dgcn/datasets/minicity/scene.py`, `dgcn/evaluation/objects.py`;
+#   the cost of context: `benchmarks/context_cost.py`, `benchmarks/results/README.md`.
 # - [pandas](https://pandas.pydata.org/docs/) `DataFrame`, `pivot`, `groupby`, `reindex`.
