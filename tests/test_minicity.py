@@ -61,7 +61,8 @@ def test_a_minicity_of_another_generator_version_is_not_reused(tmp_path: Path) -
     before = _mtimes(root)
     older = {**marker, "version": GENERATOR_VERSION - 1}
     (root / "minicity.json").write_text(json.dumps(older))
-    with pytest.raises(DatasetError, match="differing: version"):
+    asked = "holds MiniCity of generator version 1, version 2 is asked for: remove"
+    with pytest.raises(DatasetError, match=asked):
         ensure_minicity(root, train=1, val=1, **SMALL)
     with pytest.raises(DatasetError, match="differing: counts, height, version, width"):
         ensure_minicity(root)  # without parameters: the defaults, never the stale files

@@ -210,6 +210,13 @@ def make_minicity(
                 differs = sorted(
                     key for key in params if key != "generator" and marker.get(key) != params[key]
                 )
+                if differs == ["version"]:
+                    raise DatasetError(
+                        f"{out} holds MiniCity of generator version {marker.get('version')}, "
+                        f"version {params['version']} is asked for: remove {out} (it is "
+                        "generated again on first use), pass overwrite=True (make-minicity "
+                        f"--overwrite), or set data.minicity_version: {marker.get('version')}"
+                    )
                 raise DatasetError(
                     f"{out} already holds a MiniCity generated with other parameters "
                     f"(differing: {', '.join(differs)}; see {out / MARKER}); pass overwrite=True "
