@@ -24,7 +24,7 @@ from dgcn.config import smoke_mode
 from dgcn.errors import CheckpointError, ConfigError, DatasetError, DgcnError
 from dgcn.lazy import lazy_exports
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 _MODULES = (
     "checkpoint",

@@ -67,7 +67,7 @@
 # above here, or a dgcn-book* folder here) is used as it is; only on Colab with no copy at all
 # is the book's version cloned. Working from a fork? Put its address in REPO.
 REPO = "https://github.com/dgcn-book/dgcn-book"
-BOOK_VERSION = "0.2.0"  # the dgcn version this book was written against (git tag v0.2.0)
+BOOK_VERSION = "0.3.0"  # the dgcn version this book was written against (git tag v0.3.0)
 
 import importlib.util
 import os
