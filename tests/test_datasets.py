@@ -171,7 +171,31 @@ def test_label_ids_outside_the_table(tree):
 def test_corrupt_png(tree):
     image, _ = write_sample(tree, "train", "aachen", 0)
     image.write_bytes(image.read_bytes()[:60])
-    expect_error(tree, f"cannot decode image {image}")
+    expect_error(tree, f"cannot decode image {image}: it is a damaged PNG")
+
+
+@pytest.mark.parametrize(
+    "content, cause",
+    [
+        (b"", "it is empty"),
+        (b"GIF89a not a png at all", "it is not a PNG or JPEG file"),
+        (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "it is a damaged PNG"),
+        (b"\xff\xd8\xff\xe0" + b"\x00" * 40, "it is a damaged JPEG"),
+    ],
+)
+def test_an_undecodable_image_is_named_in_our_words(tmp_path, content, cause):
+    from dgcn.datasets.cityscapes import read_image, read_label, read_photo
+
+    path = tmp_path / "x.png"
+    path.write_bytes(content)
+    for read in (read_image, read_label, read_photo):
+        with pytest.raises(DatasetError) as info:
+            read(path)
+        message = str(info.value)
+        assert message.startswith("cannot decode ") and f"{path}: {cause}" in message
+        # the decoder's own text (its C++ file, "Content is not png") stays behind --debug
+        assert ".cpp" not in message and "decode_png" not in message
+        assert info.value.__cause__ is not None
 
 
 def test_size_mismatch(tree):

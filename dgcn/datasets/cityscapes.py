@@ -137,13 +137,34 @@ def _decode(path: Path, rgb: bool) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
 
 
+#: the first bytes of the image formats the loaders read
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+
+
+def why_unreadable(path: Path) -> str:
+    """Why an image file failed to decode, in our words (the decoder's own message, which
+    names its C++ source file, is kept in the exception chain that ``--debug`` prints)."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as file:
+            head = file.read(8)
+    except OSError as err:
+        return f"cannot be read ({err.strerror or err})"
+    if size == 0:
+        return "is empty"
+    kind = next((name for sig, name in SIGNATURES.items() if head.startswith(sig)), None)
+    if kind is None:
+        return "is not a PNG or JPEG file (its first bytes are neither signature)"
+    return f"is a damaged {kind} (truncated or corrupt data, {size} bytes)"
+
+
 def read_image(path: Path) -> torch.Tensor:
     """Decode an RGB PNG to uint8 [3, H, W]; a corrupt file raises DatasetError naming it."""
     try:
         return _decode(path, rgb=True)
     except Exception as err:
         raise DatasetError(
-            f"cannot decode image {path} ({err}); re-extract or re-download it"
+            f"cannot decode image {path}: it {why_unreadable(path)}; re-extract or re-download it"
         ) from err
 
 
@@ -158,7 +179,7 @@ def read_photo(path: Path, fix: str = "is it a PNG or JPEG?") -> torch.Tensor:
     try:
         return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
     except Exception as err:
-        raise DatasetError(f"cannot decode image {path} ({err}); {fix}") from err
+        raise DatasetError(f"cannot decode image {path}: it {why_unreadable(path)}; {fix}") from err
 
 
 def read_label(path: Path) -> torch.Tensor:
@@ -167,7 +188,7 @@ def read_label(path: Path) -> torch.Tensor:
         label = _decode(path, rgb=False)
     except Exception as err:
         raise DatasetError(
-            f"cannot decode label {path} ({err}); re-extract or re-download it"
+            f"cannot decode label {path}: it {why_unreadable(path)}; re-extract or re-download it"
         ) from err
     if label.shape[0] != 1 or label.dtype != torch.uint8:
         raise DatasetError(

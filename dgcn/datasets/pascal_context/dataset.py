@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from dgcn.datasets.cityscapes import read_photo
+from dgcn.datasets.cityscapes import read_photo, why_unreadable
 from dgcn.datasets.pairs import LabelledImages
 from dgcn.datasets.pascal_context.labels import (
     CLASSES_59,
@@ -214,7 +214,8 @@ def read_png_label(path: Path) -> torch.Tensor:
             mode, label = pil.mode, np.asarray(pil)
     except Exception as err:
         raise DatasetError(
-            f"cannot decode label {path} ({err}); rerun dgcn convert-pascal-context --overwrite"
+            f"cannot decode label {path}: it {why_unreadable(path)}; rerun dgcn "
+            "convert-pascal-context --overwrite"
         ) from err
     if label.ndim != 2 or label.dtype != np.uint8:
         raise DatasetError(
