@@ -22,6 +22,8 @@ The modules, from the bottom up:
   pixels, shape masks, and the canvas that paints a label map and a material map together;
 * :mod:`~dgcn.datasets.minicity.things`: the materials and painters of every object (buildings,
   walls, fences, trees, persons, riders, vehicles, poles, signs, lights, clutter);
+* :mod:`~dgcn.datasets.minicity.traffic`: the big vehicles' lengths and places on the cross
+  street's lanes, and version 2's mixed traffic;
 * :mod:`~dgcn.datasets.minicity.scene`: one scene, :func:`generate_scene`, composed and
   rendered; its docstring gives the generative rules and the deliberately ambiguous classes
   (:data:`CONTEXT_CLASSES`);

@@ -119,6 +119,7 @@ from dgcn.datasets.minicity.things import (
     two_wheeler,
     wall_side,
 )
+from dgcn.datasets.minicity.traffic import big_length, mixed_traffic, place, train_span
 
 #: the generator's version, recorded in ``minicity.json`` and checked before a MiniCity on disk
 #: is reused
@@ -146,58 +147,6 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int) -> np.ndarr
         up = Image.fromarray(low).resize((width, height), Image.Resampling.BILINEAR)
         out += weight * np.asarray(up, dtype=np.float32)
     return out / math.hypot(0.8, 0.6) * 1.6  # bilinear smoothing loses variance; roughly unit
-
-
-def _big_length(rng: np.random.Generator, label: int) -> float:
-    """A truck's or a bus's length in metres (the ranges of v1, which do not overlap)."""
-    return float(rng.uniform(5.5, 8.0) if label == TRUCK else rng.uniform(10.5, 13.5))
-
-
-def _mixed_traffic(
-    rng: np.random.Generator,
-    lanes: tuple[float, float],
-    visible: Callable[[float], tuple[float, float]],
-) -> list[tuple[float, int, float, float]]:
-    """Version 2's crossing traffic: two different big-vehicle classes in every image with a
-    cross street, side by side at two depths (one per lane), and sometimes a second vehicle
-    behind the first in a lane.
-
-    Half the time the far lane carries a train (most of the view; on the near lane it would
-    hide the other vehicle) and the near lane a truck or a bus; otherwise one lane carries a
-    truck and the other a bus. A truck or a bus is placed wholly
-    inside the image when it fits, so that its whole extent is visible; a second truck or bus
-    follows in the same lane (2-6 m behind) in 40 % of the lanes where it fits.
-
-    Returns:
-        ``(depth, label, x0, length)`` per vehicle, in metres.
-    """
-    if rng.random() < 0.5:  # the train on the far lane, where a truck or a bus cannot hide it
-        kinds = [TRUCK if rng.random() < 0.5 else BUS, TRAIN]
-    else:
-        kinds = [TRUCK, BUS] if rng.random() < 0.5 else [BUS, TRUCK]
-    out = []
-    for zz, label in zip(lanes, kinds, strict=True):
-        lo, hi = visible(zz)
-        if label == TRAIN:
-            length = (hi - lo) * float(rng.uniform(0.8, 1.4))
-            x0 = float(rng.uniform(lo - 0.3 * length, hi - 0.7 * length))
-            out.append((zz, TRAIN, x0, length))
-            continue
-        length = _big_length(rng, label)
-        if hi - lo <= length:
-            out.append((zz, label, float(rng.uniform(lo - length / 2, hi - length / 2)), length))
-            continue
-        x0 = float(rng.uniform(lo, hi - length))
-        out.append((zz, label, x0, length))
-        if rng.random() < 0.4:  # a second one behind, where the lane leaves room
-            other = TRUCK if rng.random() < 0.5 else BUS
-            second = _big_length(rng, other)
-            gap = float(rng.uniform(2.0, 6.0))
-            if x0 - gap - second >= lo:
-                out.append((zz, other, x0 - gap - second, second))
-            elif x0 + length + gap + second <= hi:
-                out.append((zz, other, x0 + length + gap, second))
-    return out
 
 
 def generate_scene(
@@ -410,27 +359,18 @@ def generate_scene(
             add(zz, person, cv, rng, float(rng.uniform(-road_l, road_r)), zz)
         lanes = (zx - cw / 2 - 1.2, zx + cw / 2 - 1.2)  # side faces of crossing traffic
         if version >= 2:
-            for zz, label, x0, length in _mixed_traffic(rng, lanes, visible):
+            for zz, label, x0, length in mixed_traffic(rng, lanes, visible):
                 add(zz, big_vehicle, cv, sh, label, x0, length, zz)
         elif rng.random() < 0.3:  # a train, on its own
             zz = lanes[int(rng.integers(2))]
-            lo, hi = visible(zz)
-            length = (hi - lo) * float(rng.uniform(0.8, 1.4))
-            x0 = float(rng.uniform(lo - 0.3 * length, hi - 0.7 * length))
-            add(zz, big_vehicle, cv, sh, TRAIN, x0, length, zz)
+            add(zz, big_vehicle, cv, sh, TRAIN, *train_span(rng, *visible(zz)), zz)
         else:
             for _ in range(int(rng.integers(0, 3))):
                 zz = lanes[int(rng.integers(2))]
                 lo, hi = visible(zz)
-                if rng.random() < 0.5:
-                    label, length = TRUCK, float(rng.uniform(5.5, 8.0))
-                else:
-                    label, length = BUS, float(rng.uniform(10.5, 13.5))
-                if hi - lo > length:  # fully inside the image
-                    x0 = float(rng.uniform(lo, hi - length))
-                else:
-                    x0 = float(rng.uniform(lo - length / 2, hi - length / 2))
-                add(zz, big_vehicle, cv, sh, label, x0, length, zz)
+                label = TRUCK if rng.random() < 0.5 else BUS
+                length = big_length(rng, label)
+                add(zz, big_vehicle, cv, sh, label, place(rng, lo, hi, length)[0], length, zz)
         for _ in range(int(rng.integers(0, 3))):
             zz = lanes[int(rng.integers(2))] + 0.3
             lo, hi = visible(zz)
