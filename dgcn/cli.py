@@ -8,6 +8,8 @@ load torch are function-local (marked ``# lazy``), so that ``dgcn --help`` stays
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import time
 import typing
@@ -441,9 +443,14 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except KeyboardInterrupt:
-        print("dgcn: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C; a run stopped by a signal: 128 + its number
+        message = getattr(err, "message", "interrupted")  # None: the trainer said it
+        if message and os.environ.get("RANK", "0") == "0":
+            print(f"dgcn: {message}", file=sys.stderr)
+        if argv is None:  # the process's own command line: more signals must not cut the exit
+            for number in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(number, signal.SIG_IGN)
+        return getattr(err, "exit_code", 130)
 
 
 if __name__ == "__main__":

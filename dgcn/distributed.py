@@ -143,6 +143,16 @@ def any_process(flag: bool, info: DistInfo) -> bool:
     return bool(tensor.item())
 
 
+def max_over_processes(values: list[int], info: DistInfo) -> list[int]:
+    """Each of ``values`` as its largest over the processes, on every rank (one all-reduce);
+    e.g. [the signal received, the time limit reached] so that all stop at one iteration."""
+    if not info.distributed:
+        return list(values)
+    tensor = torch.tensor(values, dtype=torch.int64, device=info.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return [int(v) for v in tensor.tolist()]
+
+
 def shard(dataset, info: DistInfo):
     """This process's share of a dataset for evaluation: items rank, rank + N, ... (no padding,
     so every item is counted once when the confusion matrices are all-reduced)."""

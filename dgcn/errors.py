@@ -23,4 +23,21 @@ class CheckpointError(DgcnError):
     """A checkpoint or weight file is missing, corrupt or belongs to another model."""
 
 
-__all__ = ["DgcnError", "DatasetError", "ConfigError", "CheckpointError"]
+class RunDirError(DgcnError):
+    """A run folder cannot be used as asked: it holds a run and neither ``--resume`` nor
+    ``--overwrite`` was given, it holds no checkpoint to resume, or it is a file."""
+
+
+class TrainingError(DgcnError):
+    """Training cannot go on (a non-finite loss, diverged weights, out of GPU memory); the
+    last good checkpoint is kept."""
+
+
+__all__ = [
+    "DgcnError",
+    "DatasetError",
+    "ConfigError",
+    "CheckpointError",
+    "RunDirError",
+    "TrainingError",
+]

@@ -43,13 +43,14 @@ def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
     """Delete the temporary files that :func:`atomic_path` leaves when its process is killed
     mid-write (``.<name>.<pid>.tmp``); only files of that pattern are touched. Returns them."""
     folder = Path(folder)
-    stale = [p for p in folder.glob(".*.tmp") if p.is_file() and _is_temp_name(p.name)]
+    stale = [p for p in folder.glob(".*.tmp") if p.is_file() and is_temp_name(p.name)]
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
 
 
-def _is_temp_name(name: str) -> bool:
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of :func:`atomic_path`'s temporary files."""
     parts = name[1:-4].rsplit(".", 1)  # ".last.pt.123.tmp" -> ["last.pt", "123"]
     return name.startswith(".") and len(parts) == 2 and parts[1].isdigit() and bool(parts[0])
 

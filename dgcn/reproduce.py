@@ -67,13 +67,12 @@ from dgcn.config import (
 from dgcn.datasets.build import build_dataset
 from dgcn.datasets.minicity import CONTEXT_CLASSES
 from dgcn.distributed import is_main_process
-from dgcn.errors import ConfigError, DgcnError
+from dgcn.errors import ConfigError, DgcnError, RunDirError
 from dgcn.evaluation.objects import BIG_VEHICLES, MIN_PIXELS
 from dgcn.evaluation.prediction import predict
 from dgcn.fileio import write_text_atomic
 from dgcn.models import model_spec
 from dgcn.training.frozen import cache_features, cache_key
-from dgcn.training.loop import RunDirError
 from dgcn.training.runs import train as train_run
 from dgcn.viz.predictions import iou_bars, prediction_grid, row_curves, save_figure
 

@@ -1,5 +1,12 @@
 """Small helpers shared by several test files."""
 
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import torch
 
 
@@ -102,3 +109,48 @@ def plain_object_counts(preds, masks, classes, min_pixels) -> dict[int, list[int
         counts[own][1] += 1
         counts[own][0] += votes[own] > others
     return counts
+
+
+def dgcn(*args, **kwargs):
+    """``python -m dgcn ARGS`` in a new process, its output captured as text."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "dgcn", *args], capture_output=True, text=True, env=env, **kwargs
+    )
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    """The sha256 of every file under ``folder``, by path."""
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def checkpoints_equal(a, b):
+    """Model, momentum buffers, schedule and random states of two checkpoints are equal."""
+    assert a["iteration"] == b["iteration"]
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for buffer_a, buffer_b in zip(
+        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
+    ):
+        assert torch.equal(buffer_a["momentum_buffer"], buffer_b["momentum_buffer"])
+    assert a["scheduler"] == b["scheduler"]
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def losses(run):
+    """(iteration, loss) and (iteration, mIoU) of a run's metrics log."""
+    records = map(json.loads, open(run / "metrics.jsonl"))
+    return [(r["iteration"], r.get("loss"), r.get("miou")) for r in records]
+
+
+def torchrun(*args, **kwargs):
+    """``torchrun --standalone --nproc_per_node=2 -m dgcn ARGS`` on the CPU (gloo)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    return subprocess.run(
+        [*command, "-m", "dgcn", *args], capture_output=True, text=True, env=env, **kwargs
+    )

@@ -10,9 +10,8 @@ from helpers import tiny_opts
 
 import dgcn
 from dgcn.config import REPO_DIR, load_config
-from dgcn.errors import DgcnError
+from dgcn.errors import DgcnError, RunDirError
 from dgcn.reproduce import results_table
-from dgcn.training.loop import RunDirError
 
 
 def test_import_dgcn_stays_light():

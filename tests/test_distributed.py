@@ -39,6 +39,7 @@ import torch
 from dgcn import distributed
 from dgcn.config import load_config
 from dgcn.models import build_model
+from dgcn.training.interrupt import StopRequest
 from dgcn.training.loop import evaluate_step
 from dgcn.training.resume import resolve_precision
 
@@ -56,7 +57,7 @@ log = types.SimpleNamespace(append=lambda record: None)
 cfg = load_config("minicity-cpu", ["data.workers=0"])
 run = types.SimpleNamespace(
     cfg=cfg, info=info, model=model, val_set=val, progress=False, log=log, writer=None,
-    precision=resolve_precision("auto", info.device),
+    precision=resolve_precision("auto", info.device), stop=StopRequest(),
 )
 evaluate_step(run, 1)
 assert all(bool((bn.running_mean == 0).all() and (bn.running_var == 1).all()) for bn in norms)

@@ -14,6 +14,7 @@ from torch import nn
 
 from dgcn.config import load_config
 from dgcn.distributed import DistInfo
+from dgcn.training.interrupt import StopRequest
 from dgcn.training.loop import train_step
 from dgcn.training.losses import SegmentationLoss
 
@@ -227,6 +228,7 @@ def test_in_training_evaluation_runs_in_the_runs_precision(monkeypatch):
             precision=loop.Precision(torch.bfloat16, False),
             log=SimpleNamespace(append=lambda record: None),
             writer=None,
+            stop=StopRequest(),
         )
         loop.evaluate_step(run, 1)
         assert seen[-1] == expected

@@ -262,7 +262,7 @@ LAYERS = (
     ("ablation", "reproduce", "cli", "__main__"),
 )
 #: the one upward import, lazy: a training run draws its curves.png with viz's figure
-UPWARD = {("dgcn.training.loop", "dgcn.viz")}
+UPWARD = {("dgcn.training.rundir", "dgcn.viz")}
 
 
 def _layer(module: str) -> int | None:

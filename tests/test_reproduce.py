@@ -10,7 +10,7 @@ from helpers import tiny_opts
 
 from dgcn.config import REPO_DIR, apply_overrides, load_config
 from dgcn.datasets.labels import CLASS_NAMES
-from dgcn.errors import ConfigError
+from dgcn.errors import ConfigError, RunDirError
 from dgcn.models import build_model
 from dgcn.reproduce import (
     FROZEN_ROWS,
@@ -35,7 +35,6 @@ from dgcn.reproduce import (
     results_table,
     rows_for,
 )
-from dgcn.training.loop import RunDirError
 
 
 @pytest.mark.slow

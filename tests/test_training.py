@@ -1,7 +1,6 @@
 """Training engine: losses, schedule, overfit, exact resume after SIGKILL, torchrun, errors;
 resume on another device, the time limit, previous.pt, every rank's own random state."""
 
-import hashlib
 import json
 import os
 import shlex
@@ -9,13 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import tiny_opts, train_argv
+from helpers import checkpoints_equal, dgcn, hashes, losses, tiny_opts, torchrun, train_argv
 from PIL import Image
 
 from dgcn import distributed, training
@@ -128,21 +126,6 @@ def test_sampler_splits_one_global_stream():
     assert positions == single.positions(0) == [0, 1, 2, 3]
     resumed = ResumableSampler(10, micro_batch=4, seed=3, start_iteration=2)
     assert next(iter(resumed)) == (single.index_at(8), single.sample_seed(8))
-
-
-def dgcn(*args, **kwargs):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "dgcn", *args], capture_output=True, text=True, env=env, **kwargs
-    )
-
-
-def hashes(folder: Path) -> dict[str, str]:
-    return {
-        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.mark.slow
@@ -482,25 +465,6 @@ def test_each_rank_restores_its_own_random_state():
     assert torch.equal(torch.get_rng_state(), expected)
 
 
-def checkpoints_equal(a, b):
-    """Model, momentum buffers, schedule and random states of two checkpoints are equal."""
-    assert a["iteration"] == b["iteration"]
-    for key in a["model"]:
-        assert torch.equal(a["model"][key], b["model"][key]), key
-    for buffer_a, buffer_b in zip(
-        a["optimizer"]["state"].values(), b["optimizer"]["state"].values(), strict=True
-    ):
-        assert torch.equal(buffer_a["momentum_buffer"], buffer_b["momentum_buffer"])
-    assert a["scheduler"] == b["scheduler"]
-    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
-
-
-def losses(run):
-    """(iteration, loss) and (iteration, mIoU) of a run's metrics log."""
-    records = map(json.loads, open(run / "metrics.jsonl"))
-    return [(r["iteration"], r.get("loss"), r.get("miou")) for r in records]
-
-
 @pytest.mark.slow
 def test_time_limit_stops_at_a_checkpoint_and_the_resume_is_bit_identical(
     minicity, tmp_path, capsys
@@ -581,15 +545,6 @@ def test_a_bf16_run_resumed_on_a_t4_is_refused_in_one_line_or_resumed_in_fp16(
     history = [json.loads(line) for line in open(run / "config-history.jsonl")]
     assert [h["settings"]["precision"] for h in history] == ["bf16", "fp16", "fp16", "bf16"]
     assert history[1]["changes"][0] == "precision bf16 -> fp16"
-
-
-def torchrun(*args, **kwargs):
-    """``torchrun --standalone --nproc_per_node=2 -m dgcn ARGS`` on the CPU (gloo)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    return subprocess.run(
-        [*command, "-m", "dgcn", *args], capture_output=True, text=True, env=env, **kwargs
-    )
 
 
 @pytest.mark.slow

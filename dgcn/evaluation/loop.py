@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,7 @@ def evaluate(
     export_dir: str | os.PathLike | None = None,
     image_paths: Sequence[str | os.PathLike] | None = None,
     ignore_index: int = IGNORE_INDEX,
+    stop: Callable[[], bool] | None = None,
     **options: Any,
 ) -> ConfusionMatrix:
     """Predict every batch of ``loader`` and count the pixels in a confusion matrix.
@@ -170,6 +171,8 @@ def evaluate(
             None reads them from ``loader.dataset.image_path(i)`` when the loader is not
             shuffled.
         ignore_index: the mask value of pixels that are not evaluated.
+        stop: asked before each batch; when it answers True the evaluation ends there and the
+            counts so far are returned (a trainer stopped by a signal discards them).
         **options: fields of :class:`~dgcn.config.EvalConfig` that replace the config's
             (``mode``, ``tile``, ``overlap``, ``scales``, ``flip``, ``average``,
             ``precision``).
@@ -198,6 +201,8 @@ def evaluate(
         bar = progress_bar(loader, desc="evaluate", unit="batch", disable=not show)
         with cuda_fast_path(model, device):
             for images, masks in bar:
+                if stop is not None and stop():
+                    break
                 images = images.to(device, non_blocking=True)
                 if fast:
                     images = images.contiguous(memory_format=torch.channels_last)

@@ -13,8 +13,9 @@ from dgcn.lazy import lazy_exports
 _EXPORTS = {
     "fit": "dgcn.training.loop",
     "accumulation_steps": "dgcn.training.loop",
-    "RunDirError": "dgcn.training.loop",
-    "TrainingError": "dgcn.training.loop",
+    "RunDirError": "dgcn.errors",
+    "TrainingError": "dgcn.errors",
+    "Interrupted": "dgcn.training.interrupt",
     "run_status": "dgcn.training.resume",
     "RunStatus": "dgcn.training.resume",
     "RunSettings": "dgcn.training.resume",

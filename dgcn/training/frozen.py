@@ -31,25 +31,19 @@ from dgcn.checkpoint import load_checkpoint, save_checkpoint
 from dgcn.config import REPO_DIR, Config, model_overrides, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.datasets.labels import NUM_CLASSES
-from dgcn.errors import CheckpointError, ConfigError
+from dgcn.errors import CheckpointError, ConfigError, TrainingError
 from dgcn.evaluation.metrics import ConfusionMatrix
 from dgcn.evaluation.objects import ObjectScore
 from dgcn.fileio import file_sha256, write_text_atomic
 from dgcn.models import build_model, model_spec
 from dgcn.models.common import resize
 from dgcn.progress import progress_bar
-from dgcn.training.loop import (
-    LAST,
-    METRICS,
-    MetricsLog,
-    TrainingError,
-    _plot_curves,
-    clear_run_dir,
-    finite_model,
-    prepare_run_dir,
-)
+from dgcn.training.interrupt import StopRequest
+from dgcn.training.loop import finite_model
 from dgcn.training.losses import SegmentationLoss
-from dgcn.training.schedule import poly_scheduler
+from dgcn.training.resume import LAST
+from dgcn.training.rundir import METRICS, MetricsLog, NewRun, plot_curves, prepare_run_dir
+from dgcn.training.schedule import sgd_with_poly
 
 BATCH = 16  # images per forward pass when caching features and evaluating
 
@@ -312,13 +306,36 @@ def fit_head(
     model.backbone.load_state_dict(cache.backbone)
     model.backbone.requires_grad_(False).eval()
     head = model.head.to(info.device).train()
-    optimizer = torch.optim.SGD(
-        head.parameters(),
-        lr=cfg.train.lr,
-        momentum=cfg.train.momentum,
-        weight_decay=cfg.train.weight_decay,
-    )
-    scheduler = poly_scheduler(optimizer, cfg.train.iterations, cfg.train.poly_power)
+    folder = NewRun(run_dir)  # the run it replaces is moved aside until this one is saved
+    with StopRequest(undeferred=UNDEFERRED):
+        try:
+            folder.open()
+            summary = _train_head(cfg, run_dir, model, head, cache, info.device, progress)
+            folder.keep()
+        except BaseException:
+            folder.undo()  # nothing half-written: the same command runs again
+            raise
+    return summary
+
+
+#: what a signal during a head-only run says (it keeps no checkpoint before its end)
+UNDEFERRED = (
+    "during a head-only run, which keeps no checkpoint before its end (a few minutes at most): "
+    "nothing was kept; run the same command again"
+)
+
+
+def _train_head(
+    cfg: Config,
+    run_dir: Path,
+    model: torch.nn.Module,
+    head: torch.nn.Module,
+    cache: FeatureCache,
+    device: torch.device,
+    progress: bool,
+) -> dict[str, Any]:
+    """:func:`fit_head` once its folder is open: train, evaluate, save; returns the summary."""
+    optimizer, scheduler = sgd_with_poly(head.parameters(), cfg.train)
     # the mean over the batch's pixels: the reduction the committed MiniCity results were made
     # with (the end-to-end loop averages per image, as the authors' one image per process)
     criterion = SegmentationLoss(
@@ -329,8 +346,6 @@ def fit_head(
         min(cfg.train.batch_size, len(cache.train)),
         torch.Generator().manual_seed(cfg.train.seed),
     )
-    clear_run_dir(run_dir)  # --overwrite: the new run is set up, the old one goes
-    run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     log = MetricsLog(run_dir / METRICS, None)
     start = time.perf_counter()
@@ -343,9 +358,9 @@ def fit_head(
         dynamic_ncols=True,
     ):
         index = next(batches)
-        features = cache.train.features[index].to(info.device)
+        features = cache.train.features[index].to(device)
         masks = subsample(cache.train.masks[index], cfg.frozen.loss_stride)
-        masks = masks.to(info.device).long()
+        masks = masks.to(device).long()
         logits = resize(head(features), masks.shape[-2:])
         loss, _ = criterion({"out": logits}, masks)
         value = loss.item()
@@ -369,7 +384,7 @@ def fit_head(
             )
             window = []
         if cfg.train.eval_every and done % cfg.train.eval_every == 0:
-            summary = evaluate_head(head, cache.val, cfg.model.num_classes, info.device).summary()
+            summary = evaluate_head(head, cache.val, cfg.model.num_classes, device).summary()
             log.append({"iteration": done, "miou": summary["miou"]})
     if not finite_model(head):
         raise TrainingError(
@@ -378,7 +393,7 @@ def fit_head(
         )
     # the object score needs the Cityscapes train ids (truck, bus, train)
     objects = ObjectScore() if cfg.model.num_classes == NUM_CLASSES else None
-    matrix = evaluate_head(head, cache.val, cfg.model.num_classes, info.device, objects)
+    matrix = evaluate_head(head, cache.val, cfg.model.num_classes, device, objects)
     summary = matrix.summary()
     if objects is not None:
         found = objects.summary()
@@ -398,7 +413,7 @@ def fit_head(
             "model": model.state_dict(),
         },
     )
-    _plot_curves(log.records, run_dir / "curves.png")
+    plot_curves(log.records, run_dir / "curves.png")
     result = {
         "name": cfg.name,
         "iterations": cfg.train.iterations,

@@ -17,7 +17,6 @@ import dataclasses
 import json
 import math
 import shlex
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,34 +27,26 @@ import torch
 from torch.utils.data import DataLoader
 
 from dgcn import distributed
-from dgcn.checkpoint import load_checkpoint, load_model_weights, save_checkpoint
-from dgcn.config import (
-    Config,
-    config_from_dict,
-    load_config,
-    model_overrides,
-    parse_duration,
-    save_config,
-)
+from dgcn.checkpoint import load_model_weights, save_checkpoint
+from dgcn.config import Config, model_overrides, parse_duration, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
-from dgcn.errors import ConfigError, DgcnError
+from dgcn.errors import ConfigError, RunDirError, TrainingError
 from dgcn.evaluation.loop import evaluate
-from dgcn.fileio import remove_stale_temp_files, write_text_atomic
+from dgcn.fileio import write_text_atomic
 from dgcn.models import build_model, model_spec
 from dgcn.progress import progress_bar
+from dgcn.training.interrupt import Interrupted, StopRequest, ignore_stop_signals, signal_name
 from dgcn.training.losses import SegmentationLoss
 from dgcn.training.resume import (
     HISTORY,
     LAST,
     PRECISIONS,
     PREVIOUS,
-    RESUME_KEYS,
     Precision,
     ResumePoint,
     RunSettings,
     TimeLimit,
     accumulation_steps,
-    changed_keys,
     describe_device,
     find_checkpoint,
     rank_seed,
@@ -65,15 +56,23 @@ from dgcn.training.resume import (
     rng_state,
     set_rng_state,
 )
+from dgcn.training.rundir import (
+    METRICS,
+    MetricsLog,
+    NewRun,
+    check_resume_config,
+    config_changes,
+    plot_curves,
+    prepare_run_dir,
+)
 from dgcn.training.sampling import ResumableSampler, SeededDataset
-from dgcn.training.schedule import poly_scheduler
-
-METRICS = "metrics.jsonl"
+from dgcn.training.schedule import sgd_with_poly
 
 #: what other modules import from here; the precision and resume helpers live in
-#: :mod:`dgcn.training.resume`
+#: :mod:`dgcn.training.resume`, the run folder's rules in :mod:`dgcn.training.rundir`
 __all__ = [
     "HISTORY",
+    "Interrupted",
     "LAST",
     "METRICS",
     "PREVIOUS",
@@ -91,103 +90,6 @@ __all__ = [
 ]
 
 
-class TrainingError(DgcnError):
-    """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
-
-
-class RunDirError(DgcnError):
-    """A run directory exists and neither --resume nor --overwrite was given."""
-
-
-#: files by which a folder is recognised as a dgcn run (``--overwrite`` replaces only those)
-RUN_FILES = (LAST, PREVIOUS, METRICS, "config.yaml", "summary.json")
-
-
-def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` holds a dgcn run (one of :data:`RUN_FILES`)."""
-    return any((path / name).is_file() for name in RUN_FILES)
-
-
-def prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path | None:
-    """Check the run directory before anything is written; returns the checkpoint to resume.
-
-    Nothing is deleted here: an existing run that ``overwrite`` replaces is removed by
-    :func:`clear_run_dir` only once the new run has been set up successfully.
-
-    Raises:
-        RunDirError: the path is a file; the directory holds a run and neither flag was given;
-            ``overwrite`` on a non-empty folder that is not a dgcn run.
-    """
-    last = run_dir / LAST
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirError(f"run directory {run_dir} is a file; choose a folder for --run-dir")
-    existing = next((p for p in run_dir.parents if p.exists()), None)
-    if existing is not None and not existing.is_dir():
-        raise RunDirError(
-            f"run directory {run_dir} lies under the file {existing}; choose a folder"
-        )
-    if resume:
-        if not last.is_file() and not (run_dir / PREVIOUS).is_file():
-            raise RunDirError(f"cannot resume: {last} does not exist (start without --resume)")
-        remove_stale_temp_files(run_dir)  # a kill during a checkpoint write leaves one
-        return last if last.is_file() else run_dir / PREVIOUS
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise RunDirError(
-                f"run directory {run_dir} already holds a run; pass --resume to continue it, "
-                "--overwrite to replace it, or choose another --run-dir"
-            )
-        if not is_run_dir(run_dir):
-            raise RunDirError(
-                f"{run_dir} is not empty and holds no dgcn run (none of {', '.join(RUN_FILES)}); "
-                "--overwrite only replaces runs: choose another --run-dir"
-            )
-    return None
-
-
-def clear_run_dir(run_dir: Path) -> None:
-    """Remove the earlier run that ``--overwrite`` replaces (checked by prepare_run_dir)."""
-    if run_dir.is_dir() and is_run_dir(run_dir):
-        shutil.rmtree(run_dir)
-
-
-def config_changes(previous: Config, current: Config) -> list[str]:
-    """The dotted keys in which ``current`` differs from the run's ``previous`` config, apart
-    from the name, ``train.iterations`` grown (extending a run is what resume is for) and the
-    keys of :data:`~dgcn.training.resume.RESUME_KEYS` (precision, micro-batch, time limit,
-    threads, compile, loader workers: how the run is computed on the machine at hand, changes
-    that a resume reports and records)."""
-    changed = changed_keys(previous, current)
-    if "train.iterations" in changed:
-        old, new = changed["train.iterations"]
-        if new >= old:
-            del changed["train.iterations"]
-    return [key for key in changed if key not in RESUME_KEYS]
-
-
-def check_resume_config(run_dir: Path, cfg: Config, state: dict[str, Any] | None = None) -> None:
-    """Refuse to resume with a config other than the run's own (see :func:`config_changes`).
-
-    Raises:
-        RunDirError: naming the differing keys and the two ways out.
-    """
-    path = run_dir / "config.yaml"
-    if path.is_file():
-        previous = load_config(path)
-    else:
-        state = state or load_checkpoint(run_dir / LAST)
-        previous = config_from_dict(state["config"])
-    changed = config_changes(previous, cfg)
-    if changed:
-        shown = ", ".join(changed[:4]) + (
-            f" and {len(changed) - 4} more" if len(changed) > 4 else ""
-        )
-        raise RunDirError(
-            f"cannot resume {run_dir}: this config differs from the run's in {shown}; resume "
-            f"with the run's own config (--config {path}), or pass --allow-config-change"
-        )
-
-
 def finite_model(model: torch.nn.Module) -> bool:
     """Whether every floating-point parameter and buffer is finite (BN statistics included:
     a diverged run can keep a finite loss while its running variances overflow)."""
@@ -196,49 +98,12 @@ def finite_model(model: torch.nn.Module) -> bool:
     )
 
 
-class MetricsLog:
-    """JSON lines, one record per log step; on resume, records past the resume point are
-    dropped so the file reads as one uninterrupted run."""
-
-    def __init__(self, path: Path, resume_iteration: int | None) -> None:
-        self.path = path
-        self.records: list[dict[str, Any]] = []
-        if resume_iteration is not None and path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill
-                if record.get("iteration", 0) <= resume_iteration:
-                    self.records.append(record)
-        self._rewrite()
-
-    def _rewrite(self) -> None:
-        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in self.records))
-
-    def append(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-
-
 def _tensorboard(run_dir: Path):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # tensorboard not installed: JSONL + PNG only
         return None
     return SummaryWriter(str(run_dir / "tensorboard"))
-
-
-def _plot_curves(records: list[dict[str, Any]], path: Path) -> None:
-    try:
-        # lazy: matplotlib is optional, and viz sits above training (the one upward import:
-        # a run draws its own curves.png with the same figure the notebooks show)
-        from dgcn.viz.predictions import save_figure, training_curves
-    except ImportError:  # matplotlib missing (core install): the JSONL log is still there
-        return
-    if records:
-        save_figure(training_curves(records), path)
 
 
 def build_training_model(cfg: Config, info: distributed.DistInfo, pretrained: bool = True):
@@ -305,13 +170,7 @@ def _optimization(cfg: Config, model: torch.nn.Module, device: torch.device, sca
     """(SGD, its poly schedule per iteration, the GradScaler, enabled when ``scaler``)."""
     # the optimizer is built after SyncBN conversion, so BN scales and shifts are trained
     # (the released script built it before, leaving them out of SGD)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.train.lr,
-        momentum=cfg.train.momentum,
-        weight_decay=cfg.train.weight_decay,
-    )
-    scheduler = poly_scheduler(optimizer, cfg.train.iterations, cfg.train.poly_power)
+    optimizer, scheduler = sgd_with_poly(model.parameters(), cfg.train)
     return optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=scaler)
 
 
@@ -346,6 +205,8 @@ class TrainingRun:
             writer is None without tensorboard).
         rotate: whether the next checkpoint keeps ``last.pt`` as ``previous.pt`` (not after a
             resume from ``previous.pt``, whose ``last.pt`` could not be read).
+        stop: the signal handlers of the run (see :mod:`dgcn.training.interrupt`).
+        folder: a new run's folder until its first checkpoint (main process; None on resume).
     """
 
     cfg: Config
@@ -367,6 +228,8 @@ class TrainingRun:
     log: MetricsLog | None = None
     writer: Any = None
     rotate: bool = True
+    stop: StopRequest = dataclasses.field(default_factory=StopRequest)
+    folder: NewRun | None = None
 
     def autocast(self):
         """The mixed-precision context of a forward pass (none in fp32)."""
@@ -453,20 +316,23 @@ def _train_batches(run: TrainingRun, train_set) -> Iterator:
         pin_memory=info.device.type == "cuda",
         persistent_workers=cfg.data.workers > 0,
         prefetch_factor=4 if cfg.data.workers else None,
+        worker_init_fn=ignore_stop_signals,
     )
     return iter(loader)
 
 
 def _open_run_dir(run: TrainingRun, point: ResumePoint | None, changes: list[str]) -> None:
     """(Main process) the run's folder, its config, the config history, the metrics log and
-    the TensorBoard writer; a new run first removes the run that ``--overwrite`` replaces.
+    the TensorBoard writer; a new run first moves aside the run it replaces (``--overwrite``),
+    deleted at its first checkpoint (see :class:`~dgcn.training.rundir.NewRun`).
 
     Every start appends one line to ``config-history.jsonl``: the iteration it starts at, its
     config and settings and, for a resume, the checkpoint it read and its ``changes``.
     """
     resumed = point is not None
     if not resumed:
-        clear_run_dir(run.run_dir)  # --overwrite: the new run is set up, the old one goes
+        run.folder = NewRun(run.run_dir)
+        run.folder.open()
     run.run_dir.mkdir(parents=True, exist_ok=True)
     save_config(run.cfg, run.run_dir / "config.yaml")
     entry = {"iteration": run.start, "config": run.cfg.to_dict()}
@@ -589,9 +455,10 @@ def bn_synchronized(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.SyncBatchNorm) for m in model.modules())
 
 
-def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any]:
+def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any] | None:
     """Evaluate the model on the validation split (sharded over the processes) with the
-    config's test mode, log mIoU and pixel accuracy at ``iteration``; returns the summary.
+    config's test mode, log mIoU and pixel accuracy at ``iteration``; returns the summary
+    (None, and nothing logged, when a signal cut the evaluation short).
 
     Under DDP without SyncBatchNorm each process's BN running statistics follow its own last
     micro-batches; rank 0's are first copied to every process, so that every shard is
@@ -609,7 +476,10 @@ def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any]:
     ):
         eval_cfg = dataclasses.replace(eval_cfg, precision=run.precision.name)  # the run's own
     val_loader = DataLoader(
-        distributed.shard(run.val_set, info), batch_size=1, num_workers=min(2, cfg.data.workers)
+        distributed.shard(run.val_set, info),
+        batch_size=1,
+        num_workers=min(2, cfg.data.workers),
+        worker_init_fn=ignore_stop_signals,
     )
     run.model.eval()
     matrix = evaluate(
@@ -619,8 +489,11 @@ def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any]:
         num_classes=cfg.model.num_classes,
         device=info.device,
         progress=run.progress and info.is_main,
+        stop=run.stop.__bool__,
     )
     run.model.train()
+    if run.stop:
+        return None
     summary = matrix.summary()
     if info.is_main:
         run.log.append(
@@ -670,14 +543,16 @@ def checkpoint_step(run: TrainingRun, done: int) -> None:
             state["rng_ranks"] = states
         previous = run.run_dir / PREVIOUS if run.rotate else None
         save_checkpoint(run.run_dir / LAST, state, previous=previous)
-        _plot_curves(run.log.records, run.run_dir / "curves.png")
+        if run.folder is not None:
+            run.folder.keep()  # a start that has a checkpoint is not undone
+        plot_curves(run.log.records, run.run_dir / "curves.png")
     run.rotate = True
 
 
 def _finish(run: TrainingRun, summary: dict[str, Any]) -> None:
     """(Main process) the final curves and ``summary.json``; then every process meets."""
     if run.info.is_main:
-        _plot_curves(run.log.records, run.run_dir / "curves.png")
+        plot_curves(run.log.records, run.run_dir / "curves.png")
         result = {
             "name": run.cfg.name,
             "iterations": run.cfg.train.iterations,
@@ -706,22 +581,86 @@ def resume_command(run: TrainingRun, device: str = "auto") -> str:
     return shlex.join(command)
 
 
-def _stop(run: TrainingRun, done: int, device: str) -> dict[str, Any]:
-    """(Main process) the curves and one line saying where the run stopped and how to resume
-    it; ``summary.json`` is not written (the run is not finished). Every process meets."""
+def _stop(run: TrainingRun, done: int, device: str, reason: str) -> dict[str, Any]:
+    """(Main process) the curves and one line saying where the run stopped, by what
+    (``train.time_limit=...`` or a signal's name), and how to resume it; ``summary.json`` is
+    not written (the run is not finished). Every process meets."""
     t = run.cfg.train
     command = resume_command(run, device)
     if run.info.is_main:
-        _plot_curves(run.log.records, run.run_dir / "curves.png")
+        plot_curves(run.log.records, run.run_dir / "curves.png")
         if run.writer is not None:
             run.writer.close()
-        print(
-            f"stopped at iteration {done}/{t.iterations} by train.time_limit={t.time_limit}; "
-            f"resume with: {command}",
-            flush=True,
-        )
+        where = f"at iteration {done}/{t.iterations}"
+        if done == t.iterations:
+            where = f"after iteration {done}/{t.iterations}, in the final evaluation,"
+        print(f"stopped {where} by {reason}; resume with: {command}", flush=True)
     distributed.barrier()
     return {"stopped_at": done, "iterations": t.iterations, "resume": command}
+
+
+def _stop_reason(run: TrainingRun, clock: TimeLimit, done: int) -> str | None:
+    """Why the run stops after iteration ``done`` (a signal's name, the time limit), agreed
+    by every process; None: it goes on. One all-reduce per iteration under ``torchrun``."""
+    t = run.cfg.train
+    expired = False
+    if clock:
+        evaluation_next = bool(t.eval_every) and (done + 1) % t.eval_every == 0
+        expired = clock.expired(evaluation_next)
+    signum, expired = distributed.max_over_processes([run.stop.signum or 0, expired], run.info)
+    if signum:
+        run.stop.signum = run.stop.signum or signum  # a rank the signal has not reached yet
+        return signal_name(signum)
+    return f"train.time_limit={t.time_limit}" if expired else None
+
+
+def _agreed_signal(run: TrainingRun) -> int:
+    """The signal that stops the run, agreed by every process (0: none)."""
+    signum = distributed.max_over_processes([run.stop.signum or 0], run.info)[0]
+    if signum:
+        run.stop.signum = run.stop.signum or signum
+    return signum
+
+
+def _evaluation_pending(run: TrainingRun) -> bool:
+    """Whether a resumed run starts where an evaluation was due but not logged (a signal cut
+    it short), agreed by every process."""
+    t = run.cfg.train
+    due = bool(t.eval_every) and 0 < run.start < t.iterations and run.start % t.eval_every == 0
+    missing = run.info.is_main and due and not run.log.evaluated_at(run.start)
+    return distributed.any_process(missing, run.info)
+
+
+def _loop(run: TrainingRun, batches: Iterator, clock: TimeLimit, bar) -> tuple[int, str] | None:
+    """Train from ``run.start`` to the end; returns (iteration, reason) when the run stopped
+    before it, with a checkpoint at that iteration."""
+    t = run.cfg.train
+    window: list[dict[str, float]] = []
+    tick = time.perf_counter()
+    for iteration in range(run.start, t.iterations):
+        started = time.perf_counter()
+        window.append(train_step(run, batches, iteration))
+        done = iteration + 1
+        bar.update(1)
+        if done % t.log_every == 0 or done == t.iterations:
+            bar.set_postfix(log_step(run, done, window, time.perf_counter() - tick), refresh=False)
+            window, tick = [], time.perf_counter()
+        clock.step = time.perf_counter() - started
+        if t.eval_every and done % t.eval_every == 0 and done < t.iterations:
+            started = time.perf_counter()
+            evaluate_step(run, done)
+            clock.evaluation = time.perf_counter() - started
+        if done % t.checkpoint_every == 0 or done == t.iterations:
+            started = time.perf_counter()
+            checkpoint_step(run, done)
+            clock.checkpoint = time.perf_counter() - started
+        if done < t.iterations:
+            reason = _stop_reason(run, clock, done)
+            if reason is not None:
+                if done % t.checkpoint_every:
+                    checkpoint_step(run, done)
+                return done, reason
+    return None
 
 
 def fit(
@@ -743,7 +682,11 @@ def fit(
     With ``train.time_limit`` the run stops before the limit with a checkpoint, prints
     ``stopped at iteration i/T by train.time_limit=...; resume with: COMMAND`` and returns
     ``{"stopped_at": i, "iterations": T, "resume": COMMAND}``; no final evaluation is run and
-    no ``summary.json`` is written.
+    no ``summary.json`` is written. SIGTERM or SIGINT stops it the same way after the current
+    iteration (``... by SIGTERM; resume with: COMMAND``) and raises
+    :class:`~dgcn.training.interrupt.Interrupted`; an evaluation that the signal cut short is
+    run when the run resumes. A new run that fails before its first checkpoint leaves no
+    folder behind (see :class:`~dgcn.training.rundir.NewRun`).
 
     Args:
         cfg: the run's configuration.
@@ -758,63 +701,62 @@ def fit(
         device: ``auto``, ``cuda`` or ``cpu``.
 
     Raises:
-        RunDirError, ConfigError, DatasetError, CheckpointError, TrainingError.
+        RunDirError, ConfigError, DatasetError, CheckpointError, TrainingError; Interrupted.
     """
     clock = TimeLimit(parse_duration(cfg.train.time_limit) or 0.0)  # from the call on
     run_dir = Path(run_dir)
     info, point = _setup(cfg, run_dir, resume, overwrite, device, allow_config_change)
-    settings, changes = resume_settings(cfg, info, point)
-    train_set, val_set = _datasets(cfg, info)
-    run = _build_run(cfg, run_dir, progress, info, settings, val_set, point)
-    batches = _train_batches(run, train_set)
-    if point is not None:
-        note = restore_rng(point.state, info, cfg.train.seed)  # after the loader's base seed
-        changes += [note] if note else []
-    if info.is_main:
-        _open_run_dir(run, point, changes)
-        if point is not None:
-            _report_resume(run, point, changes)
-    run.model.train()
-    t = cfg.train
-    stopped = None
-    with progress_bar(
-        total=t.iterations,
-        initial=run.start,
-        desc=cfg.name,
-        unit="it",
-        disable=not (progress and info.is_main),
-        dynamic_ncols=True,
-    ) as bar:
-        window: list[dict[str, float]] = []
-        tick = time.perf_counter()
-        for iteration in range(run.start, t.iterations):
-            started = time.perf_counter()
-            window.append(train_step(run, batches, iteration))
-            done = iteration + 1
-            bar.update(1)
-            if done % t.log_every == 0 or done == t.iterations:
-                bar.set_postfix(
-                    log_step(run, done, window, time.perf_counter() - tick), refresh=False
-                )
-                window, tick = [], time.perf_counter()
-            clock.step = time.perf_counter() - started
-            if t.eval_every and done % t.eval_every == 0 and done < t.iterations:
-                started = time.perf_counter()
-                evaluate_step(run, done)
-                clock.evaluation = time.perf_counter() - started
-            if done % t.checkpoint_every == 0 or done == t.iterations:
-                started = time.perf_counter()
-                checkpoint_step(run, done)
-                clock.checkpoint = time.perf_counter() - started
-            if clock and done < t.iterations:
-                evaluation_next = bool(t.eval_every) and (done + 1) % t.eval_every == 0
-                if distributed.any_process(clock.expired(evaluation_next), info):
-                    if done % t.checkpoint_every:
-                        checkpoint_step(run, done)
-                    stopped = done
-                    break
-    if stopped is not None:
-        return _stop(run, stopped, device)
-    summary = evaluate_step(run, t.iterations) if t.iterations > 0 else {}
-    _finish(run, summary)
-    return summary
+    with StopRequest(announce=info.is_main) as stop:
+        run = None
+        try:
+            settings, changes = resume_settings(cfg, info, point)
+            train_set, val_set = _datasets(cfg, info)
+            run = _build_run(cfg, run_dir, progress, info, settings, val_set, point)
+            run.stop = stop
+            batches = _train_batches(run, train_set)
+            if point is not None:
+                note = restore_rng(point.state, info, cfg.train.seed)  # after the base seed
+                changes += [note] if note else []
+            if info.is_main:
+                _open_run_dir(run, point, changes)
+                if point is not None:
+                    _report_resume(run, point, changes)
+            stop.defer()
+            return _train_and_evaluate(run, batches, clock, device)
+        except BaseException:
+            if run is not None and run.folder is not None:
+                if run.writer is not None:
+                    run.writer.close()
+                run.folder.undo()  # a new run without a checkpoint: as if never started
+            raise
+
+
+def _train_and_evaluate(run: TrainingRun, batches: Iterator, clock: TimeLimit, device: str):
+    """:func:`fit` from its first iteration on: the loop, then the final evaluation and
+    ``summary.json``, or the stop (time limit, signal) at the run's newest checkpoint."""
+    t = run.cfg.train
+    if run.start and _evaluation_pending(run):
+        with torch.random.fork_rng(devices=[]):  # the loader's seed draw, as if not redone
+            evaluate_step(run, run.start)
+    stopped, newest = None, run.start
+    if not _agreed_signal(run):
+        with progress_bar(
+            total=t.iterations,
+            initial=run.start,
+            desc=run.cfg.name,
+            unit="it",
+            disable=not (run.progress and run.info.is_main),
+            dynamic_ncols=True,
+        ) as bar:
+            stopped = _loop(run, batches, clock, bar)
+        newest = t.iterations  # unless stopped: the last iteration wrote a checkpoint
+    if stopped is None and not _agreed_signal(run):
+        summary = evaluate_step(run, t.iterations) if t.iterations > 0 else {}
+        if not _agreed_signal(run):
+            _finish(run, summary)
+            return summary
+    done, reason = stopped or (newest, signal_name(run.stop.signum))
+    result = _stop(run, done, device, reason)
+    if run.stop:
+        raise Interrupted(run.stop.signum)
+    return result

@@ -11,10 +11,11 @@ import torch
 
 from dgcn.checkpoint import load_for_inference
 from dgcn.config import Config, apply_overrides, config_from_dict, load_config
-from dgcn.errors import ConfigError
+from dgcn.errors import ConfigError, RunDirError
 from dgcn.training.frozen import FeatureCache, fit_head
-from dgcn.training.loop import LAST, RunDirError, config_changes, fit
-from dgcn.training.resume import find_checkpoint
+from dgcn.training.loop import fit
+from dgcn.training.resume import LAST, find_checkpoint
+from dgcn.training.rundir import config_changes
 
 
 def train(

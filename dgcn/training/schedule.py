@@ -1,6 +1,9 @@
-"""The poly learning-rate schedule, per iteration: lr * (1 - it / total) ** power."""
+"""The poly learning-rate schedule, per iteration: lr * (1 - it / total) ** power, and the SGD
+that both trainers step with it."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import torch
 
@@ -19,3 +22,14 @@ def poly_scheduler(
     iteration, so resuming restores the schedule exactly.
     """
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda it: poly_factor(it, total, power))
+
+
+def sgd_with_poly(
+    parameters: Iterable[torch.nn.Parameter], train
+) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.LambdaLR]:
+    """SGD with ``train``'s (a :class:`~dgcn.config.TrainConfig`) lr, momentum and weight decay,
+    and its poly schedule over ``train.iterations`` with ``train.poly_power``."""
+    optimizer = torch.optim.SGD(
+        parameters, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay
+    )
+    return optimizer, poly_scheduler(optimizer, train.iterations, train.poly_power)
