@@ -207,7 +207,7 @@ def test_the_official_preset_runs_the_authors_iterations():
 
 def test_in_training_evaluation_runs_in_the_runs_precision(monkeypatch):
     """``eval.precision=auto`` evaluates in the run's precision; an explicit one is kept."""
-    import dgcn.training.loop as loop
+    import dgcn.training.steps as steps
     from dgcn.evaluation.metrics import ConfusionMatrix
 
     seen = []
@@ -216,7 +216,7 @@ def test_in_training_evaluation_runs_in_the_runs_precision(monkeypatch):
         seen.append(config.precision)
         return ConfusionMatrix(19)
 
-    monkeypatch.setattr(loop, "evaluate", spy)
+    monkeypatch.setattr(steps, "evaluate", spy)
     for eval_precision, expected in (("auto", "bf16"), ("fp32", "fp32")):
         cfg = load_config("minicity-cpu", [f"eval.precision={eval_precision}"])
         run = SimpleNamespace(
@@ -225,10 +225,10 @@ def test_in_training_evaluation_runs_in_the_runs_precision(monkeypatch):
             val_set=[],
             model=TwoHeads(),
             progress=False,
-            precision=loop.Precision(torch.bfloat16, False),
+            precision=steps.Precision(torch.bfloat16, False),
             log=SimpleNamespace(append=lambda record: None),
             writer=None,
             stop=StopRequest(),
         )
-        loop.evaluate_step(run, 1)
+        steps.evaluate_step(run, 1)
         assert seen[-1] == expected

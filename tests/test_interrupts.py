@@ -15,7 +15,7 @@ from helpers import checkpoints_equal, dgcn, hashes, losses, tiny_opts, torchrun
 
 from dgcn.checkpoint import load_checkpoint
 from dgcn.cli import main
-from dgcn.training import loop
+from dgcn.training import loop, steps
 
 ITERATIONS = 300
 
@@ -172,7 +172,7 @@ def test_under_torchrun_every_rank_stops_at_one_iteration_and_rank_0_writes_it(m
 def signal_in_evaluation(monkeypatch, at_call: int):
     """Make the ``at_call``-th evaluation of the run send SIGTERM to this process."""
     calls = []
-    evaluate = loop.evaluate
+    evaluate = steps.evaluate
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -180,7 +180,7 @@ def signal_in_evaluation(monkeypatch, at_call: int):
             os.kill(os.getpid(), signal.SIGTERM)
         return evaluate(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "evaluate", interrupted)
+    monkeypatch.setattr(steps, "evaluate", interrupted)
 
 
 @pytest.mark.slow
