@@ -307,3 +307,21 @@ def test_a_folder_whose_run_never_reached_a_checkpoint_is_started_again(minicity
     assert main(train_argv(run, opts)) == 0
     starts = [json.loads(line)["iteration"] for line in open(run / "config-history.jsonl")]
     assert starts == [0]  # the dead start's history went with it
+
+
+def test_a_process_whose_loader_workers_ignore_signals_still_exits():
+    """Workers that ignore SIGTERM would hang the exit of a process whose loader was never
+    shut down (multiprocessing ends them with SIGTERM, then waits): they are killed instead."""
+    code = (
+        "from torch.utils.data import DataLoader\n"
+        "from dgcn.training.interrupt import quiet_workers\n"
+        "loader = DataLoader(list(range(64)), batch_size=2, num_workers=2,\n"
+        "                    persistent_workers=True, worker_init_fn=quiet_workers())\n"
+        "KEPT = iter(loader)  # alive until the interpreter exits: never shut down\n"
+        "print(next(KEPT).tolist())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[0, 1]\n" and "Exception" not in result.stderr, result.stderr

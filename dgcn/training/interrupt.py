@@ -12,7 +12,7 @@ Ctrl-C and Jupyter's interrupt button send SIGINT. While :class:`StopRequest` is
   number (143 for SIGTERM, 130 for SIGINT). Further signals meanwhile are noted in one line
   and do not cut the write short.
 
-Data-loader workers ignore both signals (:func:`ignore_stop_signals`): the terminal sends
+Data-loader workers ignore both signals (:func:`quiet_workers`): the terminal sends
 Ctrl-C to every process of the job, and a worker that died would fail the batches the last
 iteration still needs. Under ``torchrun`` the launcher forwards the signal to every process;
 the processes agree on the iteration to stop at (:func:`~dgcn.distributed.max_over_processes`)
@@ -21,6 +21,8 @@ and rank 0 writes the one checkpoint.
 
 from __future__ import annotations
 
+import atexit
+import multiprocessing
 import os
 import signal
 import sys
@@ -61,9 +63,35 @@ def signal_name(signum: int) -> str:
 
 def ignore_stop_signals(worker_id: int = 0) -> None:
     """A data-loader worker's ``worker_init_fn``: SIGTERM and SIGINT are the main process's to
-    handle (the worker ends when the main process does)."""
+    handle (the worker ends when the main process does). Pass it through
+    :func:`quiet_workers`, which makes sure such workers are ended at exit."""
     for signum in SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+
+
+def quiet_workers():
+    """:func:`ignore_stop_signals`, once the main process is set to kill at its exit the
+    workers still alive (those of a loader that an exception kept from being shut down):
+    ``multiprocessing`` would end them with SIGTERM, which they ignore, and then wait for
+    them forever."""
+    global _reaper
+    if not _reaper:
+        atexit.register(_kill_daemonic_children)  # runs before multiprocessing's own hook
+        _reaper = True
+    return ignore_stop_signals
+
+
+_reaper = False
+
+
+def _kill_daemonic_children() -> None:
+    children = [child for child in multiprocessing.active_children() if child.daemon]
+    if children and hasattr(signal, "SIGCHLD"):  # torch's SIGCHLD handler would report them
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for child in children:
+        child.kill()
+    for child in children:
+        child.join(timeout=5)
 
 
 class StopRequest:

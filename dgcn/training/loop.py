@@ -31,7 +31,7 @@ from dgcn.errors import ConfigError, RunDirError, TrainingError
 from dgcn.fileio import write_text_atomic
 from dgcn.models import build_model, model_spec
 from dgcn.progress import progress_bar
-from dgcn.training.interrupt import Interrupted, StopRequest, ignore_stop_signals, signal_name
+from dgcn.training.interrupt import Interrupted, StopRequest, quiet_workers, signal_name
 from dgcn.training.losses import SegmentationLoss
 from dgcn.training.resume import (
     HISTORY,
@@ -267,7 +267,7 @@ def _train_batches(run: TrainingRun, train_set) -> Iterator:
         pin_memory=info.device.type == "cuda",
         persistent_workers=cfg.data.workers > 0,
         prefetch_factor=4 if cfg.data.workers else None,
-        worker_init_fn=ignore_stop_signals,
+        worker_init_fn=quiet_workers(),
     )
     return iter(loader)
 

@@ -26,7 +26,7 @@ from dgcn.checkpoint import save_checkpoint
 from dgcn.config import Config
 from dgcn.errors import TrainingError
 from dgcn.evaluation.loop import evaluate
-from dgcn.training.interrupt import StopRequest, ignore_stop_signals, signal_name
+from dgcn.training.interrupt import StopRequest, quiet_workers, signal_name
 from dgcn.training.losses import SegmentationLoss
 from dgcn.training.resume import (
     LAST,
@@ -219,7 +219,7 @@ def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any] | None:
         distributed.shard(run.val_set, info),
         batch_size=1,
         num_workers=min(2, cfg.data.workers),
-        worker_init_fn=ignore_stop_signals,
+        worker_init_fn=quiet_workers(),
     )
     run.model.eval()
     matrix = evaluate(
