@@ -27,7 +27,8 @@
 # machine's local disk and keeps the run on Google Drive when it runs in Colab, and survives a
 # disconnect or the end of a session by resuming from the last checkpoint. We stage such a
 # disconnect on purpose: a training process is killed right after its first checkpoint and the
-# run is resumed from `last.pt` to the end of its schedule.
+# run is resumed from `last.pt` to the end of its schedule; a second run is stopped by `SIGTERM`
+# instead, which keeps every iteration it trained.
 #
 # You will:
 #
@@ -39,12 +40,14 @@
 #   schedule, gradient scaler, random states and data position);
 # - kill a training process and resume it, then check that the learning-rate schedule went on
 #   exactly where it stopped;
+# - stop another with `SIGTERM` (what Ctrl-C's `SIGINT` does too) and see it keep every
+#   iteration: a checkpoint, one line with the resume command, exit status 143;
 # - read the training curves from `metrics.jsonl`;
 # - get the exact `torchrun` command for a machine with many GPUs.
 #
 # | mode | what runs | time |
 # |---|---|---|
-# | CPU smoke | `minicity-cpu`, 40 iterations of batch 8, killed, resumed | about 20 s (2 cores) |
+# | CPU smoke | `minicity-cpu`: 40 iterations killed, resumed; 20 SIGTERM'd | about 30 s (2 cores) |
 # | GPU full | `cityscapes-official` (62,475 iterations, batch 8) or `-colab-t4` | estimated |
 # | CPU full | `minicity-cpu`, 250 iterations on MiniCity | about a minute (2 cores, estimate) |
 #
@@ -382,8 +385,10 @@ print(dgcn.training.plan.plan_markdown(PLAN_CONFIGS))
 #    `previous.pt`, should the newest checkpoint be unreadable).
 #
 # A session can also end without warning (a disconnect, Colab's usage limits); then at most
-# `train.checkpoint_every` iterations are lost (500 for the T4 preset). The plan for this
-# notebook's preset, from the table's assumptions:
+# `train.checkpoint_every` iterations are lost (500 for the T4 preset). A `SIGTERM` loses
+# none: the run finishes its iteration, writes `last.pt` and exits (section 5). Whether Colab
+# sends `SIGTERM` before it recycles a runtime is not known here, so the time limit stays the
+# plan there. The plan for this notebook's preset, from the table's assumptions:
 
 # %%
 t4, plan_cfg = dgcn.training.plan.GPUS["T4"], dgcn.load_config("cityscapes-colab-t4")
@@ -521,6 +526,109 @@ for r in train_records:
 print(f"{len(steps)} training records at iterations {steps[0]}..{steps[-1]}: no gap, no repeat")
 
 # %% [markdown]
+# **SIGKILL or SIGTERM: what a stop keeps.** The kill above was `SIGKILL`, which a process
+# cannot catch: it ends at once, like a runtime that vanishes, and the run resumes from its last
+# periodic checkpoint; the iterations since (up to `train.checkpoint_every`) are lost and
+# trained again. `SIGTERM` (what `kill PID` and `docker stop` send, as do schedulers and
+# platforms that warn before they end a job) and `SIGINT` (Ctrl-C, Jupyter's interrupt button)
+# are requests the run handles, and they keep every iteration done: `dgcn train` acknowledges
+# the signal on stderr, finishes the iteration in progress, writes `last.pt` as the periodic
+# checkpoint would (atomically, the one before kept as `previous.pt`), prints one line on stdout
+# with the command that resumes the run, and exits with status 128 + the signal's number (143
+# for `SIGTERM`, 130 for `SIGINT`). Further signals while the checkpoint is written are noted in
+# one line and cannot cut the write short; an evaluation the signal cut short runs first on
+# resume. In a notebook, interrupting the kernel stops `dgcn.train_or_load` (or `fit`) the same
+# way: once the checkpoint is written it raises `dgcn.training.interrupt.Interrupted`, a
+# `KeyboardInterrupt`, and running the cell again resumes. (A new start that fails before its
+# first checkpoint, or is stopped during its set-up, leaves no folder behind: the same command
+# simply starts again.)
+#
+# The next cell does it for real, in smoke mode: a second run in its own folder, of the same
+# preset and overrides with three more (a later `--opt` value replaces an earlier one): 20
+# iterations with `train.checkpoint_every=1000`, so that when `SIGTERM` is sent, after two
+# log records (10 iterations), no checkpoint exists at all and a `SIGKILL` would lose all of
+# them; `train.eval_every=0`, so that the signal lands in a training iteration, not in an
+# evaluation.
+
+# %%
+import shlex
+import shutil
+import signal
+
+STOP_DIR, STOP_ITERATIONS = RUN_DIR.parent / "06-sigterm", 20  # the run above stays as it is
+if SIMULATE_DISCONNECT:
+    stop_opts = [*OVERRIDES, f"train.iterations={STOP_ITERATIONS}", "train.checkpoint_every=1000"]
+    stop_command = [sys.executable, "-m", "dgcn", "train", "--config", PRESET, "--quiet"]
+    stop_command += ["--run-dir", str(STOP_DIR), "--opt", *stop_opts, "train.eval_every=0"]
+    print("$ python", " ".join(stop_command[1:]))
+    shutil.rmtree(STOP_DIR, ignore_errors=True)  # an earlier run's log would be read as its own
+    stop_log, deadline = STOP_DIR / "metrics.jsonl", time.time() + 120  # the cell cannot hang
+    stopper = subprocess.Popen(stop_command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    logged = 0  # records in the run's log: 2 = 10 iterations done
+    while stopper.poll() is None and logged < 2 and time.time() < deadline:
+        time.sleep(0.05)
+        logged = stop_log.read_text().count("\n") if stop_log.is_file() else 0
+    checkpoint_before = (STOP_DIR / "last.pt").exists()
+    stopper.send_signal(signal.SIGTERM)  # had the run ended, or not logged in time: see below
+    try:
+        out, err = [stream.decode() for stream in stopper.communicate(timeout=60)]
+    except subprocess.TimeoutExpired:
+        stopper.kill()
+        raise
+    print(f"sent SIGTERM after {logged} log records; a checkpoint before it: {checkpoint_before}")
+else:
+    print("skipped: the staged stops run in smoke mode only (here: a second run of the preset)")
+
+# %% [markdown]
+# What the stopped process left: its exit status, the line it wrote on stderr when the signal
+# came, its one line on stdout, and a `last.pt` at the iteration that the line names, which no
+# periodic checkpoint could have written.
+
+# %%
+if SIMULATE_DISCONNECT:
+    assert stopper.returncode == 128 + signal.SIGTERM == 143, (stopper.returncode, err)
+    STOPPED_AT = dgcn.load_checkpoint(STOP_DIR / "last.pt")["iteration"]
+    print(f"exit status {stopper.returncode} = 128 + {int(signal.SIGTERM)} ({signal.SIGTERM.name})")
+    print("stderr:", *[line for line in err.splitlines() if line.startswith("dgcn:")])
+    print("stdout:", out.strip())
+    print(f"last.pt: iteration {STOPPED_AT} (checkpoint_every=1000: the stop wrote it)")
+    assert logged == 2 and not checkpoint_before and STOPPED_AT % 1000  # the stop wrote it
+    assert 2 * LOG_EVERY <= STOPPED_AT < STOP_ITERATIONS
+    assert out.count("\n") == 1 and out.startswith(
+        f"stopped at iteration {STOPPED_AT}/{STOP_ITERATIONS} by SIGTERM; resume with: "
+    )
+else:
+    STOPPED_AT = None
+    print("skipped: no staged stop in full mode")
+
+# %% [markdown]
+# The line's command resumes the run (here as `python -m dgcn`, with `--quiet`): it goes on
+# from that iteration to the end of the schedule and evaluates, and `config-history.jsonl`
+# records the two starts. `tests/test_interrupts.py` checks, with the same real signals, that
+# such a resumed run ends bit-identical to one never stopped.
+
+# %%
+if SIMULATE_DISCONNECT:
+    resume_command = shlex.split(out.split("resume with: ")[1])  # ['dgcn', 'train', ...]
+    resumed = subprocess.run(
+        [sys.executable, "-m", *resume_command, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    print(resumed.stdout.strip())
+    starts = [json.loads(line)["iteration"] for line in (STOP_DIR / "config-history.jsonl").open()]
+    stop_steps = [json.loads(line) for line in stop_log.read_text().splitlines()]
+    stop_steps = [r["iteration"] for r in stop_steps if "loss" in r]
+    print(f"starts at iterations {starts}; training records at {stop_steps}")
+    assert dgcn.load_checkpoint(STOP_DIR / "last.pt")["iteration"] == STOP_ITERATIONS
+    assert starts == [0, STOPPED_AT]  # the first start, and the resume at the stop
+    assert stop_steps == list(range(LOG_EVERY, STOP_ITERATIONS + 1, LOG_EVERY))  # no gap
+else:
+    print("skipped: no staged stop in full mode")
+
+# %% [markdown]
 # ## 6. Training curves
 #
 # `metrics.jsonl` holds one JSON record per `log_every` iterations (the total loss, the main
@@ -650,7 +758,10 @@ else:
 #
 # Drive's files are written through a local cache. Before the session ends (after the run
 # stopped at its time limit, or finished), flush the cache and unmount, so that the last
-# checkpoint is on Drive in full when the next session resumes from it:
+# checkpoint is on Drive in full when the next session resumes from it. To stop the run
+# earlier by hand, interrupt the training cell: in Jupyter the interrupt button sends the
+# kernel `SIGINT`, and the run writes its checkpoint before it stops (section 5); that Colab's
+# button does the same is expected, not checked here.
 
 # %%
 if IN_COLAB:
@@ -677,6 +788,11 @@ else:
 # - A checkpoint that holds weights, optimiser, schedule, scaler, random states and the data
 #   position makes a resumed run the same run: we killed a process after its first checkpoint,
 #   resumed it, and checked every logged learning rate against the poly formula.
+# - `SIGTERM` or Ctrl-C (`SIGINT`, also the notebook's interrupt button) loses nothing: the run
+#   finishes its iteration, writes `last.pt`, prints `stopped at iteration i/T by SIGTERM;
+#   resume with: ...` and exits with 143 (130); `SIGKILL`, like a vanished runtime, goes back
+#   to the last periodic checkpoint. Whether Colab sends `SIGTERM` before it recycles a runtime
+#   is not known here, so `train.time_limit` stays the plan there.
 # - On Colab: zips on Drive, unzipped to the local disk each session; the run on Drive;
 #   `train.time_limit=11h` ends each session with a checkpoint, and the next session reruns the
 #   notebook to resume. `torchrun --nproc_per_node=N -m dgcn train ...` is the multi-GPU run.
@@ -699,12 +815,24 @@ else:
 # </details>
 #
 # **Q2.** Why must a resumed run keep `train.iterations`, and what goes wrong if it does not?
+# And section 5 stopped one run with `SIGKILL` and another with `SIGTERM`, and resumed both:
+# why does the `SIGTERM`'d run lose no iteration and resume bit-identical from where it stopped,
+# while the `SIGKILL`'d one loses the iterations since its last checkpoint?
 #
 # <details><summary>Answer</summary>
 #
 # The total $T$ is part of the poly schedule $\eta_t = \eta_0 (1 - t/T)^{0.9}$: with another
 # $T$ every learning rate from the resume on is different, so the result is a different run
 # that merely starts from the same weights. To train longer, start a new run.
+#
+# A process can catch `SIGTERM`: dgcn's handler only notes it, the loop finishes the
+# iteration in progress (half an SGD step is a state no checkpoint holds) and then writes the
+# whole state at that iteration (weights, momentum, schedule, scaler, random states, data
+# position), so the resume starts from exactly the state the process had and continues it as
+# if never stopped. `SIGKILL` cannot be caught: the operating system ends the process at once,
+# and the newest state on disk is the last periodic checkpoint. Resuming from it is exact too
+# (the same state, the same batches from `(seed, position)`), but the iterations trained since,
+# up to `train.checkpoint_every`, are gone and are trained again; their log records are dropped.
 #
 # </details>
 #
