@@ -201,6 +201,7 @@ def _reproduce(args: argparse.Namespace) -> int:
         overrides=args.opt,
         progress=not args.quiet,
         device=args.device,
+        join=args.join,
     )
     return 0
 
@@ -335,7 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
         "official-baseline official-coordinate official-feature official-both (default: the "
         "four paper rows, plus global-pool, ppm and non-local on a frozen backbone)",
     )
-    reproduce.add_argument("--out", help="output folder (default runs/reproduce/<timestamp>)")
+    reproduce.add_argument(
+        "--out",
+        help="output folder (default runs/reproduce/<timestamp>); one that holds a table of the "
+        "same settings is continued: finished rows kept, the current row resumed",
+    )
+    reproduce.add_argument(
+        "--join",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="finished runs of `dgcn train` that stand for the table's row whose config they have",
+    )
     reproduce.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="config overrides")
     reproduce.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
     reproduce.add_argument("--quiet", action="store_true")

@@ -20,10 +20,9 @@ multi-scale, from its abstract; which background setting it used is unconfirmed,
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
+import shlex
 import time
 from datetime import datetime
 from pathlib import Path
@@ -58,23 +57,17 @@ from dgcn.ablation import (  # the rows and their tables, re-exported: dgcn.repr
     rows_for,
 )
 from dgcn.checkpoint import export_weights, load_for_inference
-from dgcn.config import (
-    apply_overrides,
-    load_config,
-    model_overrides,
-    parse_duration,
-)
-from dgcn.datasets.build import build_dataset
-from dgcn.datasets.minicity import CONTEXT_CLASSES
+from dgcn.config import apply_overrides, load_config, model_overrides, parse_duration
 from dgcn.distributed import is_main_process
-from dgcn.errors import ConfigError, DgcnError, RunDirError
-from dgcn.evaluation.objects import BIG_VEHICLES, MIN_PIXELS
-from dgcn.evaluation.prediction import predict
+from dgcn.errors import ConfigError, RunDirError
 from dgcn.fileio import write_text_atomic
 from dgcn.models import model_spec
+from dgcn.reproduce_report import RECORD_KEYS, RESULTS, read_results, write_report
 from dgcn.training.frozen import cache_features, cache_key
+from dgcn.training.interrupt import Interrupted
+from dgcn.training.resume import find_checkpoint
+from dgcn.training.rundir import config_changes
 from dgcn.training.runs import train as train_run
-from dgcn.viz.predictions import iou_bars, prediction_grid, row_curves, save_figure
 
 DEFAULT_PRESET = "minicity-ablation"
 
@@ -84,6 +77,7 @@ __all__ = [
     "FROZEN_ROWS",
     "GRAPH_ROWS",
     "LABELS",
+    "MANIFEST",
     "OBJECTS_COLUMN",
     "PAPER_ROWS",
     "PASCAL_CONTEXT_DATASETS",
@@ -96,6 +90,7 @@ __all__ = [
     "best_row",
     "class_names_of",
     "committed_model",
+    "continue_command",
     "context_miou",
     "default_rows",
     "gain",
@@ -113,91 +108,106 @@ __all__ = [
 ]
 
 
-def _figures(
-    out: Path,
-    records: list[dict[str, Any]],
-    count: int = 4,
-    marked: tuple[str, ...] = CONTEXT_CLASSES,
-) -> list[Path]:
-    """Prediction grids per row, validation-mIoU curves of every row (first seed) and per-class
-    IoU bars (both vs baseline, the ``marked`` classes marked)."""
-    written = []
-    first_seed = min(rec["seed"] for rec in records)
-    by_row = {rec["row"]: rec for rec in records if rec["seed"] == first_seed}
-    curves = {}
-    for row, rec in by_row.items():
-        model, cfg = load_for_inference(Path(rec["run_dir"]) / "last.pt")
-        dataset = build_dataset(cfg.data, cfg.data.val_split, train=False)
-        items = [dataset[i] for i in range(min(count, len(dataset)))]
-        images = torch.stack([im for im, _ in items])
-        targets = torch.stack([m for _, m in items])
-        preds = predict(model, images, cfg.eval).argmax(1)
-        path = out / f"predictions-{row}.png"
-        save_figure(prediction_grid(images, targets, preds), path)
-        written.append(path)
-        log = Path(rec["run_dir"]) / "metrics.jsonl"
-        lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        curves[LABELS[row]] = [(r["iteration"], 100 * r["miou"]) for r in lines if "miou" in r]
-    if any(len(points) > 1 for points in curves.values()):
-        save_figure(
-            row_curves(curves, "validation mIoU while training (first seed)"), out / "curves.png"
-        )
-        written.append(out / "curves.png")
-    if "both" in by_row:
-        reference = by_row.get("baseline", {}).get("per_class")
-        fig = iou_bars(
-            by_row["both"]["per_class"],
-            None
-            if reference is None
-            else {k: 100 * v for k, v in reference.items() if v is not None},
-            title="both graphs vs baseline (grey), * context class",
-            reference_name="baseline",
-            marked=marked,
-        )
-        save_figure(fig, out / "per-class-iou.png")
-        written.append(out / "per-class-iou.png")
-    return written
+MANIFEST = "reproduce.json"
 
 
-RESULTS = "results.json"
-RECORD_KEYS = ("row", "seed", "miou", "context_miou", "pixel_accuracy", "per_class", "seconds")
+def _settings(preset, data_root, seeds, rows, overrides) -> dict[str, Any]:
+    return {
+        "preset": preset,
+        "data_root": data_root,
+        "seeds": list(seeds),
+        "rows": list(rows),
+        "overrides": list(overrides or []),
+    }
 
 
-def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """The records of a finished ``dgcn reproduce``: one dict per (row, seed), as written.
+def continue_command(out: Path, settings: dict[str, Any]) -> str:
+    """The ``dgcn reproduce`` command that continues the table in ``out``."""
+    command = ["dgcn", "reproduce", "--preset", settings["preset"], "--out", str(out)]
+    if settings["data_root"]:
+        command += ["--data-root", settings["data_root"]]
+    command += ["--seeds", *map(str, settings["seeds"]), "--rows", *settings["rows"]]
+    if settings["overrides"]:
+        command += ["--opt", *settings["overrides"]]
+    return shlex.join(command)
 
-    Args:
-        path: its output folder (``results.json`` inside) or the JSON file itself, e.g.
-            ``experiments/results/minicity`` (committed) or ``runs/reproduce/<timestamp>``.
 
-    Returns:
-        records with the keys of :data:`RECORD_KEYS`, ready for :func:`results_table`; those
-        written since the keys existed also hold ``head_params``, ``context_params`` and
-        ``object_accuracy`` (None for end-to-end runs), ``object_per_class``.
+def _read_manifest(out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The state of the table in ``out``: a new one, or the one it holds when that was started
+    with the same ``settings`` (continued).
 
     Raises:
-        DgcnError: the file is missing, not JSON, or not a list of such records.
+        RunDirError: ``out`` holds something else (results of other settings, of an older
+            version without a manifest, other files).
     """
-    path = Path(path)
-    file = path / RESULTS if path.is_dir() else path
-    if not file.is_file():
-        raise DgcnError(f"{file} does not exist: run `dgcn reproduce --out {file.parent}` first")
-    try:
-        records = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise DgcnError(f"{file} is not readable JSON ({err}); run `dgcn reproduce` again") from err
-    if not isinstance(records, list) or not records:
-        raise DgcnError(f"{file} holds no records; it is not a results file of `dgcn reproduce`")
-    for i, record in enumerate(records):
-        missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
-        if missing:
-            raise DgcnError(
-                f"record {i} of {file} lacks {', '.join(missing)}: it is not a results file of "
-                "`dgcn reproduce`"
+    path = out / MANIFEST
+    if path.is_file():
+        try:
+            manifest = json.loads(path.read_text())
+            held = manifest["settings"]
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+            raise RunDirError(f"{path} is damaged ({err}); choose another --out") from err
+        if held != settings:
+            changed = [key for key in settings if settings[key] != held.get(key)]
+            raise RunDirError(
+                f"{out} already holds results of another table (it differs in "
+                f"{', '.join(changed)}); continue it with {continue_command(out, held)}, or "
+                "choose another --out"
             )
-        if record["row"] not in ROWS:
-            raise DgcnError(f"record {i} of {file} has unknown row {record['row']!r}")
-    return records
+        return manifest
+    if out.exists() and not out.is_dir():
+        raise RunDirError(f"--out {out} is a file; choose a folder")
+    if out.exists() and any(out.iterdir()):
+        raise RunDirError(f"{out} already holds results; choose another --out")
+    return {"settings": settings, "seconds": {}}
+
+
+def _finished(run_dir: Path) -> tuple[dict[str, Any], float | None] | None:
+    """(the evaluation summary, the seconds it took) of a finished run, else None."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+        return summary["eval"], summary.get("seconds")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise RunDirError(f"{path} is damaged ({err}); train that row again") from err
+
+
+def _join(folders, rows, seeds, row_config) -> dict[tuple[str, int], Path]:
+    """Which (row, seed) each run folder of ``folders`` is: its config must be the row's
+    (the preset's with the row's model options and seed; the name, precision, micro-batch and
+    such aside) and the run finished.
+
+    Raises:
+        RunDirError: a folder without a run, an unfinished run, a run that is no row.
+    """
+    joined = {}
+    for folder in map(Path, folders):
+        path = folder / "config.yaml"
+        if not path.is_file():
+            raise RunDirError(f"cannot join {folder}: it holds no run (no config.yaml)")
+        cfg = load_config(path)
+        match = [
+            (row, seed)
+            for row in rows
+            for seed in seeds
+            if not config_changes(row_config(row, seed), cfg)
+            and cfg.train.iterations == row_config(row, seed).train.iterations
+        ]
+        if not match:
+            raise RunDirError(
+                f"cannot join {folder}: its config is none of this table's rows "
+                f"({', '.join(rows)}; seeds {', '.join(map(str, seeds))}); its model options "
+                f"are {cfg.model.overrides}, its seed {cfg.train.seed}"
+            )
+        if _finished(folder) is None:
+            raise RunDirError(
+                f"cannot join {folder}: its run is not finished; resume it with dgcn train "
+                f"--config {path} --run-dir {folder} --resume, then join it"
+            )
+        joined[match[0]] = folder
+    return joined
 
 
 def reproduce(
@@ -209,29 +219,43 @@ def reproduce(
     overrides: list[str] | None = None,
     progress: bool = True,
     device: str = "auto",
+    join: list[str] | None = None,
 ) -> Path:
     """Train and evaluate every row for every seed; write results.md/.csv/.json and figures.
+
+    The table is built row by row and can be continued: an ``out`` that holds a table started
+    with the same preset, rows, seeds, data root and overrides (its ``reproduce.json``) keeps
+    the rows that finished, resumes the row that has a checkpoint and trains the rest; the
+    results files are rewritten after every row. ``train.time_limit`` counts for the whole
+    command: the row running when it comes stops with a checkpoint, and one line gives the
+    command that continues the table. SIGTERM and Ctrl-C stop the row as ``dgcn train`` does.
 
     Args:
         preset: config preset the rows start from.
         data_root: dataset root (overrides ``data.root``).
         seeds: training seeds; several give mean +- std.
         rows: keys of :data:`ROWS` (default :func:`default_rows`).
-        out: output folder (default ``runs/reproduce/<timestamp>``; never reused).
+        out: output folder (default ``runs/reproduce/<timestamp>``).
         overrides: ``key=value`` config overrides for every row.
+        join: finished run folders (e.g. of ``dgcn train --config ablation-coordinate``) that
+            stand for the row and seed whose config they have, instead of training it.
 
     Returns:
         the output folder.
+
+    Raises:
+        ConfigError: an unknown row or a bad model option (before any row trains).
+        RunDirError: ``out`` holds another table; a folder of ``join`` that is no row.
     """
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(out or f"runs/reproduce/{stamp}")
     main = is_main_process()
-    if main and out.exists() and any(out.iterdir()):
-        raise RunDirError(f"{out} already holds results; choose another --out")
     rows = tuple(rows or default_rows(preset, overrides))
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise ConfigError(f"unknown row {unknown[0]!r}; rows: {', '.join(ROWS)}")
+    settings = _settings(preset, data_root, seeds, rows, overrides)
+    manifest = _read_manifest(out, settings)
 
     def row_config(row: str, seed: int):
         cfg = load_config(preset, overrides)
@@ -246,164 +270,98 @@ def reproduce(
         cfg = row_config(row, seeds[0])
         model_spec(cfg.model.name, **model_overrides(cfg))
         params[row] = head_parameters(cfg)
-    dataset = cfg.data.dataset
-    pascal = is_pascal_context(dataset)
-    marked = () if pascal else CONTEXT_CLASSES  # MiniCity's context classes mean nothing there
-    if parse_duration(cfg.train.time_limit):  # a row stopped by it would have no result
-        raise ConfigError(
-            "dgcn reproduce trains every row to the end and cannot resume one: drop "
-            "train.time_limit (train a long row with `dgcn train ... --resume` instead)"
-        )
+    joined = _join(join, rows, seeds, row_config) if join else {}
+    limit = parse_duration(cfg.train.time_limit) or 0.0
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
     start = time.perf_counter()
+    todo = [(seed, row) for seed in seeds for row in rows]
     records = []
     caches: dict[tuple, Any] = {}
-    for seed in seeds:
-        for row in rows:
-            cfg = row_config(row, seed)
+    trained = False
+    for done, (seed, row) in enumerate(todo, 1):
+        cfg = row_config(row, seed)
+        run_dir = joined.get((row, seed), out / cfg.name)
+        finished = _finished(run_dir)
+        if finished is None:
+            left = limit - (time.perf_counter() - start)
+            if limit and trained and left <= 0:  # the first row of a command always starts
+                return _stop(out, manifest, records, len(todo), f"before row {cfg.name}")
+            if limit:
+                cfg.train.time_limit = max(left, 1e-6)
+            trained = True
             cache = None
             if cfg.frozen.backbone:
                 key = cache_key(cfg)
                 if key not in caches:
                     caches[key] = cache_features(cfg, progress=progress)
                 cache = caches[key]
+            resume = find_checkpoint(run_dir) is not None
             run_start = time.perf_counter()
-            summary = train_run(cfg, out / cfg.name, progress=progress, device=device, cache=cache)
-            records.append(
-                {
-                    "row": row,
-                    "seed": seed,
-                    "miou": summary["miou"],
-                    "context_miou": math.nan if pascal else context_miou(summary["per_class"]),
-                    "pixel_accuracy": summary["pixel_accuracy"],
-                    "per_class": summary["per_class"],
-                    # frozen-backbone runs only (fit_head), on the Cityscapes classes
-                    "object_accuracy": summary.get("object_accuracy"),
-                    "object_per_class": summary.get("object_per_class"),
-                    **params[row],
-                    "seconds": time.perf_counter() - run_start,
-                    "run_dir": str(out / cfg.name),
-                    "preset": preset,
-                    "dataset": dataset,
-                    "model": cfg.model.name,
-                    "overrides": cfg.model.overrides,
-                }
-            )
-    if not main:
-        return out
-    paper = paper_numbers(dataset)
-    table = results_table(records, paper, dataset)
-    names = class_names_of(records)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "row",
-            "seed",
-            "miou",
-            "context_miou",
-            "pixel_accuracy",
-            "object_accuracy",
-            "head_params",
-            "context_params",
-            "paper_miou",
-            "seconds",
-            *names,
-        ]
-    )
-    for rec in records:
-        per_class = [rec["per_class"].get(name) for name in names]
-        writer.writerow(
-            [
-                rec["row"],
-                rec["seed"],
-                f"{rec['miou']:.4f}",
-                f"{rec['context_miou']:.4f}",
-                f"{rec['pixel_accuracy']:.4f}",
-                "" if rec["object_accuracy"] is None else f"{rec['object_accuracy']:.4f}",
-                rec["head_params"],
-                rec["context_params"],
-                paper.get(rec["row"], ""),
-                f"{rec['seconds']:.1f}",
-                *("" if v is None else f"{v:.4f}" for v in per_class),
-            ]
+            try:
+                summary = train_run(
+                    cfg, run_dir, resume=resume, progress=progress, device=device, cache=cache
+                )
+            except Interrupted:
+                _spent(out, manifest, cfg.name, time.perf_counter() - run_start, main)
+                if main:
+                    print(f"continue the table with: {continue_command(out, settings)}")
+                raise
+            seconds = _spent(out, manifest, cfg.name, time.perf_counter() - run_start, main)
+            if "stopped_at" in summary:
+                return _stop(out, manifest, records, len(todo), f"in row {cfg.name}")
+            finished = summary, seconds
+        summary, seconds = finished
+        records.append(
+            {
+                "row": row,
+                "seed": seed,
+                "miou": summary["miou"],
+                "context_miou": (
+                    math.nan
+                    if is_pascal_context(cfg.data.dataset)
+                    else context_miou(summary["per_class"])
+                ),
+                "pixel_accuracy": summary["pixel_accuracy"],
+                "per_class": summary["per_class"],
+                # frozen-backbone runs only (fit_head), on the Cityscapes classes
+                "object_accuracy": summary.get("object_accuracy"),
+                "object_per_class": summary.get("object_per_class"),
+                **params[row],
+                "seconds": manifest["seconds"].get(cfg.name, seconds),
+                "run_dir": str(run_dir),
+                "preset": preset,
+                "dataset": cfg.data.dataset,
+                "model": cfg.model.name,
+                "overrides": cfg.model.overrides,
+            }
         )
-    write_text_atomic(out / "results.csv", buffer.getvalue())
-    write_text_atomic(out / RESULTS, json.dumps(records, indent=2) + "\n")
-    figures = _figures(out, records, marked=marked)
-    minutes = (time.perf_counter() - start) / 60
-    if pascal:
-        note = (
-            f"Preset `{preset}` ({dataset}), seeds {list(seeds)}, {minutes:.1f} min in all. "
-            "Ours: mIoU on the preset's validation split. Paper: DGCNet's PASCAL Context number "
-            "from its abstract (ResNet-101, multi-scale); whether it is the 59-class mIoU, a "
-            "true 60-class one or the 59-class one x 59/60 is unconfirmed "
-            "(docs/reference/pascal_context.md); `dgcn evaluate --report-scaled` prints the "
-            "x 59/60 figure of a 59-class run."
+        if main:
+            minutes = sum(manifest["seconds"].values()) / 60
+            write_report(out, records, preset, seeds, minutes, pending=len(todo) - done)
+    return out
+
+
+def _spent(out: Path, manifest: dict[str, Any], name: str, seconds: float, main: bool) -> float:
+    """Add ``seconds`` to the time row ``name`` has taken over all sessions (kept in the
+    manifest); returns the total."""
+    total = manifest["seconds"].get(name, 0.0) + seconds
+    manifest["seconds"][name] = total
+    if main:
+        write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return total
+
+
+def _stop(out: Path, manifest: dict[str, Any], records: list, total: int, where: str) -> Path:
+    """(Main process) one line: where the time limit stopped the table and how to go on."""
+    if is_main_process():
+        print(
+            f"reproduce stopped by train.time_limit {where} ({len(records)} of {total} rows "
+            f"finished, in {out / 'results.csv'}); continue with: "
+            f"{continue_command(out, manifest['settings'])}",
+            flush=True,
         )
-    else:
-        note = (
-            f"Preset `{preset}`, seeds {list(seeds)}, {minutes:.1f} min in all. Ours: mIoU on "
-            "the preset's validation split, each row's delta against the same head without "
-            "graphs; context classes: " + ", ".join(CONTEXT_CLASSES) + ". Paper: Cityscapes "
-            "val, ResNet-101 (paper, as summarised). MiniCity numbers measure the relative "
-            "effect of the graphs on a synthetic city built so that context matters, not "
-            "Cityscapes accuracy."
-        )
-        if any(rec["object_accuracy"] is not None for rec in records):
-            note += (
-                f" Column '{OBJECTS_COLUMN}': the share of {', '.join(BIG_VEHICLES)} objects "
-                "(4-connected components of one class in the ground truth, at least "
-                f"{MIN_PIXELS} pixels; MiniCity has no instance maps) whose pixels are "
-                "predicted as their class more than as any other."
-            )
-    note += (
-        " Params: the trainable parameters of the row's head and, of those, of its context "
-        "module (where the graphs go)."
-    )
-    against = pooling_table(records)
-    body = [
-        f"# Ablation: {preset}",
-        "",
-        table,
-        "",
-        note,
-        "",
-        *(
-            [
-                "## Against the best pooling row",
-                "",
-                against,
-                "",
-                "Each graph row's mIoU margin over the pooling control with the higher mean "
-                "(pooling gives every pixel one summary of the image; the graphs relate pixels "
-                "to each other), and that of both graphs over the better single graph; with "
-                "several seeds, delta / pooled std as in the table above.",
-                "",
-            ]
-            if against
-            else []
-        ),
-        "## IoU per class (%, mean over seeds"
-        + ("" if pascal else "; * = context-ambiguous class")
-        + ")",
-        "",
-        per_class_table(records, marked),
-        "",
-        "Figures: "
-        + ", ".join(p.name for p in figures)
-        + "; each run's own curves.png and checkpoint last.pt in its folder.",
-    ]
-    write_text_atomic(out / "results.md", "\n".join(body) + "\n")
-    print()
-    print(table)
-    if against:
-        print()
-        print(against)
-    print(note)
-    print(
-        f"results: {out / 'results.md'}, {out / 'results.csv'}; figures: "
-        f"{', '.join(str(p) for p in figures)}"
-    )
     return out
 
 

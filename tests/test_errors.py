@@ -82,14 +82,6 @@ def test_reproduce_checks_every_row_before_the_first_trains(minicity, tmp_path, 
     assert not out.exists()
 
 
-def test_reproduce_refuses_a_time_limit_it_could_not_resume_from(minicity, tmp_path, capsys):
-    out = tmp_path / "out"
-    opts = [*tiny_opts(minicity), "train.time_limit=1h"]
-    status = main(["reproduce", "--rows", "baseline", "--out", str(out), "--opt", *opts])
-    assert_one_line_error(capsys, status, "drop train.time_limit")
-    assert not out.exists()
-
-
 def test_scientific_notation_is_a_number_in_opt_and_in_yaml(tmp_path):
     assert load_config("minicity-cpu", ["train.lr=1e-3"]).train.lr == pytest.approx(1e-3)
     path = tmp_path / "c.yaml"

@@ -78,7 +78,9 @@ def test_frozen_rows_two_seeds_write_results_and_figures(minicity, tmp_path):
     assert "truck *" in text  # context classes marked in the per-class table
     for name in ("per-class-iou.png", "curves.png", "predictions-global-pool.png"):
         assert (out / name).stat().st_size > 0
-    with pytest.raises(RunDirError, match="already holds results"):
+    with pytest.raises(
+        RunDirError, match="already holds results of another table .* in seeds, rows"
+    ):
         reproduce(rows=["baseline"], out=out, overrides=opts, progress=False)
     with pytest.raises(ConfigError, match="unknown row 'pooling'"):
         reproduce(rows=["pooling"], out=tmp_path / "x", overrides=opts, progress=False)
@@ -87,7 +89,13 @@ def test_frozen_rows_two_seeds_write_results_and_figures(minicity, tmp_path):
 def test_end_to_end_preset_still_trains_every_row(minicity, tmp_path):
     out = tmp_path / "e2e"
     opts = tiny_opts(minicity, **{"train.iterations": 1, "train.checkpoint_every": 1})
-    assert default_rows("minicity-cpu") == ("baseline", "coordinate", "feature", "both")
+    assert default_rows("minicity-cpu") == (
+        "baseline",
+        "coordinate",
+        "feature",
+        "both",
+        "global-pool",
+    )
     reproduce("minicity-cpu", rows=["baseline", "both"], out=out, overrides=opts, progress=False)
     records = json.loads((out / "results.json").read_text())
     assert [r["overrides"]["graphs"] for r in records] == ["none", "both"]
@@ -242,7 +250,7 @@ def test_head_parameters_count_the_head_and_its_graph():
 
 
 def test_rows_and_paper_numbers_per_dataset():
-    assert rows_for("cityscapes") == ("baseline", "coordinate", "feature", "both")
+    assert rows_for("cityscapes") == ("baseline", "coordinate", "feature", "both", "global-pool")
     assert rows_for("minicity", frozen=True)[4:] == ("global-pool", "ppm", "non-local")
     for dataset in ("pascal-context", "pascal-context-60"):  # DGCNet alone, no ablation rows
         assert rows_for(dataset) == rows_for(dataset, frozen=True) == PASCAL_CONTEXT_ROWS
@@ -280,7 +288,13 @@ def test_default_rows_of_a_pascal_context_config(tmp_path, monkeypatch):
         monkeypatch.setattr(rep, "load_config", lambda preset, overrides=None: cfg)
         assert default_rows(str(path)) == ("both",)
     monkeypatch.undo()
-    assert default_rows("cityscapes-paper") == ("baseline", "coordinate", "feature", "both")
+    assert default_rows("cityscapes-paper") == (
+        "baseline",
+        "coordinate",
+        "feature",
+        "both",
+        "global-pool",
+    )
 
 
 def test_results_table_on_pascal_context():
