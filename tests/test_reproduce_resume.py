@@ -102,3 +102,17 @@ def test_finished_runs_of_dgcn_train_join_the_table(minicity, tmp_path, capsys):
     two = [*opts, "train.iterations=2"]
     with pytest.raises(RunDirError, match="is not finished; resume it with dgcn train"):
         reproduce("minicity-cpu", rows=ROWS, out=tmp_path / "t3", overrides=two, join=[unfinished])
+
+
+def test_each_ablation_preset_is_a_row_of_the_cityscapes_table():
+    """A run of ``dgcn train --config ablation-ROW`` can join ``dgcn reproduce --preset
+    cityscapes-paper``: its config is that row's, the name aside."""
+    from dgcn.ablation import ROWS
+    from dgcn.config import apply_overrides, load_config
+    from dgcn.training.rundir import config_changes
+
+    for row in ("baseline", "coordinate", "feature"):
+        table = load_config("cityscapes-paper")
+        apply_overrides(table, {"model": {"overrides": ROWS[row]}, "train": {"seed": 0}})
+        assert config_changes(table, load_config(f"ablation-{row}")) == [], row
+    assert config_changes(load_config("cityscapes-paper"), load_config("ablation-coordinate"))
