@@ -477,15 +477,19 @@ print(
 #    `gtFine_trainvaltest.zip` (or, with `pip install cityscapesscripts`, run
 #    `csDownload leftImg8bit_trainvaltest.zip gtFine_trainvaltest.zip`, which asks for your
 #    login).
-# 2. Put the two zips in your Google Drive, e.g. `MyDrive/cityscapes-zips/`, once.
+# 2. Put the two zips in your Google Drive, e.g. `MyDrive/cityscapes-zips/`, once (about
+#    11 GB; each training run on Drive adds two checkpoints of about 0.6 GB, `last.pt` and
+#    `previous.pt`, so the five rows of the ablation table take about 6 GB more).
 # 3. In each Colab session, mount the Drive and unzip onto the VM's local disk, which reads
-#    thousands of small PNGs much faster than the Drive mount does:
+#    thousands of small PNGs much faster than the Drive mount does. `-n` never overwrites a
+#    file: the two zips share a README and a licence file, and without it `unzip` would stop
+#    and ask whether to replace them:
 #
 # ```python
 # from google.colab import drive
 # drive.mount("/content/drive")
-# !unzip -q /content/drive/MyDrive/cityscapes-zips/leftImg8bit_trainvaltest.zip -d data/cityscapes
-# !unzip -q /content/drive/MyDrive/cityscapes-zips/gtFine_trainvaltest.zip -d data/cityscapes
+# !unzip -n -q /content/drive/MyDrive/cityscapes-zips/leftImg8bit_trainvaltest.zip -d data/cityscapes
+# !unzip -n -q /content/drive/MyDrive/cityscapes-zips/gtFine_trainvaltest.zip -d data/cityscapes
 # !dgcn check-data --root data/cityscapes    # train 2975, val 500, test 1525
 # ```
 #
