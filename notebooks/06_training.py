@@ -641,20 +641,11 @@ else:
 # line marks where the first process was killed. These are curves of the training loop, not a
 # picture of what a model learned: in smoke mode they cover 40 iterations and say only that the
 # loop runs; a run of the authors' Cityscapes schedule is 62,475 iterations. The log keeps
-# mIoU as a fraction; `curves` draws it in %, as the book states it.
-
+# mIoU as a fraction; `viz.training_curves` (and so every run's `curves.png`) draws it in %,
+# as the book states it.
 
 # %%
-def curves(log):
-    """`viz.training_curves` of a log, its mIoU panel in % (the log keeps fractions)."""
-    scaled = [{**r, "miou": 100 * r["miou"]} if r.get("miou") is not None else r for r in log]
-    figure = viz.training_curves(scaled)
-    if any(r.get("miou") is not None for r in log):
-        figure.axes[-1].set_ylabel("validation mIoU (%)")
-    return figure
-
-
-fig = curves(records)
+fig = viz.training_curves(records)
 if KILLED_AT is not None:
     for ax in fig.axes:
         ax.axvline(KILLED_AT, color="0.5", ls=":", lw=1)
@@ -693,7 +684,7 @@ print(f"final mIoU {100 * finished_miou:.1f} % on MiniCity val (whole images)")
 assert len(losses) == 75 and round(100 * finished_miou, 1) == 33.4
 assert [round(losses[t], 2) for t in (10, 100, 750)] == [3.10, 1.00, 0.68]
 assert round(minutes) == 14 and (round(min(speeds), 2), round(max(speeds), 2)) == (0.14, 3.55)
-fig = curves(finished)
+fig = viz.training_curves(finished)
 fig.suptitle("dgcn train --config minicity-backbone: the committed backbone's run", fontsize=9)
 ax = fig.axes[-1]  # one evaluation, at the end: show it on the run's whole length
 ax.set_xlim(fig.axes[0].get_xlim())

@@ -124,7 +124,8 @@ def test_training_curves_panels():
     loss_ax, lr_ax, miou_ax = fig.axes
     assert [line.get_label() for line in loss_ax.get_lines()] == ["loss", "loss_main"]
     assert len(loss_ax.get_lines()[0].get_xdata()) == 49
-    assert list(miou_ax.get_lines()[0].get_ydata()) == [0.31, 0.42]
+    assert np.allclose(miou_ax.get_lines()[0].get_ydata(), [31.0, 42.0])  # the fractions in %
+    assert miou_ax.get_ylabel() == "validation mIoU (%)"
     assert len(viz.training_curves(records[:49]).axes) == 2  # no evaluation yet
     assert len(viz.training_curves([]).axes) == 1
 

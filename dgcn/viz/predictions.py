@@ -185,13 +185,14 @@ def _iteration(record: Mapping[str, Any], index: int) -> float:
 
 
 def training_curves(records: Sequence[Mapping[str, Any]]) -> Figure:
-    """Loss, learning rate and validation mIoU against the iteration, one panel each.
+    """Loss, learning rate and validation mIoU (%) against the iteration, one panel each.
 
     Args:
         records: the lines of a training log, e.g. ``{"iteration": 100, "loss": 0.8,
             "loss_main": 0.6, "loss_aux": 0.5, "lr": 0.009}`` and evaluation records
-            ``{"iteration": 1000, "miou": 0.62}``; other keys are ignored. ``loss_main`` and
-            ``loss_aux`` are drawn when present; panels without data are left out.
+            ``{"iteration": 1000, "miou": 0.62}`` (a fraction, as the log keeps it; drawn in
+            percent, 62.0); other keys are ignored. ``loss_main`` and ``loss_aux`` are drawn
+            when present; panels without data are left out.
     """
     train = [(_iteration(r, i), r) for i, r in enumerate(records) if r.get("loss") is not None]
     evals = [(_iteration(r, i), r) for i, r in enumerate(records) if r.get("miou") is not None]
@@ -222,9 +223,9 @@ def training_curves(records: Sequence[Mapping[str, Any]]) -> Figure:
             ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
         else:
             xs = [it for it, _ in evals]
-            ys = [r["miou"] for _, r in evals]
+            ys = [100 * r["miou"] for _, r in evals]  # the log's fraction, in %
             ax.plot(xs, ys, "o-", color="tab:red", lw=1.2, ms=4)
-            ax.set_ylabel("validation mIoU")
+            ax.set_ylabel("validation mIoU (%)")
     return fig
 
 
