@@ -277,6 +277,38 @@ else:
 gpu = pd.DataFrame(gpu_records, columns=["row", "seed", "miou", "per_class", "file"])
 gpu_miou = (100 * gpu.groupby("row")["miou"].mean()).reindex(list(reproduce.PAPER_ROWS))
 
+# %% [markdown]
+# **The route, row by row.** The five end-to-end rows (the paper's four and the image-level
+# pooling control) are five whole training runs. One command builds the table and survives
+# the end of a session: run it again with the same `--out` and it keeps the finished rows,
+# resumes the row that has a checkpoint and trains the rest; `train.time_limit` ends each
+# session with a checkpoint and prints the command that continues.
+#
+# ```bash
+# dgcn reproduce --preset cityscapes-paper --data-root data/cityscapes \
+#     --out /content/drive/MyDrive/dgcn/table --opt train.time_limit=5h
+# # a row trained on its own (dgcn train --config ablation-coordinate) joins with
+# #     --join runs/ablation-coordinate
+# ```
+#
+# The training hours each row needs, per GPU, as `dgcn plan` estimates them (the preset's
+# FLOPs over the card's peak at the assumed 20-40 % utilisation, an assumption until a GPU run
+# measures it; evaluations not included):
+
+# %%
+from dgcn.config import apply_overrides
+from dgcn.training import plan
+
+route = []
+for row in reproduce.default_rows("cityscapes-paper"):
+    row_cfg = dgcn.load_config("cityscapes-paper")
+    apply_overrides(row_cfg, {"model": {"overrides": reproduce.ROWS[row]}})
+    for name in ("T4", "L4", "A100 40GB", "H100 SXM"):
+        fewest, most = plan.estimate_hours(row_cfg, plan.GPUS[name])
+        hours = f"{fewest:.0f}-{most:.0f}"
+        route.append({"row": reproduce.LABELS[row], "gpu": name, "hours": hours})
+pd.DataFrame(route).pivot(index="row", columns="gpu", values="hours")
+
 # %%
 renamed = {"miou": "paper mIoU (as summarised)", "delta": "paper delta"}
 table = ablation[["label", "miou", "delta"]].rename(columns=renamed)
