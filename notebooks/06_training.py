@@ -1,5 +1,8 @@
 # ---
 # jupyter:
+#   colab:
+#     gpuType: T4
+#     provenance: []
 #   jupytext:
 #     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
@@ -276,18 +279,34 @@ for card, gib in [
 # %% [markdown]
 # And on this machine. In smoke mode the answer is always the CPU preset, shortened to a few
 # iterations; a GPU preset without Cityscapes on disk falls back to MiniCity (on the GPU). In
-# Colab the run also gets `train.time_limit=11h` (section 3).
+# Colab the run also gets `train.time_limit=11h` (section 3). The notebook asks Colab for a
+# T4 GPU (its accelerator metadata), but a runtime may still start without one: then the cell
+# stops with one line saying how to switch (Runtime > Change runtime type), rather than
+# spending the session on the CPU preset. With a GPU it shows what `nvidia-smi` reports and
+# the plan `dgcn plan` makes for that card.
 
 # %%
+import shutil
+
 import torch
 
-if torch.cuda.is_available():
-    GPU_NAME = torch.cuda.get_device_name()
-    GPU_GIB = torch.cuda.get_device_properties(0).total_memory / 2**30
-    print(f"GPU: {GPU_NAME}, {GPU_GIB:.1f} GiB, capability {torch.cuda.get_device_capability()}")
-else:
-    GPU_NAME, GPU_GIB = None, 0.0
+try:  # on Colab without a GPU: one line on how to switch, rather than hours of CPU training
+    GPU_NAME, GPU_GIB = dgcn.training.plan.this_gpu(IN_COLAB, SMOKE)
+except dgcn.errors.ConfigError as err:
+    raise SystemExit(f"stop: {err}") from None
+if GPU_NAME is None:
     print("no CUDA GPU")
+else:
+    print(f"GPU: {GPU_NAME}, {GPU_GIB:.1f} GiB, capability {torch.cuda.get_device_capability()}")
+    if shutil.which("nvidia-smi"):  # the driver's view: name, memory, what is in use
+        query = ["nvidia-smi", "--query-gpu=name,memory.total,memory.used", "--format=csv"]
+        print(subprocess.run(query, capture_output=True, text=True).stdout.strip())
+    card = dgcn.training.plan.card_for(GPU_NAME)
+    if card is not None:  # what `dgcn plan --gpu ...` prints for this card
+        candidates = {
+            name: dgcn.load_config(name) for name in ("cityscapes-colab-t4", "cityscapes-official")
+        }
+        print(dgcn.training.plan.plan_markdown(candidates, [card]))
 PRESET, OVERRIDES, REASON = choose_preset(GPU_NAME, GPU_GIB)
 if SMOKE:
     PRESET, OVERRIDES, REASON = "minicity-cpu", [], "smoke mode: the CPU preset, a few iterations"

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from dgcn.config import Config, model_overrides
+from dgcn.errors import ConfigError
 from dgcn.markdown import markdown_table
 from dgcn.models.build import build_model
 from dgcn.models.profile import activation_memory, count_flops
@@ -273,3 +274,41 @@ def _duration(fewest: float | None, most: float | None) -> str:
         return f"{60 * fewest:.0f}-{60 * most:.0f} min"
     digits = 1 if fewest < 10 else 0
     return f"{fewest:.{digits}f}-{most:.{digits}f} h"
+
+
+#: what a notebook says on a Colab runtime without a GPU
+NO_GPU_ON_COLAB = (
+    "this Colab runtime has no GPU: choose Runtime > Change runtime type > T4 GPU (or a larger "
+    "one), save, and run the notebook again from the top"
+)
+
+
+def this_gpu(in_colab: bool = False, smoke: bool = False) -> tuple[str | None, float]:
+    """(name, memory in GiB) of this machine's first CUDA GPU; (None, 0.0) without one.
+
+    Raises:
+        ConfigError: no GPU on a Colab runtime outside smoke mode (one line: how to switch),
+            where training the CPU preset instead would waste the session.
+    """
+    if not torch.cuda.is_available():
+        if in_colab and not smoke:
+            raise ConfigError(NO_GPU_ON_COLAB)
+        return None, 0.0
+    return (
+        torch.cuda.get_device_name(0),
+        torch.cuda.get_device_properties(0).total_memory / 2**30,
+    )
+
+
+def card_for(name: str | None) -> GpuSpec | None:
+    """The entry of :data:`GPUS` for a CUDA device name (``Tesla T4``, ``NVIDIA L4``,
+    ``NVIDIA A100-SXM4-40GB``, ``NVIDIA H100 80GB HBM3``); None for another card. An H100
+    PCIe is taken for the SXM card, whose peak is higher: its estimates are too short."""
+    if name is None:
+        return None
+    upper = name.upper()
+    for key, spec in GPUS.items():
+        words = key.upper().replace(" SXM", "").split()
+        if spec.count == 1 and all(word.replace("GB", "") in upper for word in words):
+            return spec
+    return None
