@@ -16,6 +16,7 @@ from helpers import checkpoints_equal, dgcn, hashes, losses, tiny_opts, torchrun
 from dgcn.checkpoint import load_checkpoint
 from dgcn.cli import main
 from dgcn.training import loop, steps
+from dgcn.training.rundir import NewRun
 
 ITERATIONS = 300
 
@@ -325,3 +326,16 @@ def test_a_process_whose_loader_workers_ignore_signals_still_exits():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "[0, 1]\n" and "Exception" not in result.stderr, result.stderr
+
+
+def test_a_failed_start_removes_only_its_own_folder(tmp_path):
+    """The parent it created stays when another run was started in it meanwhile."""
+    runs = tmp_path / "runs"
+    start = NewRun(runs / "a")  # what a start records before anything exists
+    start.open()
+    (runs / "b").mkdir()  # another run, started in the same parent meanwhile
+    (runs / "b" / "config.yaml").write_text("x")
+    (runs / "a" / "metrics.jsonl").write_text("")
+    start.undo()
+    assert sorted(p.name for p in runs.iterdir()) == ["b"]
+    assert (runs / "b" / "config.yaml").read_text() == "x"

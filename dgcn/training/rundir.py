@@ -114,9 +114,9 @@ class NewRun:
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
-        # the outermost folder that this start creates (removed whole by undo)
-        missing = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
-        self.created = missing[-1] if missing else None
+        # the folders this start creates, innermost first (undo removes those left empty:
+        # another run may have been started in a parent meanwhile)
+        self.created = [p for p in (run_dir, *run_dir.parents) if not p.exists()]
         self.aside: Path | None = None
         self.kept = False
 
@@ -140,19 +140,22 @@ class NewRun:
         folder it replaced."""
         if self.kept:
             return
-        if self.created is not None:
-            shutil.rmtree(self.created, ignore_errors=True)
-        elif self.run_dir.is_dir():  # it existed, empty or moved aside: its contents are ours
+        if self.run_dir.is_dir():  # created, empty before, or its run moved aside: all ours
             for path in self.run_dir.iterdir():
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
         if self.aside is not None:
-            if self.run_dir.is_dir():
-                self.run_dir.rmdir()
+            self.run_dir.rmdir()
             os.replace(self.aside, self.run_dir)
             self.aside = None
+            return
+        for folder in self.created:  # innermost first; one that holds anything stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def config_changes(previous: Config, current: Config) -> list[str]:
