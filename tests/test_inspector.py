@@ -15,6 +15,7 @@ pytest.importorskip(
 )
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.legend import Legend  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from dgcn import evaluation, models  # noqa: E402
@@ -285,3 +286,137 @@ def test_an_images_miou_is_the_mean_over_the_classes_it_shows():
             truth, guess = (target == k) & scored, (pred == k) & scored
             ious.append((truth & guess).sum() / (truth | guess).sum())
         assert inspector.image_miou(data, index) == pytest.approx(np.mean(ious))
+
+
+# --- class names, not train ids; the widget's sliders and its reused figures; the split
+
+
+def names_by_train_id() -> dict[int, str]:
+    """{train id: name} read from the label table itself, not from CLASS_NAMES."""
+    from dgcn.datasets.labels import LABELS
+
+    return {label.train_id: label.name for label in LABELS if label.train_id != 255}
+
+
+def test_a_pixel_and_the_legend_are_reported_by_class_name():
+    data = small_data()
+    names = names_by_train_id()
+    # pixel (0, 2): truth road, predicted sidewalk; (2, 5): not scored, predicted sidewalk
+    info = inspector.describe(data, InspectorState(image=0, pixel=(0, 2)))
+    assert (info["target"], info["pred"]) == (names[ROAD], names[SIDEWALK]) == ("road", "sidewalk")
+    assert (info["target_id"], info["pred_id"]) == (ROAD, SIDEWALK)
+    unscored = inspector.describe(data, InspectorState(image=0, pixel=(2, 5)))
+    assert (unscored["target"], unscored["pred"]) == ("not scored", "sidewalk")
+    html = inspector.readout(info)
+    assert "<code>target</code>: road" in html and "<code>pred</code>: sidewalk" in html
+    assert "_id" not in html  # the ids stay out of the readout
+    # the legend: the classes of image 0's scored truth and its prediction, by name, in order
+    fig = inspector.render(data, InspectorState(image=0, highlight=CAR))
+    (legend,) = fig.findobj(Legend)
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == [names[k] for k in (ROAD, SIDEWALK, CAR)] == ["road", "sidewalk", "car"]
+    bold = [t.get_text() for t in legend.get_texts() if t.get_fontweight() == "bold"]
+    assert bold == ["car"]  # the highlighted class
+    (legend,) = inspector.render(data, InspectorState(image=1)).findobj(Legend)
+    assert [t.get_text() for t in legend.get_texts()] == ["building"]
+    # no ground truth or prediction shown: no legend
+    assert not inspector.render(data, InspectorState(show=("image", "errors"))).findobj(Legend)
+
+
+def test_the_graph_row_names_the_classes_and_labels_its_colour_bars(trained):
+    _, _, _, data = trained
+    state = InspectorState(image=0, pixel=(30, 70))
+    info = inspector.describe(data, state)
+    names = names_by_train_id()
+    text = texts(inspector.render(data, state))
+    predicted = names[int(data.preds[0, 30, 70])]
+    truth = names[int(data.targets[0, 30, 70])] if data.targets[0, 30, 70] != 255 else None
+    assert f"pixel (y=30, x=70): predicted {predicted}" in text
+    assert truth is None or f"(truth: {truth})" in text
+    assert info["pred"] == predicted
+    assert inspector.AFFINITY_LABEL in text and inspector.ASSIGNMENT_LABEL in text
+
+
+def test_the_widget_names_its_classes_and_redraws_its_sliders_on_release(trained):
+    widgets = pytest.importorskip("ipywidgets")
+    _, _, _, data = trained
+    box = inspector.inspector(data, state=InspectorState(pixel=(10, 20)))
+    controls = box.controls
+    labels = [label for label, _ in controls["highlight"].options]
+    assert labels == ["none", *[names_by_train_id()[k] for k in range(19)]]
+    sliders = [c for c in controls.values() if isinstance(c, widgets.widgets.widget_int._Int)]
+    sliders += [c for c in controls.values() if isinstance(c, widgets.FloatSlider)]
+    assert {id(c) for c in sliders} >= {id(controls[n]) for n in ("opacity", "y", "x")}
+    assert all(not c.continuous_update for c in sliders)
+    assert "<code>pred</code>: " + inspector.describe(data, box.current_state())["pred"] in (
+        box.children[4].value
+    )
+
+
+def _artists_of(fig: Figure) -> dict:
+    """What a drawn inspector figure shows, read back from its artists."""
+    axes = [ax for ax in fig.findobj(Axes) if ax.get_title()]
+    shown = {ax.get_title(): [np.asarray(im.get_array()) for im in ax.images] for ax in axes}
+    bars = [ax for ax in axes if ax.get_title().startswith("its projection")]
+    return {
+        "titles": sorted(ax.get_title() for ax in axes),
+        "images": shown,
+        "limits": [float(v) for ax in axes for im in ax.images[1:] for v in im.get_clim()],
+        "bars": [p.get_height() for p in bars[0].patches] if bars else [],
+        "suptitles": sorted(
+            t.get_text() for t in fig.findobj(Text) if t.get_text().startswith(("image ", "pixel"))
+        ),
+        "legend": [[t.get_text() for t in leg.get_texts()] for leg in fig.findobj(Legend)],
+    }
+
+
+def test_the_widgets_reused_figure_shows_what_a_new_one_shows(trained):
+    _, _, _, data = trained
+    canvas = inspector.Canvas(data)
+    states = [
+        InspectorState(image=0, highlight=ROAD, pixel=(10, 10)),
+        InspectorState(image=1, highlight=CAR, pixel=(40, 100), opacity=0.3),
+        InspectorState(image=0, pixel=(63, 127)),
+    ]
+    for state in states:  # one layout: the first drawing's figure, updated twice
+        reused = canvas.figure(state)
+        fresh = inspector.render(data, state)
+        got, expected = _artists_of(reused), _artists_of(fresh)
+        assert got["titles"] == expected["titles"] and got["suptitles"] == expected["suptitles"]
+        assert got["legend"] == expected["legend"]
+        for title, pictures in expected["images"].items():
+            for picture, drawn_picture in zip(pictures, got["images"][title], strict=True):
+                np.testing.assert_array_equal(drawn_picture, picture)
+        assert got["limits"] == pytest.approx(expected["limits"])
+        np.testing.assert_allclose(got["bars"], expected["bars"])
+    assert len(canvas._figures) == 1
+    # a state shown before: its PNG again, nothing drawn
+    first = canvas.png(states[0])
+    draws = canvas.draws
+    canvas.png(states[1])
+    assert canvas.png(states[0]) == first and canvas.draws == draws + 1
+
+
+def test_the_split_modules_import_without_matplotlib_and_agree():
+    import subprocess
+
+    modules = ["dgcn.viz.inspector_compute", "dgcn.viz.inspector_draw", "dgcn.viz.inspector_canvas"]
+    code = (
+        "import sys\n"
+        f"for name in {modules + ['dgcn.viz.inspector']!r}:\n"
+        "    __import__(name)\n"
+        "assert 'matplotlib' not in sys.modules, 'imported at import time'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=CHECKPOINT.parents[2])
+    from dgcn.viz import inspector_canvas, inspector_compute, inspector_draw
+
+    # what dgcn.viz.inspector offered before the split, still there, from the module of its stage
+    before = {"DIM", "LAYERS", "InspectorData", "InspectorState", "compute", "describe"}
+    before |= {"image_miou", "inspector", "layers", "png", "render", "static_figure"}
+    assert before <= set(inspector.__all__)
+    stages = (inspector_compute, inspector_draw, inspector_canvas)
+    for name in inspector.__all__:
+        homes = [m for m in stages if name in m.__all__]
+        assert name in {"inspector", "readout"} or len(homes) == 1, name
+        for module in homes:
+            assert getattr(inspector, name) is getattr(module, name), name
