@@ -111,7 +111,9 @@ COMMITTED = Path("experiments/checkpoints/minicity-dgcnet-official.pt")  # the a
 USE_NOTEBOOK_06 = False  # True: evaluate notebook 06's MiniCity run instead, if there is one
 DRIVE_RUN_06 = Path("/content/drive/MyDrive/dgcn/runs/06/last.pt")  # notebook 06 on Colab
 CHECKPOINTS_06 = [Path("runs/notebooks/06/last.pt"), DRIVE_RUN_06]
-CITYSCAPES_ROOT = Path("/content/drive/MyDrive/dgcn/cityscapes" if IN_COLAB else "data/cityscapes")
+# Cityscapes on the local disk, in Colab too: unzipped there from Drive each session (notebook 05)
+CITYSCAPES_ROOT = Path("data/cityscapes")
+ZIPS = Path("/content/drive/MyDrive/cityscapes-zips")  # the two zips, put on Drive once
 CITYSCAPES_CHECKPOINTS = [Path("runs/cityscapes-official/last.pt"), *CHECKPOINTS_06]
 
 # %% [markdown]
@@ -683,9 +685,15 @@ display(widget)
 # overlap 1/3, single scale, no flip: the 8 windows of Sec. 2). The cell runs when
 # `data/cityscapes/leftImg8bit` and a Cityscapes checkpoint exist (`dgcn train --config
 # cityscapes-official`, or notebook 06's on a GPU); from a terminal, `dgcn evaluate
-# --checkpoint runs/cityscapes-official/last.pt` (the authors' weights: `--official`).
+# --checkpoint runs/cityscapes-official/last.pt` (the authors' weights: `--official`). On
+# Colab the data path is notebook 05's and 06's: the zips on Drive, unzipped onto the local
+# disk in each session (`unzip -n -q ZIP -d data/cityscapes`, the cell below does it when the
+# zips are there), the checkpoint of notebook 06's run on Drive.
 
 # %%
+if IN_COLAB and ZIPS.is_dir() and not (CITYSCAPES_ROOT / "leftImg8bit").is_dir():
+    for name in ("leftImg8bit_trainvaltest.zip", "gtFine_trainvaltest.zip"):  # -n: never ask
+        subprocess.run(["unzip", "-n", "-q", str(ZIPS / name), "-d", str(CITYSCAPES_ROOT)])
 cs_checkpoint = first_checkpoint(CITYSCAPES_CHECKPOINTS, "cityscapes")
 if not (CITYSCAPES_ROOT / "leftImg8bit").is_dir():
     print(f"skipped: no Cityscapes at {CITYSCAPES_ROOT} (see data/README.md)")
