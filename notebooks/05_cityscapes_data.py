@@ -488,8 +488,9 @@ print(
 # ```python
 # from google.colab import drive
 # drive.mount("/content/drive")
-# !unzip -n -q /content/drive/MyDrive/cityscapes-zips/leftImg8bit_trainvaltest.zip -d data/cityscapes
-# !unzip -n -q /content/drive/MyDrive/cityscapes-zips/gtFine_trainvaltest.zip -d data/cityscapes
+# ZIPS = "/content/drive/MyDrive/cityscapes-zips"
+# !unzip -n -q {ZIPS}/leftImg8bit_trainvaltest.zip -d data/cityscapes
+# !unzip -n -q {ZIPS}/gtFine_trainvaltest.zip -d data/cityscapes
 # !dgcn check-data --root data/cityscapes    # train 2975, val 500, test 1525
 # ```
 #
