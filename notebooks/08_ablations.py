@@ -296,15 +296,12 @@ gpu_miou = (100 * gpu.groupby("row")["miou"].mean()).reindex(list(reproduce.PAPE
 # measures it; evaluations not included):
 
 # %%
-from dgcn.config import apply_overrides
-from dgcn.training import plan
-
 route = []
 for row in reproduce.default_rows("cityscapes-paper"):
     row_cfg = dgcn.load_config("cityscapes-paper")
-    apply_overrides(row_cfg, {"model": {"overrides": reproduce.ROWS[row]}})
+    dgcn.config.apply_overrides(row_cfg, {"model": {"overrides": reproduce.ROWS[row]}})
     for name in ("T4", "L4", "A100 40GB", "H100 SXM"):
-        fewest, most = plan.estimate_hours(row_cfg, plan.GPUS[name])
+        fewest, most = dgcn.training.plan.estimate_hours(row_cfg, dgcn.training.plan.GPUS[name])
         hours = f"{fewest:.0f}-{most:.0f}"
         route.append({"row": reproduce.LABELS[row], "gpu": name, "hours": hours})
 pd.DataFrame(route).pivot(index="row", columns="gpu", values="hours")
