@@ -585,9 +585,10 @@ table.round(1)
 #
 # One group of bars per row: the paper's $\Delta$ on Cityscapes (as summarised, one number per
 # row), ours on Cityscapes (when a GPU result exists), ours on MiniCity (mean of the paired
-# gains over the seeds, with their standard deviation as an error bar). The controls, right of
-# the grey line and hatched, exist only on MiniCity: image-level pooling and pyramid pooling
-# (pooled context where the graphs go) and the non-local block (a dense affinity). A graph
+# gains over the seeds, with their standard deviation as an error bar). The rows right of the
+# grey line, hatched, exist only on MiniCity: the two controls, image-level pooling and pyramid
+# pooling (pooled context where the graphs go), and the non-local block, a rival that relates
+# pixels to each other as the graphs do (a dense affinity), not a control. A graph
 # row's bar means something only beside them: the dashed line is the best pooling row's gain,
 # the bar a graph row must clear. The signs and the order of the bars are what a synthetic run
 # can speak to, not their size. The authors'-head rows (section 3) are not drawn: their
@@ -599,7 +600,7 @@ SHORT = dict(coordinate="+ coordinate", feature="+ feature", both="+ both\n(DGCN
 SHORT |= {
     "global-pool": "control:\nimage-level\npooling",
     "ppm": "control:\npyramid\npooling",
-    "non-local": "control:\nnon-local",
+    "non-local": "rival:\nnon-local",
 }
 seeds = f"{len(per_seed.columns)} seeds"
 spread = paired.loc[rows].std(axis=1) if len(per_seed.columns) > 1 else None
@@ -621,7 +622,7 @@ for k, (name, values, error, color) in enumerate(series):
     for mask, style, label in [(graph, dict(color=color), name), (kept & ~graph, CONTROL, None)]:
         if mask.any():
             yerr = None if e is None else e[mask]
-            label = label or f"{name}: controls"
+            label = label or f"{name}: controls, rival"
             ax.bar(x[mask], shown[mask], 0.27, yerr=yerr, capsize=2, label=label, **style)
     for i in np.flatnonzero(kept):
         text = "n/a" if pd.isna(values.iloc[i]) else f"{values.iloc[i]:+.1f}"
