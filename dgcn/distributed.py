@@ -136,11 +136,7 @@ def barrier() -> None:
 
 def any_process(flag: bool, info: DistInfo) -> bool:
     """True on every rank when ``flag`` is true on at least one (e.g. 'the loss is not finite')."""
-    if not info.distributed:
-        return flag
-    tensor = torch.tensor([1 if flag else 0], device=info.device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return bool(tensor.item())
+    return bool(max_over_processes([int(flag)], info)[0])
 
 
 def max_over_processes(values: list[int], info: DistInfo) -> list[int]:

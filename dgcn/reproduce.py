@@ -65,7 +65,7 @@ from dgcn.models import model_spec
 from dgcn.reproduce_report import RECORD_KEYS, RESULTS, read_results, write_report
 from dgcn.training.frozen import cache_features, cache_key
 from dgcn.training.interrupt import Interrupted
-from dgcn.training.resume import find_checkpoint
+from dgcn.training.resume import LAST, PREVIOUS
 from dgcn.training.rundir import config_changes
 from dgcn.training.runs import train as train_run
 
@@ -188,12 +188,11 @@ def _join(folders, rows, seeds, row_config) -> dict[tuple[str, int], Path]:
         if not path.is_file():
             raise RunDirError(f"cannot join {folder}: it holds no run (no config.yaml)")
         cfg = load_config(path)
+        configs = {(row, seed): row_config(row, seed) for row in rows for seed in seeds}
         match = [
-            (row, seed)
-            for row in rows
-            for seed in seeds
-            if not config_changes(row_config(row, seed), cfg)
-            and cfg.train.iterations == row_config(row, seed).train.iterations
+            key
+            for key, wanted in configs.items()
+            if not config_changes(wanted, cfg) and cfg.train.iterations == wanted.train.iterations
         ]
         if not match:
             raise RunDirError(
@@ -297,7 +296,8 @@ def reproduce(
                 if key not in caches:
                     caches[key] = cache_features(cfg, progress=progress)
                 cache = caches[key]
-            resume = find_checkpoint(run_dir) is not None
+            # a checkpoint to resume from (fit reads it; here only whether there is one)
+            resume = any((run_dir / name).is_file() for name in (LAST, PREVIOUS))
             run_start = time.perf_counter()
             try:
                 summary = train_run(

@@ -328,19 +328,24 @@ def stop_reason(run: TrainingRun, clock: TimeLimit, done: int) -> str | None:
     if clock:
         evaluation_next = bool(t.eval_every) and (done + 1) % t.eval_every == 0
         expired = clock.expired(evaluation_next)
-    signum, expired = distributed.max_over_processes([run.stop.signum or 0, expired], run.info)
+    signum, expired = _agree(run, expired)
     if signum:
-        run.stop.signum = run.stop.signum or signum  # a rank the signal has not reached yet
         return signal_name(signum)
     return f"train.time_limit={t.time_limit}" if expired else None
 
 
 def agreed_signal(run: TrainingRun) -> int:
     """The signal that stops the run, agreed by every process (0: none)."""
-    signum = distributed.max_over_processes([run.stop.signum or 0], run.info)[0]
+    return _agree(run, False)[0]
+
+
+def _agree(run: TrainingRun, expired: bool) -> tuple[int, bool]:
+    """(the signal received by any process, 0 if none; the time limit reached on any), in one
+    all-reduce; a process that the signal has not reached yet takes it as its own."""
+    signum, expired = distributed.max_over_processes([run.stop.signum or 0, expired], run.info)
     if signum:
         run.stop.signum = run.stop.signum or signum
-    return signum
+    return signum, bool(expired)
 
 
 def evaluation_pending(run: TrainingRun) -> bool:

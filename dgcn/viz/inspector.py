@@ -129,24 +129,18 @@ def inspector(
             style=style,
         ),
         "graphs": widgets.Checkbox(value=state.pixel is not None, description="graphs at pixel"),
-        "y": widgets.IntSlider(
-            value=pixel[0],
-            min=0,
-            max=height - 1,
-            continuous_update=False,
-            description="y",
-            layout=layout,
-            style=style,
-        ),
-        "x": widgets.IntSlider(
-            value=pixel[1],
-            min=0,
-            max=width - 1,
-            continuous_update=False,
-            description="x",
-            layout=layout,
-            style=style,
-        ),
+        **{
+            axis: widgets.IntSlider(
+                value=pixel[k],
+                min=0,
+                max=size - 1,
+                continuous_update=False,
+                description=axis,
+                layout=layout,
+                style=style,
+            )
+            for k, (axis, size) in enumerate((("y", height), ("x", width)))
+        },
     }
     picture = widgets.Image(format="png")
     numbers = widgets.HTML()
