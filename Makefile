@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/evaluation.py
 	$(PY) benchmarks/data_loading.py
 	nice $(PY) benchmarks/context_cost.py
+	$(PY) benchmarks/inspector_redraw.py
 	$(PY) benchmarks/report.py --out benchmarks/results/README.md
 
 clean:

@@ -1,5 +1,8 @@
 # ---
 # jupyter:
+#   colab:
+#     gpuType: T4
+#     provenance: []
 #   jupytext:
 #     cell_metadata_filter: -all
 #     formats: ipynb,py:percent
@@ -688,14 +691,23 @@ display(widget)
 # --checkpoint runs/cityscapes-official/last.pt` (the authors' weights: `--official`). On
 # Colab the data path is notebook 05's and 06's: the zips on Drive, unzipped onto the local
 # disk in each session (`unzip -n -q ZIP -d data/cityscapes`, the cell below does it when the
-# zips are there), the checkpoint of notebook 06's run on Drive.
+# zips are there), the checkpoint of notebook 06's run on Drive. The notebook asks Colab
+# for a T4 (as 06 does); on a runtime without a GPU this cell says how to switch and skips,
+# rather than slide 500 full frames through ResNet-101 on a CPU. The rest runs on a CPU.
 
 # %%
 if IN_COLAB and ZIPS.is_dir() and not (CITYSCAPES_ROOT / "leftImg8bit").is_dir():
     for name in ("leftImg8bit_trainvaltest.zip", "gtFine_trainvaltest.zip"):  # -n: never ask
         subprocess.run(["unzip", "-n", "-q", str(ZIPS / name), "-d", str(CITYSCAPES_ROOT)])
 cs_checkpoint = first_checkpoint(CITYSCAPES_CHECKPOINTS, "cityscapes")
-if not (CITYSCAPES_ROOT / "leftImg8bit").is_dir():
+try:  # on Colab without a GPU: how to switch, rather than full frames on a CPU
+    dgcn.training.plan.this_gpu(IN_COLAB, SMOKE)
+    no_gpu = None
+except dgcn.errors.ConfigError as err:
+    no_gpu = str(err)
+if no_gpu is not None:
+    print(f"skipped: {no_gpu}")
+elif not (CITYSCAPES_ROOT / "leftImg8bit").is_dir():
     print(f"skipped: no Cityscapes at {CITYSCAPES_ROOT} (see data/README.md)")
 elif cs_checkpoint is None:
     print(f"skipped: no Cityscapes checkpoint in {[str(p) for p in CITYSCAPES_CHECKPOINTS]}")

@@ -291,6 +291,11 @@ gpu_miou = (100 * gpu.groupby("row")["miou"].mean()).reindex(list(reproduce.PAPE
 # #     --join runs/ablation-coordinate
 # ```
 #
+# On Drive, each row's run keeps two checkpoints of about 0.58 GB (`last.pt` and the one
+# before, `previous.pt`): the five rows take about 6 GB beside the 11 GB of zips, more than a
+# free 15 GB Drive. A finished row needs only its `last.pt` (the figures read it); without
+# the finished rows' `previous.pt` the table and the zips take about 14.7 GB.
+#
 # The training hours each row needs, per GPU, as `dgcn plan` estimates them (the preset's
 # FLOPs over the card's peak at the assumed 20-40 % utilisation, an assumption until a GPU run
 # measures it; evaluations not included):

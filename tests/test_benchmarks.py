@@ -116,6 +116,8 @@ def test_report_renders_committed_results_and_names_missing_ones(tmp_path):
     record = json.loads((tmp_path / "modules_cpu.json").read_text())
     first = next(iter(record["official_vs_authors"].values()))
     assert f"| {first['ours_ms']:.1f} | {first['authors_ms']:.1f} |" in text
+    redraw = json.loads((tmp_path / "inspector_redraw_cpu.json").read_text())["all"]
+    assert f"| every move | {redraw['redraws']} | {redraw['median_s']:.3f} |" in text
     (tmp_path / "data_loading.json").unlink()
     assert "Not measured (no `data_loading.json`)" in report.report(tmp_path)
 

@@ -1,5 +1,6 @@
 """The Colab route on a CPU: notebook 06's GPU cell with Colab emulated (no GPU: one line on
-how to switch; smoke mode: the CPU path), the card lookup behind its plan, the GPU metadata."""
+how to switch; smoke mode: the CPU path), notebook 07's Cityscapes cell likewise (it skips
+and says how to switch), the card lookup behind the plan, the GPU metadata of both."""
 
 import json
 import subprocess
@@ -11,7 +12,8 @@ import dgcn
 from dgcn.errors import ConfigError
 from dgcn.training import plan
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_training.py"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "06_training.py"
 
 
 def gpu_cell() -> str:
@@ -69,6 +71,27 @@ def test_the_card_behind_a_cuda_device_name():
     assert plan.card_for("NVIDIA GeForce RTX 3090") is None and plan.card_for(None) is None
 
 
-def test_notebook_06_asks_colab_for_a_t4():
-    metadata = json.loads(NOTEBOOK.with_suffix(".ipynb").read_text())["metadata"]
+@pytest.mark.parametrize("name", ["06_training", "07_evaluation"])
+def test_the_gpu_notebooks_ask_colab_for_a_t4(name):
+    metadata = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())["metadata"]
     assert metadata["accelerator"] == "GPU" and metadata["colab"]["gpuType"] == "T4"
+    header = (NOTEBOOKS / f"{name}.py").read_text().split("# ---")[1]
+    assert "#   colab:\n#     gpuType: T4" in header  # the paired .py keeps it on a sync
+
+
+@pytest.mark.parametrize("in_colab", [False, True])
+def test_notebook_07_cityscapes_cell_without_a_gpu(in_colab, tmp_path, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cells = (NOTEBOOKS / "07_evaluation.py").read_text().split("# %%")
+    code = next(c for c in cells if "plan.this_gpu(IN_COLAB, SMOKE)" in c).split("\n", 1)[1]
+    names = {"dgcn": dgcn, "subprocess": subprocess, "IN_COLAB": in_colab, "SMOKE": False}
+    names.update(ZIPS=tmp_path / "zips", CITYSCAPES_ROOT=tmp_path / "cityscapes")
+    names.update(CITYSCAPES_CHECKPOINTS=[], first_checkpoint=lambda paths, kind: None)
+    exec(code, names)
+    out = capsys.readouterr().out
+    if in_colab:  # Colab without a GPU: how to switch, nothing evaluated
+        assert out == f"skipped: {plan.NO_GPU_ON_COLAB}\n"
+    else:  # elsewhere the CPU is allowed: it skips only for the missing data
+        assert out.startswith("skipped: no Cityscapes at ")
