@@ -27,6 +27,7 @@ from dgcn.lazy import lazy_exports
 __version__ = "0.3.0"
 
 _MODULES = (
+    "book",
     "checkpoint",
     "config",
     "datasets",

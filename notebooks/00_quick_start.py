@@ -51,57 +51,37 @@
 # (Times for 2 CPU cores; nothing in this notebook needs a GPU.)
 
 # %%
-# Setup: make `import dgcn` work and run from the repository root. Re-running it is safe, and
-# it changes nothing when dgcn is already importable. A checkout or an unzipped copy (here,
-# above here, or a dgcn-book* folder here) is used as it is; only on Colab with no copy at all
-# is the book's version cloned. Working from a fork? Put its address in REPO.
-REPO = "https://github.com/dgcn-book/dgcn-book"
-BOOK_VERSION = "0.3.0"  # the dgcn version this book was written against (git tag v0.3.0)
-
+# Setup, the same in every notebook and safe to re-run: make `import dgcn` work from a checkout
+# (here, above here, or an unzipped dgcn-book* folder here); only on Colab with no copy is the
+# book's version cloned (a fork? put its address in REPO). Then run from that checkout.
+REPO, BOOK_VERSION = "https://github.com/dgcn-book/dgcn-book", "0.3.0"
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 IN_COLAB = "google.colab" in sys.modules
-
-
-def find_checkout(start):
-    """The folder at or above `start`, or a dgcn-book* folder in it, that holds the package."""
-    for folder in [start, *start.parents, *sorted(start.glob("dgcn-book*"))]:
-        if (folder / "dgcn" / "__init__.py").is_file() and (folder / "pyproject.toml").is_file():
-            return folder.resolve()
-    return None
-
-
-ROOT = find_checkout(Path.cwd().resolve())
+HERE = Path.cwd().resolve()
+COPIES = [p.resolve() for p in (HERE, *HERE.parents, *sorted(HERE.glob("dgcn-book*")))]
+COPIES = [p for p in COPIES if (p / "pyproject.toml").is_file() and (p / "dgcn").is_dir()]
 if importlib.util.find_spec("dgcn") is None:
-    if ROOT is None and IN_COLAB:
-        ROOT = Path.cwd().resolve() / "dgcn-book"
-        tag = f"v{BOOK_VERSION}"
-        clone = ["git", "clone", "-q", "--depth", "1", REPO, ROOT]
-        if subprocess.run([*clone[:5], "-b", tag, *clone[5:]]).returncode != 0:
-            print(f"note: {REPO} has no tag {tag} (a fork?): cloning its default branch")
+    if not COPIES and IN_COLAB:  # the book's tag; a fork without it: its default branch
+        COPIES = [HERE / "dgcn-book"]
+        clone = ["git", "clone", "-q", "--depth", "1", REPO, str(COPIES[0])]
+        if subprocess.run([*clone[:5], "-b", f"v{BOOK_VERSION}", *clone[5:]]).returncode != 0:
             subprocess.run(clone, check=True)
-    if ROOT is None:
+    if not COPIES:
         raise ModuleNotFoundError(
             "dgcn is not installed and no checkout was found here or above: open the notebook "
             "inside the repository, or `pip install -e '<checkout>[notebooks]'`"
         )
     if IN_COLAB:  # the dependencies Colab lacks
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", ROOT], check=True)
-    sys.path.insert(0, str(ROOT))
-elif ROOT is None:  # installed: run from its checkout when it has one
-    ROOT = find_checkout(Path(importlib.util.find_spec("dgcn").origin).parent)
-if ROOT is not None:
-    os.chdir(ROOT)  # data/ and runs/ are shared by all notebooks
-
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", COPIES[0]], check=True)
+    sys.path.insert(0, str(COPIES[0]))
 import dgcn
 from dgcn import datasets, models, viz
 
-if dgcn.__version__ != BOOK_VERSION:
-    print(f"note: this book was written against dgcn {BOOK_VERSION}; {dgcn.__version__} is here")
+ROOT = dgcn.book.setup(BOOK_VERSION, COPIES)  # runs the notebook from the checkout
 SMOKE = dgcn.smoke_mode()
 
 # %% [markdown]
@@ -143,7 +123,7 @@ if device.type == "cuda":
 else:
     print(f"device       cpu ({torch.get_num_threads()} threads)")
 print(f"smoke mode   {SMOKE}")
-print(f"Cityscapes   {'found' if os.path.isdir('data/cityscapes/leftImg8bit') else 'not found'}")
+print(f"Cityscapes   {'found' if Path('data/cityscapes/leftImg8bit').is_dir() else 'not found'}")
 
 # %% [markdown]
 # ## 2. MiniCity: a synthetic city in the Cityscapes layout

@@ -1,5 +1,6 @@
 """The book's notebooks: every .py source has a paired .ipynb with the same cells."""
 
+import os
 import re
 from pathlib import Path
 
@@ -169,10 +170,30 @@ def test_the_setup_cell_refuses_in_one_line_without_a_copy_outside_colab(tmp_pat
     assert "ModuleNotFoundError: dgcn is not installed and no checkout was found" in done.stderr
 
 
+REPO = "https://github.com/dgcn-book/dgcn-book"
+
+
+def test_the_setup_cell_is_short_and_leaves_the_rest_to_the_package(tmp_path, capsys):
+    cell = setup_cell(SOURCES[0])
+    assert len(cell.splitlines()) <= 32, "the first cell is for a reader, not for a script"
+    import dgcn
+
+    # what the package does once dgcn imports: run from its checkout, say so on a version skew
+    before = Path.cwd()
+    try:
+        root = dgcn.book.setup(dgcn.__version__, [tmp_path])
+        assert root == NOTEBOOKS.parent.resolve() and Path.cwd() == root
+        assert capsys.readouterr().out == ""
+        dgcn.book.setup("0.0.1")
+        assert "written against dgcn 0.0.1" in capsys.readouterr().out
+    finally:
+        os.chdir(before)
+
+
 def test_the_book_version_is_the_package_version():
     import dgcn
 
-    assert f'BOOK_VERSION = "{dgcn.__version__}"' in setup_cell(SOURCES[0])
+    assert f'REPO, BOOK_VERSION = "{REPO}", "{dgcn.__version__}"' in setup_cell(SOURCES[0])
     pyproject = (NOTEBOOKS.parent / "pyproject.toml").read_text()
     assert f'version = "{dgcn.__version__}"' in pyproject
 
