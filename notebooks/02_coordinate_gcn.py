@@ -54,30 +54,25 @@
 # checkpoints in both modes: full mode only times larger graphs.
 
 # %%
-# Setup, the same in every notebook and safe to re-run: make `import dgcn` work from a checkout
-# (here, above here, or an unzipped dgcn-book* folder here); only on Colab with no copy is the
-# book's version cloned (a fork? put its address in REPO). Then run from that checkout.
-REPO, BOOK_VERSION = "https://github.com/dgcn-book/dgcn-book", "0.3.0"
+# Setup, the same in every notebook (safe to re-run): import dgcn from a checkout here, above
+# here or in a dgcn-book* folder here; on Colab with none, clone the book's version first.
+REPO, BOOK_VERSION = "https://github.com/dgcn-book/dgcn-book", "0.3.0"  # a fork? its address
 import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
-IN_COLAB = "google.colab" in sys.modules
-HERE = Path.cwd().resolve()
+IN_COLAB, HERE = "google.colab" in sys.modules, Path.cwd().resolve()
 COPIES = [p.resolve() for p in (HERE, *HERE.parents, *sorted(HERE.glob("dgcn-book*")))]
 COPIES = [p for p in COPIES if (p / "pyproject.toml").is_file() and (p / "dgcn").is_dir()]
 if importlib.util.find_spec("dgcn") is None:
     if not COPIES and IN_COLAB:  # the book's tag; a fork without it: its default branch
         COPIES = [HERE / "dgcn-book"]
         clone = ["git", "clone", "-q", "--depth", "1", REPO, str(COPIES[0])]
-        if subprocess.run([*clone[:5], "-b", f"v{BOOK_VERSION}", *clone[5:]]).returncode != 0:
+        if subprocess.run([*clone[:5], "-b", f"v{BOOK_VERSION}", *clone[5:]]).returncode:
             subprocess.run(clone, check=True)
     if not COPIES:
-        raise ModuleNotFoundError(
-            "dgcn is not installed and no checkout was found here or above: open the notebook "
-            "inside the repository, or `pip install -e '<checkout>[notebooks]'`"
-        )
+        sys.exit("dgcn not installed and no checkout here or above: open the notebook in one")
     if IN_COLAB:  # the dependencies Colab lacks
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", COPIES[0]], check=True)
     sys.path.insert(0, str(COPIES[0]))
