@@ -186,10 +186,10 @@ def test_compute_against_plain_recomputations(trained):
         torch.from_numpy(data.affinity[1]), delta @ psi.T, rtol=1e-4, atol=1e-3
     )
     assert data.node_grid == tuple(v.shape[1:])
-    # H_F = theta(X), a bias-free 1x1 conv
-    theta = graph.feature.to_nodes.weight[:, :, 0, 0]
+    # H_F = phi(X), a bias-free 1x1 conv
+    phi = graph.feature.to_nodes.weight[:, :, 0, 0]
     torch.testing.assert_close(
-        torch.from_numpy(data.assignment[1]), torch.einsum("kc,chw->khw", theta, x)
+        torch.from_numpy(data.assignment[1]), torch.einsum("kc,chw->khw", phi, x)
     )
     # image pixel (y, x) -> feature position round(y (h - 1) / (H - 1)) -> node (fy // d, fx // d)
     h, w = x.shape[1:]

@@ -15,6 +15,7 @@ pytest.importorskip(
 from matplotlib.figure import Figure  # noqa: E402
 
 from dgcn import models
+from dgcn.training import split_change
 from dgcn.viz import graphs
 
 
@@ -154,6 +155,43 @@ def test_plot_assignment_picks_the_strongest_nodes():
     fig = graphs.plot_assignment(image, maps, nodes=2)
     titles = [a.get_title() for a in fig.axes if a.get_title()]
     assert titles == ["node 3", "node 1"]
+
+
+def test_every_node_map_and_matrix_panel_has_its_colour_bar():
+    image = np.zeros((8, 16, 3), dtype=np.uint8)
+    fig = graphs.plot_assignment(image, torch.randn(5, 4, 8), nodes=4)
+    maps = [a for a in fig.axes if a.get_title()]
+    assert len(maps) == 4 and len(fig.axes) == 6 + 4  # 2 x 3 grid (2 blank) + 4 colour bars
+    trained, initial = torch.randn(6, 6), torch.randn(6, 6)
+    fig = graphs.plot_matrix_change(trained, initial, "A_F")
+    assert len(fig.axes) == 3 + 3
+    change = split_change(trained, initial)
+    titles = [a.get_title() for a in fig.axes[:3]]
+    assert titles[0] == "A_F after training"
+    assert f"{100 * change.moved:.1f} %" in titles[1] and f"c = {change.c:.4f}" in titles[2]
+    with pytest.raises(ValueError, match="one shape"):
+        graphs.plot_matrix_change(torch.ones(2, 2), torch.ones(3, 3))
+
+
+def test_class_projections_average_each_class_on_the_feature_grid():
+    mask = torch.full((4, 8), 255, dtype=torch.long)  # ignored everywhere but two classes
+    mask[:2, :4], mask[2:, 4:] = 3, 7
+    assignment = torch.arange(2 * 2 * 4, dtype=torch.float32).view(2, 2, 4)
+    ids, means = graphs.class_projections(assignment, mask)  # the 4 x 8 mask to 2 x 4 cells
+    assert ids == [3, 7]
+    torch.testing.assert_close(means[0], assignment[:, :1, :2].flatten(1).mean(1))
+    torch.testing.assert_close(means[1], assignment[:, 1:, 2:].flatten(1).mean(1))
+    ((distance, first, second),) = graphs.closest_class_pairs(assignment, mask)
+    assert (first, second) == (3, 7)
+    assert distance == pytest.approx(float((means[0] - means[1]).norm()))
+    three = torch.zeros(1, 1, 3)
+    three[0, 0] = torch.tensor([0.0, 1.0, 5.0])  # classes 0, 1, 2 at 0, 1 and 5
+    found = graphs.closest_class_pairs(three, torch.tensor([[0, 1, 2]]), pairs=2)
+    assert found == [(1.0, 0, 1), (4.0, 1, 2)]
+    none, empty = graphs.class_projections(assignment, torch.full((4, 8), 255))
+    assert none == [] and empty.shape == (0, 2)
+    with pytest.raises(ValueError):
+        graphs.class_projections(assignment[0], mask)
 
 
 @pytest.mark.slow

@@ -1,21 +1,24 @@
 """Feature-space graph convolution, GCN_f (paper Sec. 3.3, Eq. 6-8).
 
 The paper's section, equation and figure numbers are unverified here (only its abstract was
-available to this project): check arXiv 1909.06121.
+available to this project): check arXiv 1909.06121. The equations and letters are those of the
+paper as summarised, ``docs/reference/paper_summary.md``, and of the book's notation card,
+``docs/reference/notation.md``.
 
 Derived in notebooks/03_feature_gcn. Two classes:
 
 * :class:`FeatureGCN`: the paper's equations. The pixels' features are projected onto
-  ``D2 = D/4`` graph nodes, ``V_F = theta(X)^T phi(X)`` (``D2 x D1`` with ``D1 = D/2`` features
-  per node), one graph convolution ``M_F = (I - A_F) V_F W_F`` with a learned, unconstrained
-  ``A_F`` and ``W_F``, then the nodes are reprojected to the pixels, ``X~_F = Phi(H_F M_F)``
-  with ``H_F = theta(X)``.
+  ``D2 = D/4`` graph nodes with the node assignment ``H_F = phi(X)``,
+  ``V_F = H_F^T theta(X) = phi(X)^T theta(X)`` (``D2 x D1`` with ``D1 = D/2`` features per
+  node), one graph convolution ``M_F = (I - A_F) V_F W_F`` with a learned, unconstrained
+  ``A_F`` and ``W_F``, then the nodes are reprojected to the pixels, ``X~_F = Phi(H_F M_F)``.
 * :class:`OfficialFeatureGCN`: the authors' released branch (the feature half of their
   ``DualGCN``), with BN after every projection, ``(I + A)`` and a residual ReLU.
 
-Letters as in the authors' code and GloRe: ``theta`` projects onto the nodes (C -> C/4),
-``phi`` reduces the features (C -> C/2); whether the paper's text uses the same letters is
-unverified here (check arXiv 1909.06121).
+Letters as in the summary: ``phi`` (``D -> D/4``, our ``to_nodes``) is the node assignment,
+``theta`` (``D -> D/2``, our ``to_features``) the features the nodes gather. The authors' code
+swaps the two names: its ``theta`` is the ``D/4`` assignment, its ``phi`` the ``D/2`` features
+(``docs/reference/official_dgcnet.md``); both classes use the same attribute names.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from torch import nn
 class FeatureGCN(nn.Module):
     """The paper's feature-space GCN; returns the term X~_F (same shape as x).
 
-    ``theta`` (pixels -> node assignment ``H_F``) is ``to_nodes``, ``phi`` (the reduced node
-    features) is ``to_features``, ``A_F`` is ``adjacency`` and ``W_F`` is ``state_update``
+    ``phi`` (pixels -> node assignment ``H_F``) is ``to_nodes``, ``theta`` (the features the
+    nodes gather) is ``to_features``, ``A_F`` is ``adjacency`` and ``W_F`` is ``state_update``
     (both stored as kernel-1 Conv1d weights: ``adjacency.weight[:, :, 0] = A_F``,
     ``state_update.weight[:, :, 0] = W_F^T``), ``Phi`` is ``reproject`` (1x1 conv + BatchNorm,
     as GloRe's and the authors' ``conv3``/``bn3``: ``V_F`` sums over all N pixels without
@@ -49,8 +52,8 @@ class FeatureGCN(nn.Module):
         if channels % 4:
             raise ValueError(f"channels must be a multiple of 4, got {channels}")
         nodes, features = channels // 4, channels // 2
-        self.to_nodes = nn.Conv2d(channels, nodes, 1, bias=False)  # theta: H_F
-        self.to_features = nn.Conv2d(channels, features, 1, bias=False)  # phi
+        self.to_nodes = nn.Conv2d(channels, nodes, 1, bias=False)  # phi: H_F
+        self.to_features = nn.Conv2d(channels, features, 1, bias=False)  # theta
         self.adjacency = nn.Conv1d(nodes, nodes, 1, bias=False)  # A_F
         self.state_update = nn.Conv1d(features, features, 1, bias=False)  # W_F (as W_F^T)
         self.reproject = nn.Sequential(  # Phi
@@ -60,7 +63,7 @@ class FeatureGCN(nn.Module):
             nn.init.zeros_(self.reproject[1].weight)
 
     def nodes(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """H_F = theta(X) and V_F = theta(X)^T phi(X).
+        """H_F = phi(X) and V_F = H_F^T theta(X) = phi(X)^T theta(X).
 
         Shape:
             x: [B, D, H, W] -> H_F: [B, D2, N], V_F: [B, D2, D1]
@@ -82,17 +85,19 @@ class FeatureGCN(nn.Module):
 class OfficialFeatureGCN(nn.Module):
     """The authors' feature-space branch (the ``phi``/``theta``/``conv_adj`` half of ``DualGCN``).
 
-    ``to_features`` (their ``phi`` + ``bn_phi``, the reduction) gives F (C/2 x N), ``to_nodes``
-    (their ``theta`` + ``bn_theta``) the projection B (C/4 x N): the same letters as
-    :class:`FeatureGCN`; ``Z = F B^T``; ``Z = adjacency(Z) + Z`` over the
-    nodes; ``Z = state_update(Z)`` over the features; ``Y = Z B``; output
-    ``ReLU(x + reproject(Y))``. No 1/N scaling, as in the released code.
+    In the summary's letters, with a BN after each step: ``to_nodes`` (their ``theta`` +
+    ``bn_theta``) gives the node assignment ``H_F = BN(phi(X))`` (``N x D2``), ``to_features``
+    (their ``phi`` + ``bn_phi``) the features ``BN(theta(X))`` (``N x D1``);
+    ``V_F = H_F^T BN(theta(X))`` (``D2 x D1``, held transposed as their ``z``);
+    ``V_F <- BN(A V_F) + V_F`` over the nodes (``adjacency``); ``M_F = BN(V_F W_F)`` over the
+    features (``state_update``); output ``ReLU(x + reproject(H_F M_F))``. No 1/N scaling, as
+    in the released code.
 
     Args:
-        channels: C, input and output channels (a multiple of 4).
+        channels: D, input and output channels (a multiple of 4; the released code's C).
 
     Shape:
-        x: [B, C, H, W] -> [B, C, H, W]
+        x: [B, D, H, W] -> [B, D, H, W]
     """
 
     def __init__(self, channels: int) -> None:
@@ -116,12 +121,12 @@ class OfficialFeatureGCN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        f = self.to_features(x).flatten(2)  # [B, C/2, N]
-        proj = self.to_nodes(x).flatten(2)  # [B, C/4, N]
-        z = torch.bmm(f, proj.transpose(1, 2))  # [B, C/2, C/4]
-        z = self.adjacency(z.transpose(1, 2)).transpose(1, 2) + z  # "(I - A) Z", sign learned
+        f = self.to_features(x).flatten(2)  # BN(theta(X))^T: [B, D1, N]
+        proj = self.to_nodes(x).flatten(2)  # H_F^T = BN(phi(X))^T: [B, D2, N]
+        z = torch.bmm(f, proj.transpose(1, 2))  # V_F^T: [B, D1, D2]
+        z = self.adjacency(z.transpose(1, 2)).transpose(1, 2) + z  # "(I - A) V_F", sign learned
         z = self.state_update(z)
-        # reproject's 1x1 conv W on Y = Z B, computed as (W Z) B (see reassociated_conv)
+        # reproject's 1x1 conv on (H_F M_F)^T = M_F^T H_F^T, reassociated (reassociated_conv)
         conv, bn = self.reproject
         out = bn(reassociated_conv(conv, z, proj, h, w))
         out = out.add_(x) if out.dtype == x.dtype else out + x

@@ -25,9 +25,9 @@ _ATT = "head.dualgcn.gcn_local_attention."
 
 #: (authors' prefix, our prefix). Note the coordinate graph: the authors' ``node_k`` is the
 #: paper's delta (our ``query``), ``node_q`` is Psi (our ``key``), ``node_v`` is nu (``value``).
-#: In the feature graph their ``phi`` reduces the features (our ``to_features``) and ``theta``
-#: projects onto the nodes (our ``to_nodes``), as in GloRe and in our FeatureGCN's docstrings
-#: (the paper's own letters are unverified here; check arXiv 1909.06121).
+#: In the feature graph the letters are swapped against the paper as summarised: their ``phi``
+#: makes the D/2 features, the summary's theta (our ``to_features``), and their ``theta`` the
+#: D/4 node assignment, the summary's phi (our ``to_nodes``).
 OFFICIAL_KEY_MAP: tuple[tuple[str, str], ...] = (
     ("conv1.", "backbone.stem."),
     ("bn1.", "backbone.stem.7."),

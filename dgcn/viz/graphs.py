@@ -1,9 +1,10 @@
 """Looking inside the graphs: coordinate affinities, feature-space assignments, adjacencies.
 
 Array helpers (:func:`coordinate_affinity`, :func:`feature_assignment`,
-:func:`capture_graph_input`) return tensors; the plotting helpers return a
-``matplotlib.figure.Figure`` built without pyplot (matplotlib is imported only when a figure is
-drawn). Used by notebooks/02_coordinate_gcn, 03_feature_gcn and 07_evaluation.
+:func:`class_projections`, :func:`capture_graph_input`) return tensors (and
+:func:`closest_class_pairs` a list); the plotting helpers
+return a ``matplotlib.figure.Figure`` built without pyplot (matplotlib is imported only when a
+figure is drawn). Used by notebooks/02_coordinate_gcn, 03_feature_gcn and 07_evaluation.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from dgcn.datasets.labels import IGNORE_INDEX
 from dgcn.models.common import resize
 from dgcn.models.coordinate_gcn import CoordinateGCN
 from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
+from dgcn.training.weight_change import split_change
 from dgcn.viz.palette import _numpy, new_figure
 
 if TYPE_CHECKING:
@@ -133,9 +136,10 @@ def feature_assignment(
 ) -> torch.Tensor:
     """How strongly every pixel projects onto each feature-space node.
 
-    For the paper's :class:`~dgcn.models.FeatureGCN` this is ``H_F = theta(X)`` (its ``to_nodes``
-    1x1 conv); for :class:`~dgcn.models.OfficialFeatureGCN` the authors' projection ``B``
-    (``to_nodes``: 1x1 conv + BN). The module runs in eval mode without gradients.
+    For the paper's :class:`~dgcn.models.FeatureGCN` this is ``H_F = phi(X)`` (its ``to_nodes``
+    1x1 conv); for :class:`~dgcn.models.OfficialFeatureGCN` the authors' assignment
+    ``H_F = BN(phi(X))`` (``to_nodes``: 1x1 conv + BN). The module runs in eval mode without
+    gradients.
 
     Args:
         module: a feature-space GCN.
@@ -252,9 +256,10 @@ def plot_assignment(
 ) -> Figure:
     """The ``nodes`` feature-space nodes with the largest total response, one panel each.
 
-    The total response of node ``k`` is ``sum over pixels |H_F[k]|`` (the projection is
+    The total response of node ``k`` is ``sum over pixels |H_F[k]|`` (the assignment is
     signed). Each panel shows the node's map upsampled to the image, with a diverging colour
-    scale centred on zero, half-transparent over a grey copy of the image.
+    scale centred on zero and its own colour bar, half-transparent over a grey copy of the
+    image.
 
     Args:
         image_uint8: the RGB image.
@@ -276,14 +281,17 @@ def plot_assignment(
     columns = min(count, 3)
     rows = -(-count // columns)
     panel_height = _PANEL_WIDTH * height / width
-    fig = new_figure((columns * _PANEL_WIDTH, rows * (panel_height + 0.4)))
+    fig = new_figure((columns * (_PANEL_WIDTH + 0.6), rows * (panel_height + 0.4)))
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax, node, heat in zip(axes, order, upsampled, strict=False):
         limit = float(np.abs(heat).max()) or 1.0
         ax.imshow(grey, cmap="gray", interpolation="nearest")
-        ax.imshow(heat, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.7, interpolation="nearest")
+        shown = ax.imshow(
+            heat, cmap="RdBu_r", vmin=-limit, vmax=limit, alpha=0.7, interpolation="nearest"
+        )
         ax.set_title(f"node {int(node)}", fontsize=9)
         ax.set_axis_off()
+        fig.colorbar(shown, ax=ax, shrink=0.8).ax.tick_params(labelsize=7)
     for ax in axes[count:]:
         ax.set_axis_off()
     return fig
@@ -330,8 +338,120 @@ def adjacency_heatmap(matrix: np.ndarray | torch.Tensor, title: str = "") -> Fig
     return fig
 
 
+def class_projections(
+    assignment: torch.Tensor, mask: torch.Tensor
+) -> tuple[list[int], torch.Tensor]:
+    """The mean assignment of each class's pixels onto every node.
+
+    The label ``mask`` is downsampled to the assignment's grid by nearest neighbour; the
+    ignored label is left out.
+
+    Args:
+        assignment: the assignment of every pixel to the nodes (:func:`feature_assignment`).
+        mask: the label image, train ids.
+
+    Returns:
+        ``(class ids present, in increasing order; their mean assignments)``.
+
+    Shape:
+        assignment: [D2, H, W], mask: [H_img, W_img] -> means [classes, D2]
+    """
+    if assignment.dim() != 3 or mask.dim() != 2:
+        raise ValueError(
+            f"assignment must be [D2, H, W] and mask [H, W], got {tuple(assignment.shape)} "
+            f"and {tuple(mask.shape)}"
+        )
+    grid = torch.nn.functional.interpolate(
+        mask[None, None].float(), size=tuple(assignment.shape[-2:]), mode="nearest"
+    )[0, 0].long()
+    ids = [c for c in grid.unique().tolist() if c != IGNORE_INDEX]
+    if not ids:
+        return [], assignment.new_zeros(0, assignment.shape[0])
+    return ids, torch.stack([assignment[:, grid == c].mean(1) for c in ids])
+
+
+def closest_class_pairs(
+    assignment: torch.Tensor, mask: torch.Tensor, pairs: int = 3
+) -> list[tuple[float, int, int]]:
+    """The pairs of classes whose mean assignments (:func:`class_projections`) are closest.
+
+    Args:
+        assignment: the assignment of every pixel to the nodes.
+        mask: the label image, train ids.
+        pairs: how many pairs to return.
+
+    Returns:
+        ``(Euclidean distance over all nodes, class id, class id)``, closest first (ties by the
+        ids), each pair once with the smaller id first.
+
+    Shape:
+        assignment: [D2, H, W], mask: [H_img, W_img]
+    """
+    ids, means = class_projections(assignment, mask)
+    distance = torch.cdist(means, means)
+    found = sorted(
+        (float(distance[a, b]), ids[a], ids[b])
+        for a in range(len(ids))
+        for b in range(a + 1, len(ids))
+    )
+    return found[:pairs]
+
+
+def plot_matrix_change(
+    trained: np.ndarray | torch.Tensor, initial: np.ndarray | torch.Tensor, label: str = "A"
+) -> Figure:
+    """A trained matrix | its change from initialisation | the change beyond a uniform shrink.
+
+    The third panel is ``R = trained - c * initial`` with ``c`` the least-squares factor of
+    :func:`~dgcn.training.weight_change.split_change`; the titles give the two changes relative
+    to ``|initial|``. Each panel has its own diverging colour scale, centred on zero, and its
+    own colour bar.
+
+    Args:
+        trained: the matrix after training (an adjacency: rows and columns are nodes).
+        initial: the same matrix at initialisation.
+        label: the matrix's name in the titles.
+
+    Shape:
+        trained, initial: [n, n]
+    """
+    after = torch.as_tensor(_numpy(trained)).double()
+    before = torch.as_tensor(_numpy(initial)).double()
+    if after.dim() != 2 or after.shape != before.shape:
+        raise ValueError(
+            f"trained and initial must be matrices of one shape, got {tuple(after.shape)} "
+            f"and {tuple(before.shape)}"
+        )
+    change = split_change(after, before)
+    panels = [
+        (after, f"{label} after training"),
+        (after - before, f"{label} - {label}(init): {100 * change.moved:.1f} % of |{label}(init)|"),
+        (
+            after - change.c * before,
+            f"{label} - c {label}(init), c = {change.c:.4f}: {100 * change.beyond_shrink:.2f} %",
+        ),
+    ]
+    fig = new_figure((12.0, 3.3), dpi=80)
+    step = max(1, len(after) // 8)
+    for ax, (matrix, title) in zip(fig.subplots(1, 3), panels, strict=True):
+        limit = float(matrix.abs().max()) or 1.0
+        shown = ax.imshow(
+            matrix.numpy(), cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest"
+        )
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("node j", fontsize=8)
+        ax.set_ylabel("node i", fontsize=8)
+        ax.set_xticks(range(0, len(matrix), step))
+        ax.set_yticks(range(0, len(matrix), step))
+        ax.tick_params(labelsize=7)
+        fig.colorbar(shown, ax=ax, shrink=0.85).ax.tick_params(labelsize=7)
+    return fig
+
+
 __all__ = [
     "adjacency_heatmap",
+    "class_projections",
+    "closest_class_pairs",
     "capture_graph_input",
     "coordinate_affinity",
     "feature_assignment",
@@ -339,4 +459,5 @@ __all__ = [
     "node_of_pixel",
     "plot_affinity",
     "plot_assignment",
+    "plot_matrix_change",
 ]
