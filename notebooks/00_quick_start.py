@@ -30,7 +30,7 @@
 # of the book with its source). This first notebook checks the
 # environment, tours **MiniCity** (the synthetic city that lets everything in the book run on a
 # laptop), pushes one image through a model, counts the parameters and FLOPs of the authors'
-# network, and ends with a map of the book.
+# network, and ends with a map of the book and the one card of its notation.
 #
 # You will:
 #
@@ -41,7 +41,7 @@
 #   the two graphs are for each backbone and image size;
 # - build the authors' ResNet-101 DGCNet on PyTorch's `meta` device (no memory allocated) and
 #   confirm its 72,506,598 parameters; read a table of parameters and FLOPs per block;
-# - see which notebook covers what.
+# - see which notebook covers what, and the card of symbols and sizes every notebook uses.
 #
 # | mode | what runs | time |
 # |---|---|---|
@@ -85,7 +85,8 @@ SMOKE = dgcn.smoke_mode()
 # line makes the `Figure` objects returned by `dgcn.viz` render in the notebook.
 
 # %%
-# ruff: noqa: E402, B018 (imports where first needed; a cell's last expression is shown)
+# ruff: noqa: E402, B018, E501 (imports where first needed; a cell's last expression is shown;
+# the rows of the notation card in Section 6 are longer than a line)
 # %matplotlib inline
 MINICITY = "data/minicity"
 STAT_IMAGES = 100 if SMOKE else 200  # training images read for the class statistics
@@ -233,12 +234,12 @@ fig
 # 1. **road vs sidewalk**: one asphalt material (same colour, grain and blotches). The sidewalk
 #    is the strip along the facades; the road is the region between the two sidewalks.
 # 2. **truck vs bus vs train**: one body (the same 3.2 m height, windows, wheels). Only the
-#    length tells them apart: a truck is 5.5-8 m, a bus 10.5-13.5 m, a train spans most of the
-#    image. Since version 2 of the generator (the default; `minicity.json` records the version)
-#    they are mixed **per object**: every image with a cross street holds two different
-#    big-vehicle classes, one on each of its two lanes (half the time a train on the far lane
-#    and a truck or a bus on the near one, otherwise a truck and a bus), and in 40 % of the
-#    lanes a second truck or bus follows the first.
+#    length tells them apart: a truck is 5.5-8 m, a bus 10.5-13.5 m, a train 80-140 % of the
+#    width of its lane in view. Since version 2 of the generator (the default; `minicity.json`
+#    records the version) they are mixed **per object**: every image with a cross street holds
+#    two different big-vehicle classes, one on each of its two lanes (in 50 % of these images a
+#    train on the far lane and a truck or a bus on the near one, otherwise a truck and a bus),
+#    and in 40 % of the lanes (where it fits) a second truck or bus follows the first.
 # 3. **building vs wall**: walls use the facade texture of the ground floor. A building is tall
 #    and has windows higher up; a wall is a low strip with hedges and trees behind it.
 #
@@ -246,24 +247,40 @@ fig
 # average pooling, or "a train and a truck are in this image") says which classes are present,
 # not which object is which. In version 1 a train never stood beside a truck or a bus, so "is
 # there a train in this image" settled every big vehicle of the image; in version 2 it settles
-# none. Nor does an object's length in pixels alone: the cross street lies 16-40 m away and its
-# two lanes at different depths, so the same length in pixels can be a near truck in one image
-# and a far bus in another. Its length against its own height (3.2 m for all three) does, and
-# that needs the object's whole extent. Road vs sidewalk and building vs wall were already
-# decided per region in version 1 and are unchanged.
-#
+# none. Nor does an object's length in pixels alone: the cross street (in 85 % of the images)
+# lies 16-40 m away and its two lanes at different depths, so the same length in pixels can be
+# a near truck in one image and a far bus in another. Its length against its own height (3.2 m
+# for all three) does, and that needs the object's whole extent. Road vs sidewalk and building
+# vs wall were already decided per region in version 1 and are unchanged. The next cell prints
+# these numbers from the constants the generator draws with (`datasets.minicity.traffic` and
+# `datasets.minicity.scene`).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+import json
+
+marker = json.loads((root / "minicity.json").read_text())  # seed, size and generator version
+rules, street = datasets.minicity.traffic, datasets.minicity.scene  # the generator's numbers
+span, share = "{0:g}-{1:g}".format, "{:.0f} %".format  # 5.5-8, 85 %
+truck_m, bus_m = span(*rules.TRUCK_LENGTH), span(*rules.BUS_LENGTH)
+print(f"{root}: generator version {marker['version']}, seed {marker['seed']}")
+print(f"big vehicles {rules.BIG_HEIGHT:g} m high; a truck {truck_m} m long, a bus {bus_m} m,")
+print(f"  a train {span(*np.multiply(rules.TRAIN_SPAN, 100))} % of the width of its lane in view")
+print(f"a cross street in {share(100 * street.CROSSING_SHARE)} of the images,", end=" ")
+print(f"{span(*street.CROSS_STREET_DEPTH)} m away")
+print(f"version 2: a train on the far lane in {share(100 * rules.TRAIN_SHARE)} of those images,")
+print(f"  a second truck or bus in {share(100 * rules.SECOND_SHARE)} of the lanes (where it fits)")
+
+# %% [markdown]
 # **Version 1 stays reproducible**, byte for byte: `dgcn make-minicity --generator-version 1`,
 # `data.minicity_version: 1` in a config, or `datasets.generate_scene(rng, version=1)` in
 # Python; the first edition's tables are in `experiments/results/minicity-v1/`. Version 2 draws
 # everything else from the same random stream as version 1 up to the crossing traffic, so image
 # $i$ of version 1 is the same street with other traffic. The table counts which big-vehicle
-# classes the label of each training image read holds (any pixel), in the files (version 2) and in
-# version 1 rebuilt in memory from the same seeds.
+# classes the label of each training image read holds (any pixel), in the files (version 2) and
+# in version 1 rebuilt in memory from the same seeds.
 
 # %%
-import json
-
-marker = json.loads((root / "minicity.json").read_text())  # seed, size and generator version
 ROAD, SIDEWALK, BUILDING, WALL, TRUCK, BUS, TRAIN = 0, 1, 2, 3, 14, 15, 16
 BIG = {TRUCK: "truck", BUS: "bus", TRAIN: "train"}
 
@@ -274,16 +291,14 @@ def big_vehicles(present):
 
 
 def drawn(path, version):
-    """(RGB, train ids) of a training file's scene, drawn again with a generator version."""
-    index = int(path.name.split("_")[1])  # the file stem is city_index_frame
+    """(RGB, train ids, big vehicles) of a training file's scene, drawn again with a version."""
+    index, vehicles = int(path.name.split("_")[1]), []  # the file stem is city_index_frame
     rng = np.random.default_rng([marker["seed"], 0, index])  # split 0: train
     picture, label_ids = datasets.generate_scene(
-        rng, marker["height"], marker["width"], version=version
+        rng, marker["height"], marker["width"], version=version, vehicles=vehicles
     )
-    return picture, datasets.label_ids_to_train_ids(label_ids)
+    return picture, datasets.label_ids_to_train_ids(label_ids), vehicles
 
-
-print(f"{root}: generator version {marker['version']}, seed {marker['seed']}")
 
 # %%
 v1_present = [set(np.unique(drawn(path, 1)[1]).tolist()) for path, _ in train_pairs[:STAT_IMAGES]]
@@ -306,38 +321,17 @@ mix.astype(int).rename_axis(f"big vehicles ({STAT_IMAGES} training images)")
 # only, the vehicle on the near lane hides the one behind it.
 #
 # Below, the first training images where a truck and a bus, a train and a truck, and a train
-# and a bus stand side by side (chosen by their label maps: each of the two classes covers at
-# least 1,000 pixels and no third big-vehicle class is there), and one with a wall beside a
-# building; road and sidewalk are in every image. In the Cityscapes colours a bus and a train
-# are two close blue-greens, so a third column shows the big vehicles alone in colours of
-# their own.
-
-
-# %%
-VEHICLE_COLOURS = {TRUCK: (230, 120, 0), BUS: (30, 150, 60), TRAIN: (140, 60, 200)}
-VEHICLE_KEY = "truck orange, bus green, train purple"
-
-
-def vehicle_figure(rows):
-    """Image | colour label | the big vehicles alone, one row per (title, RGB, train ids)."""
-    fig = viz.new_figure((8.1, 1.45 * len(rows)), dpi=70)
-    axes = fig.subplots(len(rows), 3, squeeze=False)
-    for row, (title, picture, target) in zip(axes, rows, strict=True):
-        target = np.asarray(target)
-        vehicles = np.full((*target.shape, 3), 240, dtype=np.uint8)  # light grey background
-        for k, colour in VEHICLE_COLOURS.items():
-            vehicles[target == k] = colour
-        panels = [
-            (title, picture),
-            ("label (train ids)", viz.colorize(target)),
-            (VEHICLE_KEY, vehicles),
-        ]
-        for ax, (text, shown) in zip(row, panels, strict=True):
-            ax.imshow(shown, interpolation="nearest")
-            ax.set_title(text, fontsize=8)
-            ax.set_axis_off()
-    return fig
-
+# and a bus stand side by side (each of the two classes covers at least 1,000 pixels of the
+# label and no third big-vehicle class is there), and one with a wall beside a building. Each
+# is drawn again by the generator, which records its big vehicles
+# (`generate_scene(..., vehicles=[])`; the cell checks it gives the file's label). The figure
+# marks what the list above is about: a **box** around each truck (orange), bus (green) and
+# train (purple), its whole side even where a car or a pole hides part of it, tagged with its
+# lane and its length in pixels and in heights (none for a vehicle cut by the border); on the
+# last image, **outlines** of the road, sidewalks, walls and buildings, tagged with what tells
+# each from its look-alike. Inside the white and yellow outlines the same asphalt, inside every
+# box the same body: what differs is where a region lies, and a vehicle's length against its
+# height. (In the label's Cityscapes colours a bus and a train are two close blue-greens.)
 
 # %%
 MIN_PIXELS = 1000
@@ -360,36 +354,62 @@ chosen = {}
 for title, wanted in groups.items():
     index = next(i for i, px in enumerate(class_pixels) if stands(px, wanted) and i not in chosen)
     chosen[index] = title
-print({title: index for index, title in chosen.items()})
-rows = []
-for index, title in chosen.items():
-    picture, target = train_set[index]
-    name = train_set.image_path(index).name.replace("_leftImg8bit.png", "")
-    rows.append((f"{title}: {name}", viz.denormalize(picture), target))
-vehicle_figure(rows)
+print(f"at least {MIN_PIXELS:,} pixels of each class:", {t: i for i, t in chosen.items()})
+
+# %%
+REGIONS = {  # train id: (tag, outline colour)
+    ROAD: ("road: between the sidewalks", (255, 255, 255)),
+    SIDEWALK: ("sidewalk: along the facades", (250, 220, 0)),
+    BUILDING: ("building: tall, windows higher up", (0, 200, 230)),
+    WALL: ("wall: low, hedges behind", (230, 30, 60)),
+}
+
+
+def marked(path, title, version=2, outlines=False):
+    """A row of the figure: the scene drawn again, its vehicles boxed or its regions outlined."""
+    picture, target, vehicles = drawn(path, version)
+    if outlines:  # the regions of items 1 and 3
+        tags, colours = ({k: v[i] for k, v in REGIONS.items()} for i in (0, 1))
+        marks = viz.regions.class_outlines(target, tags, colours)
+    else:
+        marks = viz.regions.vehicle_marks(vehicles, target.shape[1])
+    name = path.name.replace("_leftImg8bit.png", "")
+    return f"{title}: {name}", picture, target, marks
+
+
+for index in chosen:  # the generator draws again what the files hold
+    assert np.array_equal(drawn(train_pairs[index][0], 2)[1], train_set[index][1].numpy())
+rows = [marked(train_pairs[i][0], t, outlines="wall" in t) for i, t in chosen.items()]
+viz.regions.marked_scenes(rows)
+
+# %% [markdown]
+# The table measures, from their boxes in pixels, every big vehicle wholly inside one of the
+# training images read: the lengths in pixels of trucks and buses overlap (a near truck is as
+# long as a far bus), their lengths against their heights do not (the cell asserts both).
+
+# %%
+vehicles = [v for path, _ in train_pairs[:STAT_IMAGES] for v in drawn(path, 2)[2]]
+inside = [v for v in vehicles if v.box[0] >= 0 and v.box[2] <= marker["width"]]
+left, top, right, bottom = np.array([v.box for v in inside]).T
+lengths = pd.DataFrame({"class": [v.name for v in inside], "length (px)": right - left})
+lengths["length / height"] = (right - left) / (bottom - top)
+extent = lengths.groupby("class").agg(["count", "min", "max"]).round(1)
+truck, bus = extent.loc["truck"], extent.loc["bus"]
+assert truck["length (px)", "max"] > bus["length (px)", "min"]  # pixels alone: they overlap
+assert truck["length / height", "max"] < bus["length / height", "min"]  # against the height: apart
+extent.drop(columns=[("length / height", "count")])
 
 # %% [markdown]
 # The image with a train behind a truck, as the file holds it (version 2) and as version 1
-# draws the same street from the same seed. The cell first checks that drawing it again with
-# version 2 gives the file's label exactly, so the rebuild reads the right random stream.
+# draws the same street from the same seed (the figure's cell checked that the generator gives
+# the file's label, so the rebuild reads the right random stream).
 
 # %%
 example = list(chosen)[1]  # the train behind a truck
-path, label_path = train_pairs[example]
-file_label = datasets.label_ids_to_train_ids(datasets.read_label(label_path).numpy())
-assert np.array_equal(drawn(path, 2)[1], file_label)
-name = path.name.replace("_leftImg8bit.png", "")
-v1_picture, v1_label = drawn(path, 1)
-print(
-    f"{name}, big vehicles: version 2 {big_vehicles(presence[example])}, "
-    f"version 1 {big_vehicles(set(np.unique(v1_label).tolist()))}"
-)
-vehicle_figure(
-    [
-        (f"version 2 (the file): {name}", *drawn(path, 2)),
-        ("version 1, the same seed", v1_picture, v1_label),
-    ]
-)
+path, v1_label = train_pairs[example][0], drawn(train_pairs[example][0], 1)[1]
+print(f"version 2 {big_vehicles(presence[example])}, version 1 {big_vehicles(np.unique(v1_label))}")
+rows = [marked(path, "version 2 (the file)"), marked(path, "version 1, same seed", version=1)]
+viz.regions.marked_scenes(rows)
 
 # %% [markdown]
 # ## 3. A model on one image
@@ -477,11 +497,12 @@ viz.prediction_grid(torch.cat([image[None]] * 2), torch.cat([mask[None]] * 2), p
 # ### How large are the graphs?
 #
 # The printout above is for `dgcnet_paper_micro` (a narrow ResNet, one block per stage) on a
-# 128 x 256 MiniCity image: its graph module works on a 16 x 32 map of 128 channels. How many
-# nodes the two graphs have depends on the backbone, the head and the image, so the book
-# always says which one it means. The coordinate graph has one node per cell of the map
-# downsampled by $d$ ($N' = h' w'$, notebook 02); the feature graph has $C/4$ nodes for the $C$
-# channels that enter it, whatever the image (notebook 03). The table counts both with the
+# 128 x 256 MiniCity image: its graph module works on a map of $H \times W$ = 16 x 32 pixels
+# with $D$ = 128 channels (the letters of the notation card, Section 6). How many nodes the two
+# graphs have depends on the backbone, the head and the image, so the book always says which
+# one it means. The coordinate graph has one node per cell of the map downsampled by $d$
+# ($N' = \lceil H/d \rceil \lceil W/d \rceil$, notebook 02); the feature graph has $D_2 = D/4$
+# nodes, whatever the image (notebook 03). The table counts both with the
 # package's own modules: on the `meta` device for the ResNet-101 models, on a real image for
 # the two MiniCity models the repository commits (`experiments/checkpoints/`, trained with
 # $d = 2$ and a 64-channel head; the paper's graph sits on the 128-channel layer4, the
@@ -489,7 +510,6 @@ viz.prediction_grid(torch.cat([image[None]] * 2), torch.cat([mask[None]] * 2), p
 
 
 # %%
-# NBVAL_CHECK_OUTPUT
 def graph_sizes(model, size, device="cpu"):
     """The graph module's input and the node counts of its two graphs for one image."""
     with torch.device(device):
@@ -498,12 +518,14 @@ def graph_sizes(model, size, device="cpu"):
         nodes = graph.feature.to_nodes(entering).shape[1]
     channels, height, width = entering.shape[1:]
     return {
-        "graph input (C, h, w)": f"{channels} x {height} x {width}",
-        "coordinate nodes": f"{grid[0]} x {grid[1]} = {grid[0] * grid[1]}",
-        "feature nodes": nodes,
+        "graph input D x H x W": f"{channels} x {height} x {width}",
+        "coordinate nodes N'": f"{grid[0]} x {grid[1]} = {grid[0] * grid[1]}",
+        "feature nodes D_2": nodes,
     }
 
 
+# %%
+# NBVAL_CHECK_OUTPUT
 SIZES = [  # (row, preset or checkpoint, input size)
     ("micro ResNet, preset (d = 8)", "dgcnet_paper_micro", (128, 256)),
     ("micro ResNet, committed paper head", PAPER_CHECKPOINT, (128, 256)),
@@ -587,9 +609,9 @@ pd.DataFrame(rows).set_index("block").round(3)
 # |---|---|
 # | 00 Quick start | environment, MiniCity, a model on one image, parameters and FLOPs |
 # | 01 Graph formulation | pixel graphs, one GCN layer by hand, dense cost, receptive fields |
-# | 02 Coordinate-space GCN | `V_S`, `A_S`, `M_S`; the O(N) order, verified; node affinities |
-# | 03 Feature-space GCN | feature nodes, `(I - A_F) V_F W_F`, reprojection; node maps |
-# | 04 The DGCNet model | fusion `X + X~_S + X~_F`, the head, paper vs authors' variants |
+# | 02 Coordinate-space GCN | $V_S$, $A_S$, $M_S$; the $O(N)$ order, verified; node affinities |
+# | 03 Feature-space GCN | feature nodes, $M_F = (I - A_F) V_F W_F$, reprojection; node maps |
+# | 04 The DGCNet model | fusion $X + \tilde X_S + \tilde X_F$, the head, paper vs authors' variants |
 # | 05 Cityscapes data | the dataset, its label table, augmentations of paper and code |
 # | 06 Training on a GPU | presets per GPU, precision, checkpoints, resuming, many GPUs |
 # | 07 Evaluation and visual inspection | mIoU, sliding and multi-scale inference, views |
@@ -598,6 +620,49 @@ pd.DataFrame(rows).set_index("block").round(3)
 # From the command line, `make demo` runs the paper's ablation in miniature on MiniCity and
 # `dgcn --help` lists the commands (train, evaluate, predict, reproduce, make-minicity,
 # check-data).
+
+# %% [markdown]
+# ## 6. One notation card
+#
+# The letters of the paper, as summarised (`docs/reference/paper_summary.md`): **every notebook
+# uses them in this sense and no other** ($C$ is always the classes, $D$ the channels entering
+# the graph block). Sizes are for one image; a batch adds a leading $B$. The last column is the
+# authors' network on its 832 x 832 training crop (the graph-size table of Section 3 printed its
+# $D$, $H \times W$, $N'$ and $D_2$). The source is `docs/reference/notation.md`, which also
+# says where the authors' code names things otherwise; `tests/test_notation.py` checks that
+# this copy and the source agree.
+#
+# | symbol | meaning | size | authors' network, 832 crop |
+# |---|---|---|---|
+# | $B$ | images in a batch | | 8 (the paper's batch) |
+# | $H, W$ | height and width of the feature map the graphs see | | 105 x 105 |
+# | $N$ | pixels of that map, $N = HW$: the nodes of the pixel graph | | 11,025 |
+# | $D$ | channels of the feature $X$ that enters the graph block | | 512 |
+# | $X$ | the feature, one row per pixel | $N \times D$ | 11,025 x 512 |
+# | $C$ | classes predicted | | 19 (Cityscapes) |
+# | $A, L, I$ | a graph's adjacency, its Laplacian, the identity | $N \times N$ for a pixel graph | |
+# | $\sigma$ | the non-linearity of one graph-convolution layer $\sigma(A X W)$ | | |
+# | $d$ | downsampling rate of the coordinate graph | | 8 |
+# | $N'$ | coordinate nodes, $N' = \lceil H/d \rceil \lceil W/d \rceil$, about $N / d^2$ | | 14 x 14 = 196 |
+# | $H_S$ | the downsampling written as a matrix (pooling or strided convolutions) | $N' \times N$ | |
+# | $V_S$ | coordinate nodes, $V_S = H_S X$ | $N' \times D$ | 196 x 512 |
+# | $\delta, \Psi, \nu$ | 1x1 convolutions $D \to D/2$ (query, key, value of the coordinate graph) | | 512 -> 256 |
+# | $A_S$ | coordinate adjacency, $A_S = \delta(V_S) \Psi(V_S)^\top$ | $N' \times N'$ | 196 x 196 |
+# | $W_S$ | coordinate graph weight | $D/2 \times D/2$ | 256 x 256 |
+# | $M_S$ | coordinate messages, $M_S = A_S \nu(V_S) W_S$ | $N' \times D/2$ | 196 x 256 |
+# | $\tilde X_S$ | the coordinate graph's output, back on the pixels | $N \times D$ | 11,025 x 512 |
+# | $D_1$ | features of a feature-space node, $D_1 = D/2$ | | 256 |
+# | $D_2$ | feature-space nodes, $D_2 = D/4$ | | 128 |
+# | $\theta$ | 1x1 convolution $D \to D_1$: the features the nodes gather | | 512 -> 256 |
+# | $\phi$ | 1x1 convolution $D \to D_2$: the node assignment | | 512 -> 128 |
+# | $H_F$ | node assignment of every pixel, $H_F = \phi(X)$ | $N \times D_2$ | 11,025 x 128 |
+# | $V_F$ | feature-space nodes, $V_F = H_F^\top \theta(X)$ | $D_2 \times D_1$ | 128 x 256 |
+# | $A_F$ | feature adjacency (learned) | $D_2 \times D_2$ | 128 x 128 |
+# | $W_F$ | feature graph weight (learned) | $D_1 \times D_1$ | 256 x 256 |
+# | $M_F$ | feature messages, $M_F = (I - A_F) V_F W_F$ | $D_2 \times D_1$ | 128 x 256 |
+# | $\Phi$ | 1x1 convolution $D_1 \to D$, back to the block's channels | | 256 -> 512 |
+# | $\tilde X_F$ | the feature graph's output, $\tilde X_F = \Phi(H_F M_F)$ | $N \times D$ | 11,025 x 512 |
+# | $\tilde X$ | the block's output, $\tilde X = X + \tilde X_S + \tilde X_F$ (the paper's fusion) | $N \times D$ | 11,025 x 512 |
 
 # %% [markdown]
 # ## Summary
@@ -619,6 +684,8 @@ pd.DataFrame(rows).set_index("block").round(3)
 #   feature nodes on a 1024 x 2048 frame, 14 x 14 and 128 on its 832 training crop.
 # - The authors' network has 72,506,598 parameters and needs about 4.9 TFLOPs for one training
 #   forward pass on a 1024 x 2048 frame; its graph module is about 1 % of that.
+# - One notation card (Section 6, from `docs/reference/notation.md`) gives every symbol of the
+#   book with its size; $C$ is the classes, $D$ the channels entering the graph block.
 # - The paper's Cityscapes numbers (80.5 % for DGCNet, 75.2 % for the FCN baseline) are quoted
 #   as summarised, with their source in `docs/reference/paper_results.md`; MiniCity numbers in
 #   this book show that the pipeline works and how the graphs behave, not Cityscapes accuracy.
@@ -665,10 +732,11 @@ pd.DataFrame(rows).set_index("block").round(3)
 #
 # <details><summary>Answer</summary>
 #
-# The feature graph has $C/4$ nodes for the $C$ channels that enter it: 128 for the authors'
-# 512-channel head, 512 for the paper's head on 2048 channels, 32 or 16 for the MiniCity heads.
-# The coordinate graph's nodes are the cells of the downsampled feature map, so their number
-# also depends on the image size and on $d$ (561 on a 1024 x 2048 frame, 196 on an 832 crop).
+# The feature graph has $D_2 = D/4$ nodes for the $D$ channels that enter it: 128 for the
+# authors' head ($D$ = 512), 512 for the paper's head on $D$ = 2048, 32 or 16 for the MiniCity
+# heads. The coordinate graph's $N'$ nodes are the cells of the downsampled feature map, so
+# their number also depends on the image size and on $d$ (561 on a 1024 x 2048 frame, 196 on
+# an 832 crop).
 #
 # </details>
 
@@ -744,7 +812,7 @@ pd.DataFrame(rows).set_index("block").round(3)
 # </details>
 
 # %%
-# The numeric answers above, checked
+# The numeric answers above, checked: Exercises 1 and 2
 fcn = models.profile.block_table(lambda: models.build_model("fcn_r101"), FLOP_SIZE)
 paper = models.profile.block_table(lambda: models.build_model("dgcnet_paper_r101"), FLOP_SIZE)
 fcn, paper = ({row["block"]: row for row in rows} for rows in (fcn, paper))
@@ -760,25 +828,27 @@ with torch.device("meta"):
     net = models.build_model("dgcnet_official_r101")
 half = graph_sizes(net, (512, 1024), device="meta")
 assert half == {
-    "graph input (C, h, w)": "512 x 65 x 129",
-    "coordinate nodes": "9 x 17 = 153",
-    "feature nodes": 128,
+    "graph input D x H x W": "512 x 65 x 129",
+    "coordinate nodes N'": "9 x 17 = 153",
+    "feature nodes D_2": 128,
 }
 assert round(561 / 153, 1) == 3.7
 full = graph_rows["deep-stem ResNet-101, authors' head, 1024x2048"]
 crop = graph_rows["deep-stem ResNet-101, authors' head, 832x832"]
-assert full["coordinate nodes"] == "17 x 33 = 561" and crop["coordinate nodes"] == "14 x 14 = 196"
-assert full["feature nodes"] == crop["feature nodes"] == 128
+assert full["coordinate nodes N'"] == "17 x 33 = 561"
+assert crop["coordinate nodes N'"] == "14 x 14 = 196"
+assert full["feature nodes D_2"] == crop["feature nodes D_2"] == 128
+assert crop["graph input D x H x W"] == "512 x 105 x 105"  # the card's last column
 committed = graph_rows["micro ResNet, committed paper head, 128x256"]
-assert committed["coordinate nodes"] == "8 x 16 = 128" and committed["feature nodes"] == 32
+assert committed["coordinate nodes N'"] == "8 x 16 = 128" and committed["feature nodes D_2"] == 32
 
+# %%
+# Exercise 3, Q3, Q5 and the numbers of Section 3's text, checked
 with torch.no_grad():
     trained_outputs = micro.train()(torch.stack([val_set[0][0], val_set[1][0]]))
 micro.eval()
-assert {k: tuple(v.shape) for k, v in trained_outputs.items()} == {
-    "out": (2, 19, 128, 256),
-    "aux": (2, 19, 128, 256),
-}
+shapes = {k: tuple(v.shape) for k, v in trained_outputs.items()}
+assert shapes == {"out": (2, 19, 128, 256), "aux": (2, 19, 128, 256)}
 share = table["share of FLOPs %"]
 assert round(share["head.graph"]) == 1  # Q3 and the Summary
 assert [round(share[b]) for b in ("backbone.layer3", "backbone.layer4")] == [35, 20]

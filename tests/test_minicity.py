@@ -344,3 +344,43 @@ def test_an_unknown_generator_version_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
     with pytest.raises(ValueError, match="version must be one of"):
         generate_scene(np.random.default_rng(0), 32, 32, version=0)
+
+
+def test_version_2_is_unchanged_by_its_named_rules_and_the_vehicle_record() -> None:
+    # the sha256 of version 2's scenes (seeds [0, split, i]) taken before the traffic's numbers
+    # were named (``traffic.TRUCK_LENGTH``, ...) and ``vehicles=`` existed
+    digests = [hashlib.sha256(), hashlib.sha256()]
+    for split in range(3):
+        for i in range(6):
+            plain = generate_scene(np.random.default_rng([0, split, i]), 128, 256)
+            recorded = generate_scene(np.random.default_rng([0, split, i]), 128, 256, vehicles=[])
+            for digest, (image, ids) in zip(digests, (plain, recorded), strict=True):
+                digest.update(image.tobytes())
+                digest.update(ids.tobytes())
+    expected = "1bc657c230686fdb3cba81817b20a60850a6e2ff9dc16d1089a16a878edeeea6"
+    assert [d.hexdigest() for d in digests] == [expected, expected]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_the_recorded_big_vehicles_are_the_drawn_ones(version: int) -> None:
+    from dgcn.datasets.minicity import traffic
+
+    lengths = {"truck": traffic.TRUCK_LENGTH, "bus": traffic.BUS_LENGTH}
+    rows, cols = np.mgrid[0:64, 0:128] + 0.5  # pixel centres, as the camera counts them
+    seen = 0
+    for i in range(60):
+        vehicles: list[traffic.BigVehicle] = []
+        _, ids = generate_scene(np.random.default_rng([3, i]), 64, 128, version, vehicles=vehicles)
+        for name in ("truck", "bus", "train"):
+            boxes = np.zeros(ids.shape, dtype=bool)
+            for v in (v for v in vehicles if v.name == name):
+                left, top, right, bottom = v.box
+                boxes |= (cols >= left) & (cols < right) & (rows >= top) & (rows < bottom)
+            assert not ((ids == NAME_TO_ID[name]) & ~boxes).any(), (i, name)  # all inside one
+            seen += bool((ids == NAME_TO_ID[name]).any())
+        for v in vehicles:
+            left, top, right, bottom = v.box
+            assert (right - left) / (bottom - top) == pytest.approx(v.length / traffic.BIG_HEIGHT)
+            if v.name in lengths:
+                assert lengths[v.name][0] <= v.length <= lengths[v.name][1]
+    assert seen >= 30

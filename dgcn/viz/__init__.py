@@ -1,11 +1,11 @@
 """Figures and colours: the Cityscapes palette, overlays, prediction grids, IoU bars, curves,
-the cost of context modules.
+the cost of context modules, marks (boxes and outlines) on a scene.
 
 matplotlib is imported only when a figure is drawn, so the array helpers (``colorize``,
 ``denormalize``, ``overlay``, ``error_map``) work without it.
 """
 
-from dgcn.viz import cost, graphs, inspector
+from dgcn.viz import cost, graphs, inspector, regions
 from dgcn.viz.architecture import architecture_diagram
 from dgcn.viz.cost import context_cost_figure
 from dgcn.viz.palette import (
@@ -43,6 +43,7 @@ __all__ = [
     "new_figure",
     "overlay",
     "prediction_grid",
+    "regions",
     "save_figure",
     "training_curves",
 ]

@@ -23,7 +23,8 @@ The modules, from the bottom up:
 * :mod:`~dgcn.datasets.minicity.things`: the materials and painters of every object (buildings,
   walls, fences, trees, persons, riders, vehicles, poles, signs, lights, clutter);
 * :mod:`~dgcn.datasets.minicity.traffic`: the big vehicles' lengths and places on the cross
-  street's lanes, and version 2's mixed traffic;
+  street's lanes, version 2's mixed traffic, and :class:`BigVehicle`, the record of one as
+  drawn (``generate_scene(..., vehicles=[])``);
 * :mod:`~dgcn.datasets.minicity.scene`: one scene, :func:`generate_scene`, composed and
   rendered; its docstring gives the generative rules and the deliberately ambiguous classes
   (:data:`CONTEXT_CLASSES`);
@@ -41,9 +42,11 @@ from dgcn.datasets.minicity.files import (
     write_sample,
 )
 from dgcn.datasets.minicity.scene import CONTEXT_CLASSES, GENERATOR_VERSION, generate_scene
+from dgcn.datasets.minicity.traffic import BigVehicle
 
 __all__ = [
     "CITIES",
+    "BigVehicle",
     "CONTEXT_CLASSES",
     "DEFAULT_ROOT",
     "GENERATOR_VERSION",

@@ -119,7 +119,13 @@ from dgcn.datasets.minicity.things import (
     two_wheeler,
     wall_side,
 )
-from dgcn.datasets.minicity.traffic import big_length, mixed_traffic, place, train_span
+from dgcn.datasets.minicity.traffic import (
+    BigVehicle,
+    big_length,
+    mixed_traffic,
+    place,
+    train_span,
+)
 
 #: the generator's version, recorded in ``minicity.json`` and checked before a MiniCity on disk
 #: is reused
@@ -128,6 +134,9 @@ GENERATOR_VERSION = 2
 VERSIONS = (1, 2)
 #: the three groups of look-alike classes that only long-range context tells apart (above)
 CONTEXT_CLASSES = ("road", "sidewalk", "building", "wall", "truck", "bus", "train")
+#: the share of the scenes with a cross street, and its distance from the camera (m)
+CROSSING_SHARE = 0.85
+CROSS_STREET_DEPTH = (16.0, 40.0)
 # kinds of stretches along the facade line, and their probabilities
 _SEGMENTS = ("building", "wall", "fence", "trees")
 _SEGMENT_P = (0.58, 0.22, 0.12, 0.08)
@@ -154,6 +163,8 @@ def generate_scene(
     height: int = 128,
     width: int = 256,
     version: int = GENERATOR_VERSION,
+    *,
+    vehicles: list[BigVehicle] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one synthetic street scene.
 
@@ -163,6 +174,9 @@ def generate_scene(
         width: image width in pixels (at least 16).
         version: the generator's rules, one of :data:`VERSIONS` (1 rebuilds the first
             edition's data byte for byte; 2, the default, mixes the big vehicles).
+        vehicles: a list to which every truck, bus and train of the scene is appended, as a
+            :class:`~dgcn.datasets.minicity.traffic.BigVehicle` (its class, depth, length and
+            box in pixels), in the order placed; the scene is the same with or without it.
 
     Returns:
         ``(image, label_ids)``: uint8 [height, width, 3] RGB and uint8 [height, width] Cityscapes
@@ -213,8 +227,8 @@ def generate_scene(
     road = {-1: road_l, 1: road_r}
     walk = {-1: walk_l, 1: walk_r}
     z_end = _log_uniform(rng, 60.0, 220.0)
-    crossing = rng.random() < 0.85
-    zx = float(rng.uniform(16.0, 40.0))
+    crossing = rng.random() < CROSSING_SHARE
+    zx = float(rng.uniform(*CROSS_STREET_DEPTH))
     cw = float(rng.uniform(3.5, 7.0))
     sw = float(rng.uniform(2.0, 4.5))
     z_near, z_far = zx - cw - sw, zx + cw + sw
@@ -319,6 +333,11 @@ def generate_scene(
     def add(zz: float, fn: Callable[..., None], *args: Any) -> None:
         things.append((zz, lambda: fn(*args)))
 
+    def add_vehicle(zz: float, label: int, x0: float, length: float) -> None:
+        add(zz, big_vehicle, cv, sh, label, x0, length, zz)
+        if vehicles is not None:
+            vehicles.append(BigVehicle.seen(cam, label, zz, x0, length))
+
     def curb_side() -> int:
         return -1 if rng.random() < 0.5 else 1
 
@@ -360,17 +379,17 @@ def generate_scene(
         lanes = (zx - cw / 2 - 1.2, zx + cw / 2 - 1.2)  # side faces of crossing traffic
         if version >= 2:
             for zz, label, x0, length in mixed_traffic(rng, lanes, visible):
-                add(zz, big_vehicle, cv, sh, label, x0, length, zz)
+                add_vehicle(zz, label, x0, length)
         elif rng.random() < 0.3:  # a train, on its own
             zz = lanes[int(rng.integers(2))]
-            add(zz, big_vehicle, cv, sh, TRAIN, *train_span(rng, *visible(zz)), zz)
+            add_vehicle(zz, TRAIN, *train_span(rng, *visible(zz)))
         else:
             for _ in range(int(rng.integers(0, 3))):
                 zz = lanes[int(rng.integers(2))]
                 lo, hi = visible(zz)
                 label = TRUCK if rng.random() < 0.5 else BUS
                 length = big_length(rng, label)
-                add(zz, big_vehicle, cv, sh, label, place(rng, lo, hi, length)[0], length, zz)
+                add_vehicle(zz, label, place(rng, lo, hi, length)[0], length)
         for _ in range(int(rng.integers(0, 3))):
             zz = lanes[int(rng.integers(2))] + 0.3
             lo, hi = visible(zz)

@@ -37,6 +37,7 @@ from dgcn.datasets.minicity.drawing import (
     capsule,
     disk,
 )
+from dgcn.datasets.minicity.traffic import BIG_HEIGHT
 
 # facade colours shared by buildings and walls (beige, grey, brick, white, ochre, dark grey)
 _FACADES = (
@@ -69,7 +70,6 @@ _CLOTHES = (
 _SKIN = ((222, 180, 150), (190, 140, 105), (140, 95, 65), (90, 60, 40))
 BIG_BODY = (204, 190, 122)  # trucks, buses and trains: one body colour
 _FLOOR_H = 3.5  # ground-floor height of a building (no windows below)
-_BIG_TOP = 3.2  # height of trucks, buses and trains
 
 
 @dataclass
@@ -322,7 +322,7 @@ def car_side(cv: Canvas, rng: np.random.Generator, sh: Shared, x0: float, z: flo
 def big_vehicle(cv: Canvas, sh: Shared, label: int, x0: float, length: float, z: float) -> None:
     """A truck, bus or train seen from the side. All three are drawn identically: one body
     material, height, under-body band, window row and wheel spacing; only the length differs."""
-    p = cv.frontal(x0, x0 + length, 0.0, _BIG_TOP, z)
+    p = cv.frontal(x0, x0 + length, 0.0, BIG_HEIGHT, z)
     if p is None:
         return
     u, v = p.u, p.v
