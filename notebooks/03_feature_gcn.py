@@ -164,8 +164,8 @@ _ = torch.manual_seed(0)
 # $V_F$ is a sum over all $N$ pixels without a $1/N$, so its scale grows with the image. In
 # training mode the BN divides that growth out with the batch's statistics; in eval mode it
 # applies the statistics frozen on the training crops and passes the growth on, which is why
-# the paper preset evaluates with a sliding window of its training crop (notebook 02, Section
-# 6, measures it). The BN's scale starts at zero, so training starts from
+# the paper preset evaluates with a sliding window of its training crop (notebook 09 measures
+# it). The BN's scale starts at zero, so training starts from
 # $\tilde X_F = 0$ (the docstring of `dgcn/models/feature_gcn.py` gives the reasons). The
 # network adds $\tilde X_F$ to $X$ (notebook 04).
 #
