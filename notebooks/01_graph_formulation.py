@@ -556,7 +556,7 @@ fig
 # that grow with their degree; dividing by $\sqrt{\mathrm{Deg}_{ii}\mathrm{Deg}_{jj}}$ keeps the
 # scale comparable across nodes (and keeps repeated layers from blowing up). DGCNet's learned
 # graphs are not normalised this way (notebooks 02 and 03), which is why their sums grow with
-# the image size (notebook 02, Section 6).
+# the image size (notebook 09).
 #
 # </details>
 #

@@ -147,7 +147,7 @@ print(f"SMOKE={SMOKE}: the same cells in both modes")
 # over all $N$ pixels without a $1/N$, so its scale grows with the image. In training mode the
 # BN divides that growth out with the batch's statistics; in eval mode it applies statistics
 # frozen on the training crops, which is why the paper preset evaluates with a sliding window
-# of its training crop (notebook 02, Section 6). The BN's scale starts at zero (`zero_init` in
+# of its training crop (notebook 09). The BN's scale starts at zero (`zero_init` in
 # `dgcn/models/dual_gcn.py`): training starts from $\tilde X_F = 0$, which the network adds to
 # $X$ (notebook 04).
 #

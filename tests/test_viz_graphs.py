@@ -1,5 +1,6 @@
 """Graph views: affinities and assignments against hand computations, captured inputs, figures."""
 
+import copy
 import subprocess
 import sys
 
@@ -134,10 +135,94 @@ def test_capture_graph_input_rejects_the_baseline():
         graphs.capture_graph_input(models.build_model("fcn_micro"), torch.randn(1, 3, 32, 32))
 
 
+def test_reprojection_norms_finds_the_bn_closing_each_graph():
+    paper = models.build_model("dgcnet_paper_micro")
+    norms = graphs.reprojection_norms(paper)
+    assert list(norms) == ["coordinate", "feature"]
+    assert norms["coordinate"] is paper.head.graph.coordinate.reproject[1]
+    assert norms["feature"] is paper.head.graph.feature.reproject[1]
+    official = graphs.reprojection_norms(models.build_model("dgcnet_official_micro"))
+    assert all(isinstance(bn, torch.nn.BatchNorm2d) for bn in official.values())
+    assert list(official) == ["coordinate", "feature"]
+    assert graphs.reprojection_norms(models.build_model("fcn_micro")) == {}
+    feature_only = models.DualGCN(16, graphs="feature")
+    assert list(graphs.reprojection_norms(feature_only)) == ["feature"]
+    module = models.CoordinateGCN(8, downsample=2)
+    assert graphs.reprojection_norms(module) == {"coordinate": module.reproject[1]}
+
+
+def _random_bn(bn: torch.nn.BatchNorm2d) -> None:
+    with torch.no_grad():
+        bn.weight.normal_()
+        bn.bias.normal_()
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+
+
+def test_reprojection_inputs_keeps_what_the_bn_receives():
+    module = models.CoordinateGCN(8, downsample=2).double().eval()
+    _random_bn(module.reproject[1])
+    x = torch.randn(2, 8, 6, 10, dtype=torch.float64)
+    with torch.no_grad(), graphs.reprojection_inputs(module) as seen:
+        out = module(x)
+        module(x[:1])
+    assert [tuple(t.shape) for t in seen["coordinate"]] == [(2, 8, 3, 5), (1, 8, 3, 5)]
+    # BN of what was kept, upsampled: the module's output, so it was the BN's input
+    with torch.no_grad():
+        normed = module.reproject[1](seen["coordinate"][0])
+        again = F.interpolate(normed, size=(6, 10), mode="bilinear", align_corners=True)
+    torch.testing.assert_close(again, out)
+    assert not module.reproject[1]._forward_pre_hooks  # removed after the block
+
+
+def test_reprojection_inputs_divides_the_sums_before_the_bn():
+    torch.manual_seed(0)
+    block = models.DualGCN(16, downsample=2).double().eval()
+    for bn in graphs.reprojection_norms(block).values():
+        _random_bn(bn)
+    x = torch.randn(1, 16, 8, 12, dtype=torch.float64)
+    with torch.no_grad(), graphs.reprojection_inputs(block, divide_by=4) as seen:
+        divided = block(x)
+    # the same as a copy whose reprojection convs (linear, before the BN) are divided by 4
+    scaled = copy.deepcopy(block)
+    for branch in (scaled.coordinate, scaled.feature):
+        with torch.no_grad():
+            branch.reproject[0].weight /= 4
+    with torch.no_grad(), graphs.reprojection_inputs(scaled) as plain:
+        expected = scaled(x)
+    torch.testing.assert_close(divided, expected)
+    for name in ("coordinate", "feature"):  # what is kept is the divided input
+        torch.testing.assert_close(seen[name][0], plain[name][0])
+    with pytest.raises(ValueError, match="divide_by"):
+        with graphs.reprojection_inputs(block, divide_by=0):
+            pass
+
+
+def test_reprojection_inputs_removes_its_hooks_on_an_error():
+    model = models.build_model("dgcnet_paper_micro").eval()
+    with pytest.raises(RuntimeError):
+        with graphs.reprojection_inputs(model, divide_by=2):
+            model(torch.randn(1, 5, 32, 32))  # 5 channels: the backbone refuses
+    assert all(not bn._forward_pre_hooks for bn in graphs.reprojection_norms(model).values())
+    with graphs.reprojection_inputs(models.build_model("fcn_micro")) as seen:
+        pass
+    assert seen == {}
+
+
 def test_figures():
     image = np.random.default_rng(0).integers(0, 256, (32, 64, 3), dtype=np.uint8)
     fig = graphs.plot_affinity(image, torch.randn(4, 8), (10, 20))
     assert isinstance(fig, Figure) and fig.dpi <= 100
+    centred = graphs.plot_affinity(image, torch.randn(4, 8), (10, 20), limit=3.0)
+    shown = centred.axes[1].images[-1]
+    assert shown.get_clim() == (-3.0, 3.0) and shown.get_cmap().name == "RdBu_r"
+    assert shown.colorbar is not None
+    grid = graphs.plot_node_grid(image, (2, 4), 16, (20, 40))  # 32 x 64: 2 x 4 patches of 16
+    (cell,) = grid.axes[0].patches
+    assert cell.get_xy() == (2 * 16 - 0.5, 1 * 16 - 0.5)  # node (1, 2) holds pixel (20, 40)
+    assert "node (1, 2)" in grid.axes[0].get_title()
+    chosen = graphs.plot_node_grid(image, (2, 4), 16, (20, 40), node=3)
+    assert "node (0, 3)" in chosen.axes[0].get_title()
     fig = graphs.plot_assignment(image, torch.randn(5, 8, 16), nodes=4)
     assert isinstance(fig, Figure) and len([a for a in fig.axes if a.images]) == 4
     assert isinstance(graphs.plot_assignment(image, torch.randn(2, 8, 16)), Figure)  # nodes > D2

@@ -1,9 +1,12 @@
 """Coordinate-space graph convolution, GCN_s (paper Sec. 3.2, Eq. 3-5).
 
-The paper's section, equation and figure numbers are unverified here (only its abstract was
-available to this project): check arXiv 1909.06121.
+The equations and their letters are the paper's, as summarised
+(``docs/reference/paper_summary.md``; the symbols and sizes: ``docs/reference/notation.md``).
+The section, equation and figure numbers cited here are unverified (the paper's full text was
+not available to this project): check arXiv 1909.06121.
 
-Derived in notebooks/02_coordinate_gcn. Two classes:
+Derived in notebooks/02_coordinate_gcn; its image-size dependence in notebooks/09_image_size.
+Two classes:
 
 * :class:`CoordinateGCN`: the paper's equations. The feature map ``X`` (``N = HW`` pixels,
   ``D`` channels) is downsampled to ``V_S = H_S X`` with ``N' = ceil(H/d) ceil(W/d)`` nodes, a
@@ -29,11 +32,12 @@ class CoordinateGCN(nn.Module):
 
     ``delta``, ``Psi`` and ``nu`` of the paper are the 1x1 convs ``query``, ``key`` and
     ``value`` (``D -> D/2``); ``W_S`` is ``state_update`` and the reprojection back to ``D`` is
-    ``reproject`` (1x1 conv + BatchNorm). As in the paper's equations (as summarised), there is
-    no BN or ReLU inside the graph convolution and no normalisation of ``A_S``. The products
-    grow with the number of nodes; the BN after the reprojection (as in the authors' ``out``
-    and in GloRe) divides that growth out in training mode only: in eval mode its running
-    statistics are those of the training crops, so evaluate at the training size.
+    ``reproject`` (1x1 conv + BatchNorm). A graph-convolution layer is ``sigma(A X W)``; here
+    ``M_S = A_S nu(V_S) W_S`` has no ``sigma``: the paper, as summarised, applies no ReLU and
+    no BN inside the coordinate-space graph convolution, and ``A_S`` is not normalised. The
+    products grow with the number of nodes; the BN after the reprojection (as in the authors'
+    ``out`` and in GloRe) divides that growth out in training mode only: in eval mode its
+    running statistics are those of the training crops, so evaluate at the training size.
 
     The product is evaluated as ``delta(V_S) (Psi(V_S)^T nu(V_S))``: a ``D/2 x D/2`` matrix first,
     so the cost is ``O(N' D^2)`` and the ``N' x N'`` adjacency is never formed.

@@ -1,10 +1,12 @@
 """Parameters, FLOPs and activation memory, counted without allocating memory: FLOPs per
-block on the meta device, and the bytes autograd keeps for backward on fake CUDA tensors."""
+block on the meta device, and the bytes autograd keeps for backward on fake CUDA tensors.
+Also two helpers for small timing studies on a CPU (:func:`best_time`, :func:`crossover`)."""
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import time
 from collections.abc import Callable
 
@@ -199,3 +201,60 @@ def model_summary(name: str, num_classes: int, size: tuple[int, int, int, int], 
             "classes predicted"
         )
     return lines
+
+
+def best_time(fn: Callable[[], object], repeats: int = 3, min_seconds: float = 2e-3) -> float:
+    """Seconds per call of ``fn``: the fastest of ``repeats`` timed loops.
+
+    The loop length (calls per loop) is doubled from 1 until one loop lasts at least
+    ``min_seconds``, long enough for ``time.perf_counter`` to resolve it; then ``repeats``
+    loops of that length are timed and the fastest one's time per call is returned, the one
+    least disturbed by other work on the machine.
+
+    Args:
+        fn: the work to time, called without arguments.
+        repeats: timed loops (at least 1).
+        min_seconds: the shortest loop worth timing.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    number = 1
+    while True:  # calibrate the loop length
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if time.perf_counter() - start >= min_seconds:
+            break
+        number *= 2
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+def crossover(sizes, ratios) -> float:
+    """The size at which ``ratios`` crosses 1 from below for the last time.
+
+    Interpolated linearly in log size and log ratio between the two measured sizes around the
+    crossing, e.g. where the ratio of two algorithms' times says the second starts to win.
+
+    Args:
+        sizes: increasing positive sizes.
+        ratios: a positive ratio measured at each size.
+
+    Returns:
+        the interpolated size, or NaN when the ratios never cross 1 from below.
+    """
+    sizes, ratios = [float(n) for n in sizes], [float(r) for r in ratios]
+    if len(sizes) != len(ratios):
+        raise ValueError(f"{len(sizes)} sizes but {len(ratios)} ratios")
+    below = [i for i in range(len(ratios) - 1) if ratios[i] < 1 <= ratios[i + 1]]
+    if not below:
+        return math.nan
+    i = below[-1]
+    a, b = math.log(ratios[i]), math.log(ratios[i + 1])
+    t = -a / (b - a)
+    return math.exp(math.log(sizes[i]) + t * math.log(sizes[i + 1] / sizes[i]))

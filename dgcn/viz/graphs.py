@@ -2,9 +2,11 @@
 
 Array helpers (:func:`coordinate_affinity`, :func:`feature_assignment`,
 :func:`class_projections`, :func:`capture_graph_input`) return tensors (and
-:func:`closest_class_pairs` a list); the plotting helpers
-return a ``matplotlib.figure.Figure`` built without pyplot (matplotlib is imported only when a
-figure is drawn). Used by notebooks/02_coordinate_gcn, 03_feature_gcn and 07_evaluation.
+:func:`closest_class_pairs` a list); :func:`reprojection_norms` and :func:`reprojection_inputs`
+find and watch the BatchNorm that closes each graph's reprojection (forward pre-hooks); the
+plotting helpers return a ``matplotlib.figure.Figure`` built without pyplot (matplotlib is
+imported only when a figure is drawn). Used by notebooks/02_coordinate_gcn, 03_feature_gcn,
+07_evaluation and 09_image_size.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from torch import nn
 
 from dgcn.datasets.labels import IGNORE_INDEX
 from dgcn.models.common import resize
-from dgcn.models.coordinate_gcn import CoordinateGCN
+from dgcn.models.coordinate_gcn import CoordinateGCN, OfficialCoordinateGCN
+from dgcn.models.dual_gcn import DualGCN
 from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
 from dgcn.training.weight_change import split_change
 from dgcn.viz.palette import _numpy, new_figure
@@ -199,6 +202,75 @@ def capture_graph_input(model: nn.Module, images: torch.Tensor) -> tuple[nn.Modu
     return graph, captured[0]
 
 
+def reprojection_norms(module: nn.Module) -> dict[str, nn.BatchNorm2d]:
+    """The BatchNorm that closes each graph's reprojection, by graph.
+
+    The paper variant's BN after ``X~_S``'s and ``X~_F``'s 1x1 convolutions, and the BN of the
+    authors' ``out`` and ``conv3`` in the official variant: the layers that in eval mode apply
+    statistics frozen in training to the graphs' un-normalised sums.
+
+    Args:
+        module: a :class:`~dgcn.models.DGCNet` (its ``head.graph``), a
+            :class:`~dgcn.models.DualGCN`, or one coordinate or feature GCN.
+
+    Returns:
+        ``{"coordinate": bn, "feature": bn}`` for the graphs present; empty for a model without
+        a graph (the FCN baseline, or a head with another context module).
+    """
+    graph = getattr(getattr(module, "head", None), "graph", module)
+    if isinstance(graph, DualGCN):
+        branches = {"coordinate": graph.coordinate, "feature": graph.feature}
+    elif isinstance(graph, (CoordinateGCN, OfficialCoordinateGCN)):
+        branches = {"coordinate": graph}
+    elif isinstance(graph, (FeatureGCN, OfficialFeatureGCN)):
+        branches = {"feature": graph}
+    else:
+        branches = {}
+    return {name: branch.reproject[1] for name, branch in branches.items() if branch is not None}
+
+
+@contextlib.contextmanager
+def reprojection_inputs(
+    module: nn.Module, divide_by: float = 1.0
+) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Keep what every reprojection BatchNorm receives while the block runs (and rescale it).
+
+    A forward pre-hook on each BN of :func:`reprojection_norms` appends a detached copy of its
+    input, one tensor per forward pass, to the list of its graph; the hooks are removed when
+    the block ends, also on an error. With ``divide_by`` the hooks also divide the input by
+    that factor before the BN sees it (what is kept is the divided input): everything between
+    a graph's sum and its BN is linear, so this replaces the sums by means scaled to
+    ``1 / divide_by`` of the image, without retraining.
+
+    Args:
+        module: as for :func:`reprojection_norms`.
+        divide_by: the factor the BN inputs are divided by (1: only watch).
+
+    Yields:
+        ``{graph: [input of each forward pass]}``, filled while the block runs; a graph's list
+        stays empty until a pass reaches it.
+    """
+    if divide_by <= 0:
+        raise ValueError(f"divide_by must be > 0, got {divide_by}")
+    norms = reprojection_norms(module)
+    seen: dict[str, list[torch.Tensor]] = {name: [] for name in norms}
+
+    def hook_for(name: str):
+        def hook(_module: nn.Module, args: tuple):
+            value = args[0] if divide_by == 1 else args[0] / divide_by
+            seen[name].append(value.detach().clone())
+            return None if divide_by == 1 else (value, *args[1:])
+
+        return hook
+
+    handles = [bn.register_forward_pre_hook(hook_for(name)) for name, bn in norms.items()]
+    try:
+        yield seen
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _image_panel(ax, image: np.ndarray, title: str) -> None:
     ax.imshow(image, interpolation="nearest")
     ax.set_title(title, fontsize=9)
@@ -216,6 +288,7 @@ def plot_affinity(
     affinity: np.ndarray | torch.Tensor,
     pixel: tuple[int, int],
     title: str = "",
+    limit: float | None = None,
 ) -> Figure:
     """The image with a pixel marked | that pixel's node's row of ``A_S`` over the image.
 
@@ -227,6 +300,8 @@ def plot_affinity(
         affinity: one row of the coordinate graph on the node grid.
         pixel: ``(y, x)`` in image coordinates.
         title: the right panel's title (default "affinity of the node").
+        limit: draw with a diverging scale centred on 0, from ``-limit`` (blue) to ``limit``
+            (red), e.g. one limit shared by several maps; None: magma over the map's range.
 
     Shape:
         image_uint8: [H, W, 3], affinity: [h', w']
@@ -240,12 +315,59 @@ def plot_affinity(
     y, x = pixel
     _image_panel(left, image, f"pixel (y={y}, x={x})")
     right.imshow(grey, cmap="gray", interpolation="nearest")
-    shown = right.imshow(heat, cmap="magma", alpha=0.7, interpolation="nearest")
+    scale = {"cmap": "magma"}
+    if limit is not None:  # signed weights: white is 0, red adds, blue subtracts
+        scale = {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+    shown = right.imshow(heat, alpha=0.7, interpolation="nearest", **scale)
     right.set_title(title or "affinity of its node", fontsize=9)
     right.set_axis_off()
     for ax in (left, right):
         ax.plot([x], [y], marker="x", color="cyan", markersize=9, mew=2)
     fig.colorbar(shown, ax=right, shrink=0.8)
+    return fig
+
+
+def plot_node_grid(
+    image_uint8: np.ndarray | torch.Tensor,
+    grid: tuple[int, int],
+    patch: int,
+    pixel: tuple[int, int],
+    node: int | None = None,
+) -> Figure:
+    """The image with the coordinate graph's node grid drawn over it, one node highlighted.
+
+    Each cell is the ``patch x patch`` image patch under one node (stride times ``d`` pixels
+    for average pooling); the highlighted cell is ``node`` and a cross marks ``pixel``.
+
+    Args:
+        image_uint8: the RGB image.
+        grid: the node grid ``(h', w')``.
+        patch: image pixels per node side.
+        pixel: ``(y, x)`` in image coordinates.
+        node: the flat index of the node to highlight (default: the cell that holds ``pixel``).
+
+    Shape:
+        image_uint8: [H, W, 3]
+    """
+    from matplotlib.patches import Rectangle
+
+    image = _numpy(image_uint8)
+    y, x = pixel
+    if node is None:
+        node = min(y // patch, grid[0] - 1) * grid[1] + min(x // patch, grid[1] - 1)
+    i, j = divmod(int(node), grid[1])
+    fig = new_figure((2 * _PANEL_WIDTH, 2 * _PANEL_WIDTH * image.shape[0] / image.shape[1] + 0.3))
+    ax = fig.add_subplot()
+    ax.imshow(image, interpolation="nearest")
+    for k in range(1, grid[0]):
+        ax.axhline(k * patch - 0.5, color="white", lw=0.5, alpha=0.7)
+    for k in range(1, grid[1]):
+        ax.axvline(k * patch - 0.5, color="white", lw=0.5, alpha=0.7)
+    corner = (j * patch - 0.5, i * patch - 0.5)
+    ax.add_patch(Rectangle(corner, patch, patch, fill=False, edgecolor="cyan", linewidth=2))
+    ax.plot([x], [y], "x", color="cyan", ms=8, mew=2)
+    ax.set_title(f"{grid[0]} x {grid[1]} nodes; node ({i}, {j}) holds pixel {y, x}", fontsize=9)
+    ax.set_axis_off()
     return fig
 
 
@@ -460,4 +582,7 @@ __all__ = [
     "plot_affinity",
     "plot_assignment",
     "plot_matrix_change",
+    "plot_node_grid",
+    "reprojection_inputs",
+    "reprojection_norms",
 ]
