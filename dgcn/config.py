@@ -27,6 +27,7 @@ import yaml
 
 from dgcn.errors import ConfigError
 from dgcn.fileio import write_text_atomic
+from dgcn.model_spec import model_spec
 
 _TRUE = {"1", "true", "yes", "on"}
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -51,13 +52,15 @@ class ModelConfig:
 
     Attributes:
         name: preset, e.g. ``dgcnet_official_r101``, ``dgcnet_paper_r18``, ``fcn_r18``.
-        num_classes: 19 for Cityscapes.
-        overrides: fields of ``dgcn.models.ModelSpec`` (``graphs``, ``downsample``, ``pooling``,
-            ``pretrained``, ``head_channels``, ``aux_channels``, ``output_stride``, ...).
+        num_classes: the classes predicted; None (the default): the dataset's
+            (:data:`DATASET_CLASSES`), read as :attr:`Config.num_classes`.
+        overrides: fields of :class:`dgcn.model_spec.ModelSpec` (``graphs``, ``downsample``,
+            ``pooling``, ``pretrained``, ``head_channels``, ``aux_channels``, ...), checked with
+            the preset when the config is loaded.
     """
 
     name: str = "dgcnet_official_r101"
-    num_classes: int = 19
+    num_classes: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -250,6 +253,13 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """A plain nested dict (YAML/JSON-ready)."""
         return dataclasses.asdict(self)
+
+    @property
+    def num_classes(self) -> int:
+        """The classes the model predicts: ``model.num_classes`` when set, else the dataset's."""
+        if self.model.num_classes is not None:
+            return self.model.num_classes
+        return DATASET_CLASSES[self.data.dataset]  # data.dataset is one of its keys
 
 
 def _valid_keys(cls: type, prefix: str = "") -> list[str]:
@@ -466,7 +476,7 @@ _FACTORS = (lambda v: len(v) > 0 and all(x > 0 for x in v)), "a non-empty list o
 
 #: value rules checked when a config is loaded: key -> (test, what is required)
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "model.num_classes": _at_least(1),
+    "model.num_classes": ((lambda v: v is None or v >= 1), ">= 1 (or unset: the dataset's)"),
     "data.crop_size": _sizes(2, 1),
     "data.scales": _FACTORS,
     "data.base_size": _at_least(0),
@@ -502,7 +512,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def check_config(config: Config) -> Config:
-    """Check every value rule of :data:`RULES` and the class count against the dataset.
+    """Check every value rule of :data:`RULES`, the class count against the dataset, and the
+    model section (the preset ``model.name``, each ``model.overrides`` key and value).
 
     Types and enumerated choices are checked as values are set; this checks ranges, so that a
     bad value stops a command before any data is read or any folder is touched.
@@ -515,12 +526,16 @@ def check_config(config: Config) -> Config:
         value = getattr(getattr(config, section), name)
         if not test(value):
             raise ConfigError(f"{key} must be {requirement}, got {value!r}")
-    expected = DATASET_CLASSES.get(config.data.dataset)
-    if expected is not None and config.model.num_classes != expected:
+    classes, expected = config.num_classes, DATASET_CLASSES[config.data.dataset]
+    if classes != expected:
         raise ConfigError(
-            f"model.num_classes={config.model.num_classes}, but {config.data.dataset} has "
+            f"model.num_classes={classes}, but {config.data.dataset} has "
             f"{expected} classes; set model.num_classes={expected}"
         )
+    try:  # the model section as the model builder reads it: preset, option names, values
+        model_spec(config.model.name, **config.model.overrides)
+    except ConfigError as err:
+        raise ConfigError(f"model: {err}") from None
     return config
 
 

@@ -494,7 +494,7 @@ print(f"{CHECKPOINT}: {cfg.model.name} {cfg.model.overrides}")
 print(f"head trained {cfg.train.iterations} iterations on the frozen {cfg.frozen.backbone}")
 
 torch.manual_seed(cfg.train.seed)  # the head was initialised right after this seed
-initial = models.build_model(cfg.model.name, cfg.model.num_classes, **cfg.model.overrides)
+initial = models.build_model(cfg.model.name, cfg.num_classes, **cfg.model.overrides)
 initial_coordinate = initial.head.graph.coordinate.eval()
 for name in ("query", "key"):
     w_now = getattr(coordinate, name).weight
@@ -874,7 +874,7 @@ print(f"{len(windows)} windows of {TILE} each (y1, y2, x1, x2): {windows}")
 # %%
 with torch.inference_mode():
     one = big_images[:1]
-    total = torch.zeros(1, cfg.model.num_classes, *one.shape[-2:])
+    total = torch.zeros(1, cfg.num_classes, *one.shape[-2:])
     hits = torch.zeros(one.shape[-2:])
     for y1, y2, x1, x2 in windows:
         total[..., y1:y2, x1:x2] += model(one[..., y1:y2, x1:x2])["out"]
@@ -915,7 +915,7 @@ def hooked(run, net: torch.nn.Module, hook) -> torch.Tensor:
 
 
 def miou(preds: torch.Tensor, targets: torch.Tensor) -> float:
-    return 100 * evaluation.ConfusionMatrix(cfg.model.num_classes).update(preds, targets).miou()
+    return 100 * evaluation.ConfusionMatrix(cfg.num_classes).update(preds, targets).miou()
 
 
 seen = {}  # (model, graph, "whole" | "window") -> the BN inputs of every forward pass

@@ -463,7 +463,7 @@ def weight_table(trained_gcn, initial_gcn) -> pd.DataFrame:
 
 
 torch.manual_seed(cfg.train.seed)  # the head was initialised right after this seed
-untrained = models.build_model(cfg.model.name, cfg.model.num_classes, **cfg.model.overrides)
+untrained = models.build_model(cfg.model.name, cfg.num_classes, **cfg.model.overrides)
 untrained_gcn = untrained.head.graph.feature
 decay = weight_decay_factor(cfg.train)
 print(f"weight decay alone scales every weight by {decay:.4f} over {trained}")

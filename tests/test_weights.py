@@ -69,7 +69,7 @@ def test_a_checkpoint_with_the_old_graph_name_loads_into_the_renamed_head(tmp_pa
     legacy = [k for k in state["model"] if k.startswith("head.context.")]
     assert legacy
     cfg = config_from_dict(state["config"])
-    model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
+    model = build_model(cfg.model.name, cfg.num_classes, **model_overrides(cfg, False))
     result = model.load_state_dict(upgrade_state_dict(state["model"]), strict=False)
     assert result.missing_keys == [] and result.unexpected_keys == []
     ours = model.state_dict()

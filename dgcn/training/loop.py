@@ -117,7 +117,7 @@ def build_training_model(cfg: Config, info: distributed.DistInfo, pretrained: bo
     """
     torch.manual_seed(cfg.train.seed)
     overrides = model_overrides(cfg, pretrained)
-    model = build_model(cfg.model.name, cfg.model.num_classes, **overrides)
+    model = build_model(cfg.model.name, cfg.num_classes, **overrides)
     model.to(info.device)
     if info.device.type == "cuda" and cfg.train.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -151,9 +151,19 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _resolved(config: Config) -> dict[str, Any]:
+    data = config.to_dict()
+    data["model"]["num_classes"] = config.num_classes
+    return data
+
+
 def changed_keys(previous: Config, current: Config) -> dict[str, tuple[Any, Any]]:
-    """{dotted key: (old value, new value)} for every key but ``name`` that differs."""
-    old, new = _flatten(previous.to_dict()), _flatten(current.to_dict())
+    """{dotted key: (old value, new value)} for every key but ``name`` that differs.
+
+    ``model.num_classes`` compares as the classes each config predicts (:attr:`Config.num_classes`):
+    unset (the dataset's) and the dataset's number written out are the same config.
+    """
+    old, new = (_flatten(_resolved(c)) for c in (previous, current))
     return {
         key: (old.get(key), new.get(key))
         for key in sorted(set(old) | set(new))

@@ -226,7 +226,7 @@ def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any] | None:
         run.model,
         val_loader,
         eval_cfg,
-        num_classes=cfg.model.num_classes,
+        num_classes=cfg.num_classes,
         device=info.device,
         progress=run.progress and info.is_main,
         stop=run.stop.__bool__,
