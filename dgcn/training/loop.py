@@ -30,22 +30,20 @@ from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.errors import ConfigError, RunDirError, TrainingError
 from dgcn.fileio import write_text_atomic
 from dgcn.models import build_model, model_spec
+from dgcn.precision import PRECISIONS, Precision, resolve_precision
 from dgcn.progress import progress_bar
 from dgcn.training.interrupt import Interrupted, StopRequest, quiet_workers, signal_name
 from dgcn.training.losses import SegmentationLoss
 from dgcn.training.resume import (
     HISTORY,
     LAST,
-    PRECISIONS,
     PREVIOUS,
-    Precision,
     ResumePoint,
     RunSettings,
     TimeLimit,
     accumulation_steps,
     find_checkpoint,
     rank_seed,
-    resolve_precision,
     restore_rng,
     resume_settings,
     rng_state,
