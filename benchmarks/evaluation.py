@@ -32,8 +32,8 @@ from common import write_result  # noqa: E402
 from dgcn.config import EvalConfig  # noqa: E402
 from dgcn.evaluation import evaluate  # noqa: E402
 from dgcn.evaluation.loop import cuda_settings  # noqa: E402
-from dgcn.evaluation.prediction import autocast_dtype, precision_name  # noqa: E402
 from dgcn.models import build_model  # noqa: E402
+from dgcn.precision import autocast_dtype, precision_name  # noqa: E402
 
 
 def cases(cpu: bool, tile: int) -> list[tuple[str, EvalConfig]]:

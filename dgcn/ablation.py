@@ -176,7 +176,7 @@ def head_parameters(cfg: Config) -> dict[str, int]:
         ``{"head_params": n, "context_params": n}``.
     """
     with torch.device("meta"):
-        model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
+        model = build_model(cfg.model.name, cfg.num_classes, **model_overrides(cfg, False))
     context = getattr(model.head, "graph", None)
     return {
         "head_params": sum(p.numel() for p in model.head.parameters()),

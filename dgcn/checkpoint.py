@@ -153,7 +153,7 @@ def load_for_inference(
     else:
         state = load_checkpoint(checkpoint)
         cfg = apply_overrides(config_from_dict(state["config"]), overrides)
-        model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
+        model = build_model(cfg.model.name, cfg.num_classes, **model_overrides(cfg, False))
         load_model_weights(model, state, checkpoint)
         model = model.eval()
     if eval_options:

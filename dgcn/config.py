@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import os
-import re
-import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from dgcn.config_check import (
+    DATASET_CLASSES,
+    check_config,
+    coerce,
+    unknown_key,
+    valid_keys,
+)
+from dgcn.config_check import parse_duration as parse_duration  # the config's own duration rule
 from dgcn.errors import ConfigError
 from dgcn.fileio import write_text_atomic
 
@@ -51,13 +55,15 @@ class ModelConfig:
 
     Attributes:
         name: preset, e.g. ``dgcnet_official_r101``, ``dgcnet_paper_r18``, ``fcn_r18``.
-        num_classes: 19 for Cityscapes.
-        overrides: fields of ``dgcn.models.ModelSpec`` (``graphs``, ``downsample``, ``pooling``,
-            ``pretrained``, ``head_channels``, ``aux_channels``, ``output_stride``, ...).
+        num_classes: the classes predicted; None (the default): the dataset's
+            (:data:`DATASET_CLASSES`), read as :attr:`Config.num_classes`.
+        overrides: fields of :class:`dgcn.model_spec.ModelSpec` (``graphs``, ``downsample``,
+            ``pooling``, ``pretrained``, ``head_channels``, ``aux_channels``, ...), checked with
+            the preset when the config is loaded.
     """
 
     name: str = "dgcnet_official_r101"
-    num_classes: int = 19
+    num_classes: int | None = None
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -153,30 +159,6 @@ class TrainConfig:
     time_limit: float | str = 0.0
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([hms])")
-
-
-def parse_duration(value: float | int | str) -> float | None:
-    """Seconds of a duration: a number of seconds (``3600``, ``"3600"``) or hours, minutes and
-    seconds written ``11h30m``, ``1h 30m 5s``, ``90m``, ``45s``. None when ``value`` is neither
-    or is negative.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(value) and value >= 0 else None
-    text = str(value).strip().lower()
-    try:
-        seconds = float(text)
-    except ValueError:
-        parts = _DURATION.findall(text)
-        if not parts or _DURATION.sub("", text).strip():
-            return None
-        units = {"h": 3600.0, "m": 60.0, "s": 1.0}
-        seconds = sum(float(number) * units[unit] for number, unit in parts)
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
 @dataclass
 class EvalConfig:
     """Inference for evaluation, and the one home of the inference defaults: the predictors of
@@ -251,100 +233,12 @@ class Config:
         """A plain nested dict (YAML/JSON-ready)."""
         return dataclasses.asdict(self)
 
-
-def _valid_keys(cls: type, prefix: str = "") -> list[str]:
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
-            keys += _valid_keys(hints[f.name], prefix + f.name + ".")
-        else:
-            keys.append(prefix + f.name)
-    return keys
-
-
-#: common names from other codebases -> ours
-ALIASES = {
-    "learning_rate": "lr",
-    "base_lr": "lr",
-    "wd": "weight_decay",
-    "power": "poly_power",
-    "max_iter": "iterations",
-    "max_iters": "iterations",
-    "num_steps": "iterations",
-    "batch": "batch_size",
-    "bs": "batch_size",
-    "num_workers": "workers",
-    "crop": "crop_size",
-    "amp": "precision",
-    "data_root": "root",
-    "data_dir": "root",
-}
-
-
-def _unknown(key: str, valid: list[str], where: str) -> ConfigError:
-    section, _, leaf = key.rpartition(".")
-    alias = f"{section}.{ALIASES[leaf]}" if leaf in ALIASES else ""
-    siblings = [k for k in valid if k.rpartition(".")[0] == section]
-    if alias in valid:
-        match = [alias]
-    else:
-        leaves = difflib.get_close_matches(leaf, [k.rpartition(".")[2] for k in siblings], 1, 0.5)
-        match = [f"{section}.{leaves[0]}" if section else leaves[0]] if leaves else []
-        match = match or difflib.get_close_matches(key, valid, n=1, cutoff=0.4)
-    hint = f"; did you mean {match[0]!r}?" if match else f"; valid keys: {', '.join(valid)}"
-    return ConfigError(f"unknown config key {key!r} in {where}{hint}")
-
-
-def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
-    """Check (and gently convert) a value against a field's type."""
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        choices = typing.get_args(hint)
-        if value not in choices:
-            raise ConfigError(
-                f"{key} in {where} must be one of {', '.join(map(str, choices))}, got {value!r}"
-            )
-        return value
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if value is None:
-            return None
-        for arg in args:  # the first type the value fits, in the order written
-            try:
-                return _coerce(value, arg, key, where)
-            except ConfigError:
-                continue
-        names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
-        raise ConfigError(f"{key} in {where} must be {names}, got {value!r}")
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        (item,) = typing.get_args(hint)
-        return [_coerce(v, item, key, where) for v in value]
-    if origin is dict or hint is Any:
-        if origin is dict and not isinstance(value, dict):
-            raise ConfigError(f"{key} in {where} must be a mapping, got {value!r}")
-        return value
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key} in {where} must be true or false, got {value!r}")
-    if hint is float and isinstance(value, str):
-        # YAML 1.1 (PyYAML) reads 1e-3 and 5e-4 as strings: a number written so is a number
-        try:
-            value = float(value)
-        except ValueError:
-            raise ConfigError(f"{key} in {where} must be a number, got {value!r}") from None
-    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise ConfigError(f"{key} in {where} must be a finite number, got {value!r}")
-        return float(value)
-    if hint is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(f"{key} in {where} must be {hint.__name__}, got {value!r}")
+    @property
+    def num_classes(self) -> int:
+        """The classes the model predicts: ``model.num_classes`` when set, else the dataset's."""
+        if self.model.num_classes is not None:
+            return self.model.num_classes
+        return DATASET_CLASSES[self.data.dataset]  # data.dataset is one of its keys
 
 
 def _apply(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> None:
@@ -353,7 +247,7 @@ def _apply(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> None
     for key, value in data.items():
         full = prefix + key
         if key not in names:
-            raise _unknown(full, _valid_keys(Config), where)
+            raise unknown_key(full, valid_keys(Config), where)
         if dataclasses.is_dataclass(hints[key]):
             if not isinstance(value, dict):
                 raise ConfigError(f"{full} in {where} must be a mapping of its keys")
@@ -363,7 +257,7 @@ def _apply(obj: Any, data: dict[str, Any], where: str, prefix: str = "") -> None
             merged = {**getattr(obj, key), **value}
             setattr(obj, key, {k: v for k, v in merged.items() if v is not None})
         else:
-            setattr(obj, key, _coerce(value, hints[key], full, where))
+            setattr(obj, key, coerce(value, hints[key], full, where))
 
 
 def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
@@ -448,80 +342,6 @@ def apply_overrides(config: Config, overrides: list[str] | dict | None) -> Confi
         nested = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
         _apply(config, nested, "--opt")
     return check_config(config)
-
-
-#: the classes of the datasets a config can name (MiniCity uses the 19 Cityscapes train classes)
-DATASET_CLASSES = {"cityscapes": 19, "minicity": 19, "pascal-context": 59, "pascal-context-60": 60}
-
-
-def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: v >= low), f">= {low}"
-
-
-def _sizes(count: int, low: int) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: len(v) == count and all(x >= low for x in v)), f"{count} sizes >= {low}"
-
-
-_FACTORS = (lambda v: len(v) > 0 and all(x > 0 for x in v)), "a non-empty list of factors > 0"
-
-#: value rules checked when a config is loaded: key -> (test, what is required)
-RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "model.num_classes": _at_least(1),
-    "data.crop_size": _sizes(2, 1),
-    "data.scales": _FACTORS,
-    "data.base_size": _at_least(0),
-    "data.workers": _at_least(0),
-    "data.val_limit": _at_least(0),
-    "data.minicity_train": _at_least(0),
-    "data.minicity_val": _at_least(0),
-    "data.minicity_size": _sizes(2, 16),
-    "data.minicity_version": ((lambda v: v in (1, 2)), "1 or 2 (the MiniCity generator's rules)"),
-    "train.iterations": _at_least(1),
-    "train.batch_size": _at_least(1),
-    "train.micro_batch": _at_least(0),
-    "train.lr": ((lambda v: v > 0), "> 0"),
-    "train.poly_power": _at_least(0),
-    "train.momentum": ((lambda v: 0 <= v < 1), "in [0, 1)"),
-    "train.weight_decay": _at_least(0),
-    "train.ohem_thresh": ((lambda v: 0 < v <= 1), "in (0, 1]"),
-    "train.ohem_min_kept": _at_least(0),
-    "train.aux_weight": _at_least(0),
-    "train.checkpoint_every": _at_least(1),
-    "train.log_every": _at_least(1),
-    "train.eval_every": _at_least(0),
-    "train.threads": _at_least(0),
-    "train.time_limit": (
-        (lambda v: parse_duration(v) is not None),
-        "seconds >= 0 or a duration such as 11h30m, 90m or 45s",
-    ),
-    "eval.tile": _at_least(1),
-    "eval.overlap": ((lambda v: 0 <= v < 1), "in [0, 1)"),
-    "eval.scales": _FACTORS,
-    "frozen.loss_stride": _at_least(1),
-}
-
-
-def check_config(config: Config) -> Config:
-    """Check every value rule of :data:`RULES` and the class count against the dataset.
-
-    Types and enumerated choices are checked as values are set; this checks ranges, so that a
-    bad value stops a command before any data is read or any folder is touched.
-
-    Raises:
-        ConfigError: naming the first key that breaks its rule and what it must be.
-    """
-    for key, (test, requirement) in RULES.items():
-        section, name = key.split(".")
-        value = getattr(getattr(config, section), name)
-        if not test(value):
-            raise ConfigError(f"{key} must be {requirement}, got {value!r}")
-    expected = DATASET_CLASSES.get(config.data.dataset)
-    if expected is not None and config.model.num_classes != expected:
-        raise ConfigError(
-            f"model.num_classes={config.model.num_classes}, but {config.data.dataset} has "
-            f"{expected} classes; set model.num_classes={expected}"
-        )
-    return config
 
 
 def model_overrides(config: Config, pretrained: bool = True) -> dict[str, Any]:

@@ -4,8 +4,7 @@ Everything that asks "which process am I" goes through this module: :func:`distr
 reads what ``torchrun`` sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), :func:`rank` prefers
 the initialised process group, and :func:`is_main_process` is the one test for "the process
 that writes files and prints" (rank 0; the only process without ``torchrun``). Which
-precisions this process's device runs (:func:`device_precisions`) is answered here too, once
-for training and evaluation.
+precisions a device runs is :mod:`dgcn.precision`'s question.
 """
 
 from __future__ import annotations
@@ -17,30 +16,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch.utils.data import Subset
-
-#: autocast dtype of each precision name (None: fp32, no autocast)
-PRECISION_DTYPES: dict[str, torch.dtype | None] = {
-    "fp32": None,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-}
-
-
-def precision_name(dtype: torch.dtype | None) -> str:
-    """``fp32``, ``bf16`` or ``fp16``: the name of an autocast dtype (None: fp32)."""
-    return next(name for name, d in PRECISION_DTYPES.items() if d == dtype)
-
-
-def device_precisions(device: torch.device) -> tuple[str, ...]:
-    """The precisions ``device`` trains in, the one ``train.precision: auto`` picks first.
-
-    A CUDA GPU of compute capability >= 8 (A100, L4, H100): bf16, fp16, fp32; an older one
-    (T4, V100): fp16, fp32; a CPU: fp32, bf16 (autocast in bf16 runs there, slowly).
-    """
-    if device.type == "cuda":
-        major, _ = torch.cuda.get_device_capability(device)
-        return ("bf16", "fp16", "fp32") if major >= 8 else ("fp16", "fp32")
-    return ("fp32", "bf16")
 
 
 def describe_device(device: torch.device) -> str:

@@ -448,7 +448,7 @@ print(f"{CHECKPOINT}: {cfg.model.name} {cfg.model.overrides}")
 print(f"head trained {cfg.train.iterations} iterations on the frozen {cfg.frozen.backbone}")
 
 torch.manual_seed(cfg.train.seed)  # the head was initialised right after this seed
-initial = models.build_model(cfg.model.name, cfg.model.num_classes, **cfg.model.overrides)
+initial = models.build_model(cfg.model.name, cfg.num_classes, **cfg.model.overrides)
 initial_coordinate = initial.head.graph.coordinate.eval()
 for name in ("query", "key"):
     w_now = getattr(coordinate, name).weight

@@ -413,7 +413,7 @@ def weight_table(trained_gcn, initial_gcn) -> pd.DataFrame:
 def initial_model(cfg):
     """The model as training began: built right after the run's seed (the head's init)."""
     torch.manual_seed(cfg.train.seed)
-    return models.build_model(cfg.model.name, cfg.model.num_classes, **cfg.model.overrides)
+    return models.build_model(cfg.model.name, cfg.num_classes, **cfg.model.overrides)
 
 
 untrained_gcn = initial_model(cfg).head.graph.feature

@@ -276,7 +276,7 @@ print(f"{len(windows)} windows of {TILE} each (y1, y2, x1, x2): {windows}")
 # %%
 with torch.inference_mode():
     one = big_images[:1]
-    total = torch.zeros(1, cfg.model.num_classes, *one.shape[-2:])
+    total = torch.zeros(1, cfg.num_classes, *one.shape[-2:])
     hits = torch.zeros(one.shape[-2:])
     for y1, y2, x1, x2 in windows:
         total[..., y1:y2, x1:x2] += model(one[..., y1:y2, x1:x2])["out"]
@@ -296,7 +296,7 @@ print("predict_slide with a (height, width) tile == the windows' mean logits: ch
 
 # %%
 def miou(preds: torch.Tensor, targets: torch.Tensor) -> float:
-    return 100 * evaluation.ConfusionMatrix(cfg.model.num_classes).update(preds, targets).miou()
+    return 100 * evaluation.ConfusionMatrix(cfg.num_classes).update(preds, targets).miou()
 
 
 def slide(net: torch.nn.Module, batch: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torchvision
 
+import dgcn.models.weight_files
 from dgcn.cli import main
 from dgcn.errors import CheckpointError, ConfigError
 from dgcn.models import PRESETS, build_model, deep_stem_resnet101, torchvision_resnet
@@ -110,10 +111,10 @@ def test_flop_count_allocates_no_memory():
 def test_imagenet_offline_fails_at_once_naming_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
 
-    def offline(url, dst, *args, **kwargs):
+    def offline(url, timeout=None):
         raise urllib.error.URLError("no route to host")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr(dgcn.models.weight_files, "urlopen", offline)
     with pytest.raises(CheckpointError) as err:
         build_model("fcn_r18", pretrained="imagenet")
     name = os.path.basename(torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url)

@@ -41,7 +41,7 @@ from dgcn.config import load_config
 from dgcn.models import build_model
 from dgcn.training.interrupt import StopRequest
 from dgcn.training.loop import evaluate_step
-from dgcn.training.resume import resolve_precision
+from dgcn.precision import resolve_precision
 
 info = distributed.setup("cpu")
 assert distributed.all_gather_objects({"rank": info.rank}, info) == [{"rank": 0}, {"rank": 1}]

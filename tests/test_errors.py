@@ -361,3 +361,47 @@ def test_a_config_for_a_dgcn_checkpoint_is_refused_not_ignored(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--config cityscapes-paper is for the authors' checkpoint" in err[0]
     assert not out.exists()
+
+
+MODEL_KEYS = [
+    (
+        ["model.overrides.grpahs=both"],
+        "model: unknown model option 'grpahs'; did you mean 'graphs'?",
+    ),
+    (
+        ["model.overrides.graphs=spatial"],
+        "model: model option graphs='spatial' is not one of both,",
+    ),
+    (["model.name=dgcnet_paper_mikro"], "model: unknown model 'dgcnet_paper_mikro'; did you mean"),
+    (["model.overrides.head_channels=6"], "head_channels must be a multiple of 4, got 6"),
+]
+
+
+@pytest.mark.parametrize("opts, match", MODEL_KEYS, ids=[m[0][0] for m in MODEL_KEYS])
+def test_load_config_refuses_a_bad_model_key_in_one_config_error(opts, match):
+    # where every other section is checked: a config held in a notebook is valid or refused
+    with pytest.raises(ConfigError) as refused:
+        load_config("minicity-cpu", opts)
+    assert match in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_num_classes_follows_the_dataset_unless_set():
+    cfg = load_config("minicity-cpu")
+    assert cfg.model.num_classes is None and cfg.num_classes == DATASET_CLASSES["minicity"]
+    pascal = load_config("pascal-context-official")
+    assert pascal.model.num_classes is None and pascal.num_classes == 59
+    sixty = load_config("pascal-context-official", ["data.dataset=pascal-context-60"])
+    assert sixty.num_classes == 60  # derived: no preset number to contradict
+    assert load_config("minicity-cpu", ["model.num_classes=19"]).num_classes == 19  # set
+    with pytest.raises(ConfigError, match="set model.num_classes=19"):
+        load_config("minicity-cpu", ["model.num_classes=59"])
+
+
+def test_a_run_with_the_class_count_written_out_is_the_same_config():
+    # runs and committed models saved before model.num_classes could be left unset hold 19
+    from dgcn.training.resume import changed_keys
+
+    written = load_config("minicity-cpu", ["model.num_classes=19"])
+    assert changed_keys(written, load_config("minicity-cpu")) == {}
+    other = load_config("pascal-context-official", ["model.num_classes=59"])
+    assert "model.num_classes" not in changed_keys(other, load_config("pascal-context-official"))

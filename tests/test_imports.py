@@ -251,8 +251,18 @@ def test_the_models_do_not_import_the_config():
 
 #: the package's layers, bottom to top, as the README's layout section draws them
 LAYERS = (
-    ("config", "errors", "fileio", "lazy", "markdown", "book", "progress"),
-    ("distributed",),
+    (
+        "config",
+        "config_check",
+        "model_spec",
+        "errors",
+        "fileio",
+        "lazy",
+        "markdown",
+        "book",
+        "progress",
+    ),
+    ("distributed", "precision"),
     ("datasets",),
     ("models",),
     ("checkpoint",),

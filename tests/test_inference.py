@@ -472,7 +472,7 @@ def test_bf16_autocast_evaluation_tracks_fp32(name, minicity_val):
 
 def test_precision_resolves_by_device_and_fp16_needs_cuda():
     from dgcn.errors import ConfigError
-    from dgcn.evaluation.prediction import autocast_dtype
+    from dgcn.precision import autocast_dtype
 
     assert autocast_dtype("auto", "cpu") is None
     assert autocast_dtype("fp32", "cpu") is None

@@ -257,17 +257,19 @@ def test_the_converted_layout_is_checked_too(tree, capsys):
 
 def test_the_configs_pick_the_loader_and_check_the_classes(pristine, tmp_path):
     cfg = load_config("pascal-context-official", [f"data.root={pristine}"])
-    assert cfg.model.num_classes == 59 and cfg.data.base_size == 520
+    assert cfg.num_classes == 59 and cfg.data.base_size == 520
     dataset = build_dataset(cfg.data, "val", train=False)
     assert isinstance(dataset, PascalContext) and dataset.classes == 59
     assert dataset.class_names == CLASS_NAMES_59
     cfg60 = load_config(
-        "pascal-context-official",
-        [f"data.root={pristine}", "data.dataset=pascal-context-60", "model.num_classes=60"],
+        "pascal-context-official", [f"data.root={pristine}", "data.dataset=pascal-context-60"]
     )
+    assert cfg60.num_classes == 60  # follows the dataset
     assert build_dataset(cfg60.data, "val", train=False).class_names == CLASS_NAMES_60
     with pytest.raises(ConfigError, match="set model.num_classes=60"):
-        load_config("pascal-context-official", ["data.dataset=pascal-context-60"])
+        load_config(
+            "pascal-context-official", ["data.dataset=pascal-context-60", "model.num_classes=59"]
+        )
     cfg.data.root = str(tmp_path / "nowhere")
     with pytest.raises(DatasetError, match="check-data --dataset pascal-context"):
         prepare_data(cfg.data)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from helpers import checkpoints_equal, dgcn, hashes, losses, tiny_opts, torchrun, train_argv
 from PIL import Image
 
+import dgcn.precision
 from dgcn import distributed, training
 from dgcn.checkpoint import load_checkpoint, save_checkpoint
 from dgcn.cli import main
@@ -332,6 +333,7 @@ def resume_point(tmp_path, cfg, **settings):
 def on(monkeypatch, precisions):
     """Emulate a device that trains in ``precisions`` (the first is what ``auto`` picks)."""
     monkeypatch.setattr(resume, "device_precisions", lambda device: precisions)
+    monkeypatch.setattr(dgcn.precision, "device_precisions", lambda device: precisions)
 
 
 CPU = distributed.DistInfo()

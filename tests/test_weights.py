@@ -5,6 +5,7 @@ import hashlib
 import io
 import os
 import socket
+import types
 import urllib.error
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 import torchvision
 from helpers import randomize_bn, tiny_opts
 
+import dgcn.models.weight_files
 import dgcn.models.weights
 from dgcn.checkpoint import load_checkpoint, load_for_inference, load_model_weights
 from dgcn.cli import main
@@ -27,7 +29,7 @@ from dgcn.models import (
     upgrade_state_dict,
 )
 from dgcn.models.official import ours_to_official
-from dgcn.models.weights import download_file
+from dgcn.models.weight_files import download_file, load_imagenet_state_dict
 
 PAPER = REPO_DIR / "experiments" / "checkpoints" / "minicity-dgcnet-paper.pt"
 
@@ -69,7 +71,7 @@ def test_a_checkpoint_with_the_old_graph_name_loads_into_the_renamed_head(tmp_pa
     legacy = [k for k in state["model"] if k.startswith("head.context.")]
     assert legacy
     cfg = config_from_dict(state["config"])
-    model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
+    model = build_model(cfg.model.name, cfg.num_classes, **model_overrides(cfg, False))
     result = model.load_state_dict(upgrade_state_dict(state["model"]), strict=False)
     assert result.missing_keys == [] and result.unexpected_keys == []
     ours = model.state_dict()
@@ -233,7 +235,7 @@ def test_deep_stem_files_of_both_layouts_give_identical_outputs(
         buffer = io.BytesIO()
         torch.save(weights, buffer)
         fake = fake_urlopen(buffer.getvalue())
-        monkeypatch.setattr(dgcn.models.weights, "urlopen", fake)
+        monkeypatch.setattr(dgcn.models.weight_files, "urlopen", fake)
     else:
         path.parent.mkdir()
         torch.save(weights, path)
@@ -335,7 +337,7 @@ def test_a_missing_deep_stem_file_of_another_name_is_not_downloaded(
     tmp_path, meta_deep_stem, monkeypatch
 ):
     fake = fake_urlopen(b"never")
-    monkeypatch.setattr(dgcn.models.weights, "urlopen", fake)
+    monkeypatch.setattr(dgcn.models.weight_files, "urlopen", fake)
     path = tmp_path / "my-weights.pth"
     with pytest.raises(CheckpointError, match="my-weights.pth not found; check the path"):
         load_pretrained_backbone(meta_deep_stem, "deepstem_resnet101", str(path))
@@ -345,7 +347,7 @@ def test_a_missing_deep_stem_file_of_another_name_is_not_downloaded(
 def test_offline_the_deep_stem_download_names_the_file_the_address_and_the_place(
     tmp_path, meta_deep_stem, monkeypatch
 ):
-    monkeypatch.setattr(dgcn.models.weights, "urlopen", offline)
+    monkeypatch.setattr(dgcn.models.weight_files, "urlopen", offline)
     path = tmp_path / "data" / "pretrained" / "resnet101-imagenet.pth"
     with pytest.raises(CheckpointError) as err:
         load_pretrained_backbone(meta_deep_stem, "deepstem_resnet101", str(path))
@@ -373,7 +375,7 @@ def test_a_download_writes_the_file_only_when_complete(tmp_path, monkeypatch):
         response.read = read_and_look
         return response
 
-    monkeypatch.setattr(dgcn.models.weights, "urlopen", watching)
+    monkeypatch.setattr(dgcn.models.weight_files, "urlopen", watching)
     checked = []
     sha256 = download_file("http://example.invalid/file.bin", target, checked.append, False)
     assert target.read_bytes() == payload
@@ -394,7 +396,7 @@ def test_a_failed_download_leaves_no_partial_file(tmp_path, monkeypatch, failure
         "short": fake_urlopen(payload, length=9000),
         "refused": fake_urlopen(payload),
     }[failure]
-    monkeypatch.setattr(dgcn.models.weights, "urlopen", fake)
+    monkeypatch.setattr(dgcn.models.weight_files, "urlopen", fake)
 
     def refuse(tmp):
         raise CheckpointError("not what was expected")
@@ -413,7 +415,7 @@ def test_a_failed_download_leaves_no_partial_file(tmp_path, monkeypatch, failure
 def test_a_downloaded_file_that_is_refused_is_not_kept(tmp_path, meta_deep_stem, monkeypatch):
     buffer = io.BytesIO()
     torch.save(torchvision.models.resnet18().state_dict(), buffer)  # a plain stem
-    monkeypatch.setattr(dgcn.models.weights, "urlopen", fake_urlopen(buffer.getvalue()))
+    monkeypatch.setattr(dgcn.models.weight_files, "urlopen", fake_urlopen(buffer.getvalue()))
     path = tmp_path / "resnet101-imagenet.pth"
     with pytest.raises(CheckpointError) as err:
         load_pretrained_backbone(meta_deep_stem, "deepstem_resnet101", str(path))
@@ -426,7 +428,7 @@ def test_a_downloaded_file_that_is_refused_is_not_kept(tmp_path, meta_deep_stem,
 def test_the_download_prints_the_sha256_it_computed(tmp_path, monkeypatch, capsys):
     buffer = io.BytesIO()
     torch.save(mit_stem_only(), buffer)
-    monkeypatch.setattr(dgcn.models.weights, "urlopen", fake_urlopen(buffer.getvalue()))
+    monkeypatch.setattr(dgcn.models.weight_files, "urlopen", fake_urlopen(buffer.getvalue()))
     path = tmp_path / "resnet101-imagenet.pth"
     state = fetch_deep_stem_imagenet(path, progress=False)
     assert torch.equal(state["conv3.weight"], mit_stem_only()["conv3.weight"])
@@ -476,7 +478,7 @@ def test_the_colab_preset_starts_with_torchvision_weights_where_torchvision_look
     def no_download(*args, **kwargs):
         raise AssertionError("the file is in place: nothing may be downloaded")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", no_download)
+    monkeypatch.setattr(dgcn.models.weight_files, "urlopen", no_download)
     url = torchvision.models.ResNet101_Weights.IMAGENET1K_V1.url
     place = tmp_path / "torch-home" / "hub" / "checkpoints" / os.path.basename(url)
     place.parent.mkdir(parents=True)
@@ -488,7 +490,7 @@ def test_the_colab_preset_starts_with_torchvision_weights_where_torchvision_look
     trained = load_checkpoint(run / "last.pt")
     assert trained["config"]["model"] == {
         "name": "dgcnet_official_tv_r101",
-        "num_classes": 19,
+        "num_classes": None,  # Cityscapes' 19, from the dataset
         "overrides": {"pretrained": "imagenet"},
     }
     weights = trained["model"]
@@ -505,7 +507,7 @@ def test_the_colab_preset_starts_with_torchvision_weights_where_torchvision_look
 def test_offline_the_official_preset_stops_with_one_line_naming_the_download(
     minicity, tmp_path, monkeypatch, capsys
 ):
-    monkeypatch.setattr(dgcn.models.weights, "urlopen", offline)
+    monkeypatch.setattr(dgcn.models.weight_files, "urlopen", offline)
     weights = tmp_path / "data" / "pretrained" / "resnet101-imagenet.pth"
     argv = preset_argv(
         "cityscapes-official", tmp_path / "run", minicity, **{"model.overrides.pretrained": weights}
@@ -531,3 +533,26 @@ def test_a_mismatching_deep_stem_file_stops_the_official_preset_with_one_line(
     assert f"pretrained weights {weights} do not fit the deep-stem ResNet-101: key " in err
     assert "'conv2.weight' has shape [64, 32, 3, 3]" in err
     assert weights.read_bytes() == before
+
+
+def test_torchvision_weights_come_through_the_one_download_path_and_its_checksum(
+    tmp_path, monkeypatch
+):
+    # the ImageNet file goes through download_file too: the sha256 prefix in its name is checked
+    buffer = io.BytesIO()
+    state = {"w": torch.arange(4.0)}
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    good = hashlib.sha256(payload).hexdigest()[:8]
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    fake = fake_urlopen(payload)
+    monkeypatch.setattr(dgcn.models.weight_files, "urlopen", fake)
+    bad = types.SimpleNamespace(url="https://example.org/resnet18-00000000.pth")
+    with pytest.raises(CheckpointError) as err:
+        load_imagenet_state_dict(bad)
+    assert "is not 00000000" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "hub").exists()  # nothing kept, not even the folders it made
+    right = types.SimpleNamespace(url=f"https://example.org/resnet18-{good}.pth")
+    assert torch.equal(load_imagenet_state_dict(right)["w"], state["w"])
+    assert fake.calls == [bad.url, right.url]
+    assert (tmp_path / "hub" / "checkpoints" / f"resnet18-{good}.pth").read_bytes() == payload

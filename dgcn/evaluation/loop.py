@@ -246,7 +246,7 @@ SCORED_BACKGROUND = ("pascal-context-60",)
 
 def scaled_classes(cfg: Config) -> int | None:
     """The class count of the scaled mIoU that ``cfg.eval.report_scaled`` asks for: K + 1, K
-    being ``cfg.model.num_classes`` (60 for PASCAL Context's 59); None when not asked.
+    being ``cfg.num_classes`` (60 for PASCAL Context's 59); None when not asked.
 
     Raises:
         ConfigError: asked for a dataset whose background is already a scored class.
@@ -259,7 +259,7 @@ def scaled_classes(cfg: Config) -> int | None:
             f"{cfg.data.dataset} scores its background as a class: its mIoU is already the "
             "true figure; drop eval.report_scaled (or evaluate the pascal-context setting)"
         )
-    return cfg.model.num_classes + 1
+    return cfg.num_classes + 1
 
 
 def evaluate_run(
@@ -335,7 +335,7 @@ def evaluate_run(
         model,
         loader,
         cfg.eval,
-        num_classes=cfg.model.num_classes,
+        num_classes=cfg.num_classes,
         device=info.device,
         progress=progress,
         export_dir=export_dir,

@@ -31,9 +31,8 @@ import torch
 from torch import nn
 
 from dgcn.config import EvalConfig
-from dgcn.distributed import PRECISION_DTYPES, device_precisions, precision_name
-from dgcn.errors import ConfigError
 from dgcn.models.common import resize
+from dgcn.precision import autocast_dtype, precision_name
 
 MODES = ("whole", "slide", "multiscale")
 #: what is averaged over the views of a pixel: the authors' logits, or probabilities
@@ -57,27 +56,6 @@ def eval_options(config: EvalConfig | None = None, **options: Any) -> EvalConfig
     if unknown:
         raise TypeError(f"unknown inference option {unknown[0]!r}; options: {', '.join(names)}")
     return dataclasses.replace(config or EvalConfig(), **options)
-
-
-def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
-    """The autocast dtype of ``eval.precision`` on ``device``; None: fp32, no autocast.
-
-    ``auto``: the first of :func:`dgcn.distributed.device_precisions`, the rule of
-    ``train.precision=auto`` (bf16 on CUDA compute capability >= 8, fp16 below, fp32 on a CPU).
-
-    Raises:
-        ConfigError: an unknown precision, or fp16 on a CPU.
-    """
-    device = torch.device(device)
-    if precision == "auto":
-        return PRECISION_DTYPES[device_precisions(device)[0]]
-    if precision not in PRECISION_DTYPES:
-        raise ConfigError(
-            f"eval.precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
-        )
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("eval.precision=fp16 needs a CUDA GPU; use fp32 or bf16 on a CPU")
-    return PRECISION_DTYPES[precision]
 
 
 def _pair(tile: int | Sequence[int]) -> tuple[int, int]:

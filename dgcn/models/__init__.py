@@ -23,11 +23,13 @@ from dgcn.models.dual_gcn import DualGCN, DualGCNHead
 from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
 from dgcn.models.network import AuxHead, ContextFCNHead, DGCNet
 from dgcn.models.official import OFFICIAL_KEY_MAP
-from dgcn.models.weights import (
+from dgcn.models.weight_files import (
     DEEP_STEM_IMAGENET_URL,
-    convert_deep_stem_imagenet,
     fetch_deep_stem_imagenet,
     load_imagenet_state_dict,
+)
+from dgcn.models.weights import (
+    convert_deep_stem_imagenet,
     load_pretrained_backbone,
     upgrade_state_dict,
 )

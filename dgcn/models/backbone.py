@@ -18,7 +18,7 @@ import torchvision
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-TORCHVISION_DEPTHS = (18, 50, 101)
+from dgcn.model_spec import TORCHVISION_DEPTHS
 
 
 class ResNetBackbone(nn.Module):

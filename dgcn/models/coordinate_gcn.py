@@ -22,9 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dgcn.model_spec import POOLINGS
 from dgcn.models.common import check_power_of_two, resize
-
-POOLINGS = ("avg", "conv")
 
 
 class CoordinateGCN(nn.Module):

@@ -11,22 +11,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dgcn.model_spec import CONTEXTS, GRAPHS
 from dgcn.models.common import VARIANTS, ConcatConv, conv_bn_relu
 from dgcn.models.context import GlobalPoolingContext, NonLocalContext, PyramidPoolingContext
 from dgcn.models.coordinate_gcn import CoordinateGCN, OfficialCoordinateGCN
 from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
 
-GRAPHS = ("both", "coordinate", "feature")
-#: the modules of :mod:`dgcn.models.context`, by the name a head's ``graphs`` gives them
+#: the modules of :mod:`dgcn.models.context`, by the name a head's ``graphs`` gives them (the
+#: names of :data:`dgcn.model_spec.CONTEXTS` that are neither graphs nor "none")
 OTHER_CONTEXTS = {
     "global-pool": GlobalPoolingContext,
     "ppm": PyramidPoolingContext,
     "non-local": NonLocalContext,
 }
-#: what a head may put where the graphs go: the graphs, nothing (the ablation's baseline),
-#: image-level pooling (the control that asks "is it just global context?"), PSPNet's pyramid
-#: pooling (regional context) or a non-local block (every pixel attends to every pixel)
-CONTEXTS = (*GRAPHS, "none", *OTHER_CONTEXTS)
+__all__ = ["CONTEXTS", "GRAPHS", "OTHER_CONTEXTS", "context_module"]
 
 
 def context_module(

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from dgcn.models.build import build_model
+from dgcn.precision import PRECISION_DTYPES
 
 
 def count_flops(
@@ -52,7 +53,7 @@ def count_flops(
 
 
 #: the autocast dtype of each ``train.precision`` (``fp32``: no autocast)
-PRECISIONS = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = PRECISION_DTYPES
 
 
 @contextlib.contextmanager

@@ -139,7 +139,7 @@ def load_frozen_backbone(cfg: Config) -> torch.nn.Module:
     weights = {
         k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")
     }
-    model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
+    model = build_model(cfg.model.name, cfg.num_classes, **model_overrides(cfg, False))
     try:
         model.backbone.load_state_dict(weights, strict=True)
     except RuntimeError as err:
@@ -298,7 +298,7 @@ def fit_head(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     torch.manual_seed(cfg.train.seed)  # the head's initialisation, before anything is computed
-    model = build_model(cfg.model.name, cfg.model.num_classes, **model_overrides(cfg, False))
+    model = build_model(cfg.model.name, cfg.num_classes, **model_overrides(cfg, False))
     if cache is None:
         cache = cache_features(cfg, info.device, progress)
     elif cache.key != cache_key(cfg):
@@ -384,7 +384,7 @@ def _train_head(
             )
             window = []
         if cfg.train.eval_every and done % cfg.train.eval_every == 0:
-            summary = evaluate_head(head, cache.val, cfg.model.num_classes, device).summary()
+            summary = evaluate_head(head, cache.val, cfg.num_classes, device).summary()
             log.append({"iteration": done, "miou": summary["miou"]})
     if not finite_model(head):
         raise TrainingError(
@@ -392,8 +392,8 @@ def _train_head(
             "nothing was saved. Lower train.lr"
         )
     # the object score needs the Cityscapes train ids (truck, bus, train)
-    objects = ObjectScore() if cfg.model.num_classes == NUM_CLASSES else None
-    matrix = evaluate_head(head, cache.val, cfg.model.num_classes, device, objects)
+    objects = ObjectScore() if cfg.num_classes == NUM_CLASSES else None
+    matrix = evaluate_head(head, cache.val, cfg.num_classes, device, objects)
     summary = matrix.summary()
     if objects is not None:
         found = objects.summary()

@@ -30,22 +30,20 @@ from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.errors import ConfigError, RunDirError, TrainingError
 from dgcn.fileio import write_text_atomic
 from dgcn.models import build_model, model_spec
+from dgcn.precision import PRECISIONS, Precision, resolve_precision
 from dgcn.progress import progress_bar
 from dgcn.training.interrupt import Interrupted, StopRequest, quiet_workers, signal_name
 from dgcn.training.losses import SegmentationLoss
 from dgcn.training.resume import (
     HISTORY,
     LAST,
-    PRECISIONS,
     PREVIOUS,
-    Precision,
     ResumePoint,
     RunSettings,
     TimeLimit,
     accumulation_steps,
     find_checkpoint,
     rank_seed,
-    resolve_precision,
     restore_rng,
     resume_settings,
     rng_state,
@@ -117,7 +115,7 @@ def build_training_model(cfg: Config, info: distributed.DistInfo, pretrained: bo
     """
     torch.manual_seed(cfg.train.seed)
     overrides = model_overrides(cfg, pretrained)
-    model = build_model(cfg.model.name, cfg.model.num_classes, **overrides)
+    model = build_model(cfg.model.name, cfg.num_classes, **overrides)
     model.to(info.device)
     if info.device.type == "cuda" and cfg.train.channels_last:
         model.to(memory_format=torch.channels_last)

@@ -125,7 +125,7 @@ def model_counts(cfg: Config, precision: str) -> dict[str, float]:
     key = (
         cfg.model.name,
         tuple(sorted(model_overrides(cfg, pretrained=False).items())),
-        cfg.model.num_classes,
+        cfg.num_classes,
         tuple(cfg.data.crop_size),
     )
     parameters, flops = _flops(*key)
@@ -185,7 +185,7 @@ def training_flops(cfg: Config) -> float:
     """FLOPs of ``cfg``'s whole schedule: 3 x the training forward (forward + backward, the
     backward pass costing about twice the forward) x batch x iterations."""
     key = (cfg.model.name, tuple(sorted(model_overrides(cfg, pretrained=False).items())))
-    _, flops = _flops(*key, cfg.model.num_classes, tuple(cfg.data.crop_size))
+    _, flops = _flops(*key, cfg.num_classes, tuple(cfg.data.crop_size))
     return 3 * flops * cfg.train.batch_size * cfg.train.iterations
 
 

@@ -32,8 +32,9 @@ import torch
 from dgcn import distributed
 from dgcn.checkpoint import load_checkpoint
 from dgcn.config import Config, config_from_dict
-from dgcn.distributed import describe_device, device_precisions, precision_name
+from dgcn.distributed import describe_device
 from dgcn.errors import CheckpointError, ConfigError
+from dgcn.precision import NEEDS, device_precisions, resolve_precision
 
 LAST = "last.pt"
 PREVIOUS = "previous.pt"
@@ -49,51 +50,6 @@ RESUME_KEYS = (
     "train.compile",
     "data.workers",
 )
-
-
-@dataclass(frozen=True)
-class Precision:
-    """The autocast dtype (None = fp32) and whether a GradScaler is needed."""
-
-    dtype: torch.dtype | None
-    scaler: bool
-
-    @property
-    def name(self) -> str:
-        return precision_name(self.dtype)
-
-
-PRECISIONS = {
-    "fp32": Precision(None, False),
-    "bf16": Precision(torch.bfloat16, False),
-    "fp16": Precision(torch.float16, True),
-}
-
-_NEEDS = {
-    "bf16": "bf16 needs a GPU of compute capability >= 8 (A100, L4, H100) or a CPU",
-    "fp16": "fp16 with a GradScaler needs a CUDA GPU",
-    "fp32": "",
-}
-
-
-def resolve_precision(preference: str, device: torch.device) -> Precision:
-    """``auto``: the first of :func:`device_precisions`; a named precision is checked against
-    them.
-
-    Raises:
-        ConfigError: an unknown name, or a precision this device does not train in (the
-            message names the ones it does).
-    """
-    if preference != "auto" and preference not in PRECISIONS:
-        raise ConfigError(f"train.precision must be auto, fp32, bf16 or fp16, got {preference!r}")
-    available = device_precisions(device)
-    name = available[0] if preference == "auto" else preference
-    if name not in available:
-        raise ConfigError(
-            f"train.precision={name} does not run on {describe_device(device)}: {_NEEDS[name]}; "
-            f"use {' or '.join(available)}"
-        )
-    return PRECISIONS[name]
 
 
 def accumulation_steps(cfg: Config, world_size: int) -> tuple[int, int]:
@@ -151,9 +107,19 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _resolved(config: Config) -> dict[str, Any]:
+    data = config.to_dict()
+    data["model"]["num_classes"] = config.num_classes
+    return data
+
+
 def changed_keys(previous: Config, current: Config) -> dict[str, tuple[Any, Any]]:
-    """{dotted key: (old value, new value)} for every key but ``name`` that differs."""
-    old, new = _flatten(previous.to_dict()), _flatten(current.to_dict())
+    """{dotted key: (old value, new value)} for every key but ``name`` that differs.
+
+    ``model.num_classes`` compares as the classes each config predicts (:attr:`Config.num_classes`):
+    unset (the dataset's) and the dataset's number written out are the same config.
+    """
+    old, new = (_flatten(_resolved(c)) for c in (previous, current))
     return {
         key: (old.get(key), new.get(key))
         for key in sorted(set(old) | set(new))
@@ -256,7 +222,7 @@ def resume_settings(
         if precision not in available:
             raise ConfigError(
                 f"the run in {where} trains in {precision}, which {describe_device(device)} "
-                f"cannot: {_NEEDS[precision]}; resume it in {available[0]} with --opt "
+                f"cannot: {NEEDS[precision]}; resume it in {available[0]} with --opt "
                 f"train.precision={available[0]} (the change is recorded in {HISTORY}), or on "
                 f"a device that runs {precision}"
             )

@@ -26,12 +26,12 @@ from dgcn.checkpoint import save_checkpoint
 from dgcn.config import Config
 from dgcn.errors import TrainingError
 from dgcn.evaluation.loop import evaluate
+from dgcn.precision import Precision, device_precisions
 from dgcn.training.interrupt import StopRequest, quiet_workers, signal_name
 from dgcn.training.losses import SegmentationLoss
 from dgcn.training.resume import (
     LAST,
     PREVIOUS,
-    Precision,
     RunSettings,
     TimeLimit,
     describe_device,
@@ -211,9 +211,7 @@ def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any] | None:
     if info.distributed and not bn_synchronized(run.model):
         distributed.broadcast_buffers(run.model, info)
     eval_cfg = cfg.eval
-    if eval_cfg.precision == "auto" and run.precision.name in distributed.device_precisions(
-        info.device
-    ):
+    if eval_cfg.precision == "auto" and run.precision.name in device_precisions(info.device):
         eval_cfg = dataclasses.replace(eval_cfg, precision=run.precision.name)  # the run's own
     val_loader = DataLoader(
         distributed.shard(run.val_set, info),
@@ -226,7 +224,7 @@ def evaluate_step(run: TrainingRun, iteration: int) -> dict[str, Any] | None:
         run.model,
         val_loader,
         eval_cfg,
-        num_classes=cfg.model.num_classes,
+        num_classes=cfg.num_classes,
         device=info.device,
         progress=run.progress and info.is_main,
         stop=run.stop.__bool__,
