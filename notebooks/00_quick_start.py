@@ -616,6 +616,7 @@ pd.DataFrame(rows).set_index("block").round(3)
 # | 06 Training on a GPU | presets per GPU, precision, checkpoints, resuming, many GPUs |
 # | 07 Evaluation and visual inspection | mIoU, sliding and multi-scale inference, views |
 # | 08 Ablations and the paper's tables | the ablation rows and the downsampling study |
+# | 09 Image size, frozen BatchNorm, sliding window | why sums grow with the image; whole vs tiles |
 #
 # From the command line, `make demo` runs the paper's ablation in miniature on MiniCity and
 # `dgcn --help` lists the commands (train, evaluate, predict, reproduce, make-minicity,
