@@ -57,7 +57,7 @@ from dgcn.ablation import (  # the rows and their tables, re-exported: dgcn.repr
     rows_for,
 )
 from dgcn.checkpoint import export_weights, load_for_inference
-from dgcn.config import apply_overrides, load_config, model_overrides, parse_duration
+from dgcn.config import Config, apply_overrides, load_config, model_overrides, parse_duration
 from dgcn.distributed import is_main_process
 from dgcn.errors import ConfigError, RunDirError
 from dgcn.fileio import write_text_atomic
@@ -209,6 +209,84 @@ def _join(folders, rows, seeds, row_config) -> dict[tuple[str, int], Path]:
     return joined
 
 
+def _row_config(
+    preset: str, overrides: list[str] | None, data_root: str | None, row: str, seed: int
+) -> Config:
+    """The config of one row and seed of the table: the preset, the command's overrides, the
+    row's model options, the seed and the data root."""
+    cfg = load_config(preset, overrides)
+    apply_overrides(cfg, {"model": {"overrides": ROWS[row]}, "train": {"seed": seed}})
+    if data_root:
+        cfg.data.root = data_root
+    cfg.name = f"{row}-seed{seed}"
+    return cfg
+
+
+def _train_row(
+    cfg: Config,
+    run_dir: Path,
+    out: Path,
+    manifest: dict[str, Any],
+    caches: dict[tuple, Any],
+    progress: bool,
+    device: str,
+) -> tuple[dict[str, Any], float]:
+    """Train one row (or resume it from its checkpoint); (its summary, its seconds over all
+    sessions). A frozen-backbone row reuses the features cached for its backbone. A signal
+    records the time spent, prints the command that continues the table and goes on up."""
+    cache = None
+    if cfg.frozen.backbone:
+        key = cache_key(cfg)
+        if key not in caches:
+            caches[key] = cache_features(cfg, progress=progress)
+        cache = caches[key]
+    # a checkpoint to resume from (fit reads it; here only whether there is one)
+    resume = any((run_dir / name).is_file() for name in (LAST, PREVIOUS))
+    main, start = is_main_process(), time.perf_counter()
+    try:
+        summary = train_run(
+            cfg, run_dir, resume=resume, progress=progress, device=device, cache=cache
+        )
+    except Interrupted:
+        _spent(out, manifest, cfg.name, time.perf_counter() - start, main)
+        if main:
+            print(f"continue the table with: {continue_command(out, manifest['settings'])}")
+        raise
+    return summary, _spent(out, manifest, cfg.name, time.perf_counter() - start, main)
+
+
+def _record(
+    cfg: Config,
+    row: str,
+    seed: int,
+    summary: dict[str, Any],
+    seconds: float,
+    params: dict[str, Any],
+    run_dir: Path,
+    preset: str,
+) -> dict[str, Any]:
+    """The table's record of one finished row and seed."""
+    pascal = is_pascal_context(cfg.data.dataset)
+    return {
+        "row": row,
+        "seed": seed,
+        "miou": summary["miou"],
+        "context_miou": math.nan if pascal else context_miou(summary["per_class"]),
+        "pixel_accuracy": summary["pixel_accuracy"],
+        "per_class": summary["per_class"],
+        # frozen-backbone runs only (fit_head), on the Cityscapes classes
+        "object_accuracy": summary.get("object_accuracy"),
+        "object_per_class": summary.get("object_per_class"),
+        **params,
+        "seconds": seconds,
+        "run_dir": str(run_dir),
+        "preset": preset,
+        "dataset": cfg.data.dataset,
+        "model": cfg.model.name,
+        "overrides": cfg.model.overrides,
+    }
+
+
 def reproduce(
     preset: str = DEFAULT_PRESET,
     data_root: str | None = None,
@@ -257,12 +335,7 @@ def reproduce(
     manifest = _read_manifest(out, settings)
 
     def row_config(row: str, seed: int):
-        cfg = load_config(preset, overrides)
-        apply_overrides(cfg, {"model": {"overrides": ROWS[row]}, "train": {"seed": seed}})
-        if data_root:
-            cfg.data.root = data_root
-        cfg.name = f"{row}-seed{seed}"
-        return cfg
+        return _row_config(preset, overrides, data_root, row, seed)
 
     params = {}
     for row in rows:  # every row's model options are checked before the first row trains
@@ -290,53 +363,13 @@ def reproduce(
             if limit:
                 cfg.train.time_limit = max(left, 1e-6)
             trained = True
-            cache = None
-            if cfg.frozen.backbone:
-                key = cache_key(cfg)
-                if key not in caches:
-                    caches[key] = cache_features(cfg, progress=progress)
-                cache = caches[key]
-            # a checkpoint to resume from (fit reads it; here only whether there is one)
-            resume = any((run_dir / name).is_file() for name in (LAST, PREVIOUS))
-            run_start = time.perf_counter()
-            try:
-                summary = train_run(
-                    cfg, run_dir, resume=resume, progress=progress, device=device, cache=cache
-                )
-            except Interrupted:
-                _spent(out, manifest, cfg.name, time.perf_counter() - run_start, main)
-                if main:
-                    print(f"continue the table with: {continue_command(out, settings)}")
-                raise
-            seconds = _spent(out, manifest, cfg.name, time.perf_counter() - run_start, main)
+            summary, seconds = _train_row(cfg, run_dir, out, manifest, caches, progress, device)
             if "stopped_at" in summary:
                 return _stop(out, manifest, records, len(todo), f"in row {cfg.name}")
             finished = summary, seconds
         summary, seconds = finished
-        records.append(
-            {
-                "row": row,
-                "seed": seed,
-                "miou": summary["miou"],
-                "context_miou": (
-                    math.nan
-                    if is_pascal_context(cfg.data.dataset)
-                    else context_miou(summary["per_class"])
-                ),
-                "pixel_accuracy": summary["pixel_accuracy"],
-                "per_class": summary["per_class"],
-                # frozen-backbone runs only (fit_head), on the Cityscapes classes
-                "object_accuracy": summary.get("object_accuracy"),
-                "object_per_class": summary.get("object_per_class"),
-                **params[row],
-                "seconds": manifest["seconds"].get(cfg.name, seconds),
-                "run_dir": str(run_dir),
-                "preset": preset,
-                "dataset": cfg.data.dataset,
-                "model": cfg.model.name,
-                "overrides": cfg.model.overrides,
-            }
-        )
+        seconds = manifest["seconds"].get(cfg.name, seconds)
+        records.append(_record(cfg, row, seed, summary, seconds, params[row], run_dir, preset))
         if main:
             minutes = sum(manifest["seconds"].values()) / 60
             write_report(out, records, preset, seeds, minutes, pending=len(todo) - done)

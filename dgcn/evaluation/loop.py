@@ -262,6 +262,42 @@ def scaled_classes(cfg: Config) -> int | None:
     return cfg.num_classes + 1
 
 
+def _write_results(
+    cfg: Config,
+    run: dict[str, Any],
+    summary: dict[str, Any],
+    matrix: ConfusionMatrix,
+    output: str | os.PathLike | None,
+    export_dir: str | os.PathLike | None,
+) -> dict[str, Any]:
+    """(Main process) print the table, then write the results JSON; returns the record.
+
+    ``run``: what was evaluated and how (checkpoint, split, images, precision, processes,
+    seconds); the record adds the test mode of ``cfg.eval``, the scores and the matrix."""
+    settings = ("mode", "tile", "overlap", "scales", "flip", "average")
+    result = {
+        "checkpoint": run["checkpoint"],
+        "dataset": cfg.data.dataset,
+        "split": run["split"],
+        "images": run["images"],
+        **{name: getattr(cfg.eval, name) for name in settings},
+        "precision": run["precision"],
+        "processes": run["processes"],
+        "seconds": run["seconds"],
+        **summary,
+        "confusion": matrix.matrix.tolist(),
+    }
+    output = output or default_eval_output(Path(run["checkpoint"]), run["split"], cfg.eval.mode)
+    print(format_table(summary))  # first: a failed write below loses no result
+    print(f"{run['images']} images in {run['seconds']:.1f} s ({run['precision']})")
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(output, json.dumps(result, indent=2) + "\n")
+    print(f"results: {output}")
+    if export_dir:
+        print(f"labelId PNGs for the Cityscapes evaluation script: {export_dir}")
+    return result
+
+
 def evaluate_run(
     model: nn.Module,
     cfg: Config,
@@ -346,31 +382,9 @@ def evaluate_run(
     if info.is_main:
         names = class_names if class_names is not None else getattr(dataset, "class_names", None)
         summary = matrix.summary(names, report_scaled=report_scaled)
-        result = {
-            "checkpoint": str(checkpoint),
-            "dataset": cfg.data.dataset,
-            "split": split,
-            "images": len(dataset),
-            "mode": cfg.eval.mode,
-            "tile": cfg.eval.tile,
-            "overlap": cfg.eval.overlap,
-            "scales": cfg.eval.scales,
-            "flip": cfg.eval.flip,
-            "average": cfg.eval.average,
-            "precision": precision,
-            "processes": info.world_size,
-            "seconds": seconds,
-            **summary,
-            "confusion": matrix.matrix.tolist(),
-        }
-        output = output or default_eval_output(Path(checkpoint), split, cfg.eval.mode)
-        print(format_table(summary))  # first: a failed write below loses no result
-        print(f"{len(dataset)} images in {seconds:.1f} s ({precision})")
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(output, json.dumps(result, indent=2) + "\n")
-        print(f"results: {output}")
-        if export_dir:
-            print(f"labelId PNGs for the Cityscapes evaluation script: {export_dir}")
+        run = {"checkpoint": str(checkpoint), "split": split, "images": len(dataset)}
+        run |= {"precision": precision, "processes": info.world_size, "seconds": seconds}
+        result = _write_results(cfg, run, summary, matrix, output, export_dir)
     distributed.barrier()
     distributed.cleanup()
     return result
