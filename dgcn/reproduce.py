@@ -65,8 +65,7 @@ from dgcn.models import model_spec
 from dgcn.reproduce_report import RECORD_KEYS, RESULTS, read_results, write_report
 from dgcn.training.frozen import cache_features, cache_key
 from dgcn.training.interrupt import Interrupted
-from dgcn.training.resume import LAST, PREVIOUS
-from dgcn.training.rundir import config_changes
+from dgcn.training.rundir import LAST, PREVIOUS, config_changes
 from dgcn.training.runs import train as train_run
 
 DEFAULT_PRESET = "minicity-ablation"

@@ -399,7 +399,7 @@ def test_num_classes_follows_the_dataset_unless_set():
 
 def test_a_run_with_the_class_count_written_out_is_the_same_config():
     # runs and committed models saved before model.num_classes could be left unset hold 19
-    from dgcn.training.resume import changed_keys
+    from dgcn.training.rundir import changed_keys
 
     written = load_config("minicity-cpu", ["model.num_classes=19"])
     assert changed_keys(written, load_config("minicity-cpu")) == {}

@@ -29,15 +29,8 @@ from dgcn.models import build_model
 from dgcn.training import resume
 from dgcn.training.loop import config_changes
 from dgcn.training.losses import SegmentationLoss, ohem_mask
-from dgcn.training.resume import (
-    ResumePoint,
-    TimeLimit,
-    find_checkpoint,
-    rank_seed,
-    restore_rng,
-    resume_settings,
-    rng_state,
-)
+from dgcn.training.resume import TimeLimit, rank_seed, restore_rng, resume_settings, rng_state
+from dgcn.training.rundir import ResumePoint, find_checkpoint
 from dgcn.training.sampling import ResumableSampler
 from dgcn.training.schedule import poly_scheduler
 

@@ -41,8 +41,7 @@ from dgcn.progress import progress_bar
 from dgcn.training.interrupt import StopRequest
 from dgcn.training.loop import finite_model
 from dgcn.training.losses import SegmentationLoss
-from dgcn.training.resume import LAST
-from dgcn.training.rundir import METRICS, MetricsLog, NewRun, plot_curves, prepare_run_dir
+from dgcn.training.rundir import LAST, METRICS, MetricsLog, NewRun, plot_curves, prepare_run_dir
 from dgcn.training.schedule import sgd_with_poly
 
 BATCH = 16  # images per forward pass when caching features and evaluating

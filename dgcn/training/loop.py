@@ -35,14 +35,9 @@ from dgcn.progress import progress_bar
 from dgcn.training.interrupt import Interrupted, StopRequest, quiet_workers, signal_name
 from dgcn.training.losses import SegmentationLoss
 from dgcn.training.resume import (
-    HISTORY,
-    LAST,
-    PREVIOUS,
-    ResumePoint,
     RunSettings,
     TimeLimit,
     accumulation_steps,
-    find_checkpoint,
     rank_seed,
     restore_rng,
     resume_settings,
@@ -50,11 +45,16 @@ from dgcn.training.resume import (
     set_rng_state,
 )
 from dgcn.training.rundir import (
+    HISTORY,
+    LAST,
     METRICS,
+    PREVIOUS,
     MetricsLog,
     NewRun,
+    ResumePoint,
     check_resume_config,
     config_changes,
+    find_checkpoint,
     plot_curves,
     prepare_run_dir,
 )
@@ -392,7 +392,7 @@ def fit(
         resume: continue from ``run_dir/last.pt`` exactly (from ``previous.pt`` when
             ``last.pt`` cannot be read, said in one line); the config must be the run's own
             (``train.iterations`` may grow; the keys of
-            :data:`~dgcn.training.resume.RESUME_KEYS` may change) unless
+            :data:`~dgcn.training.rundir.RESUME_KEYS` may change) unless
             ``allow_config_change``.
         overwrite: replace an existing run in ``run_dir``.
         progress: show tqdm progress (rank 0).

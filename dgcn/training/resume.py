@@ -11,11 +11,11 @@ a T4, fp16 on a CPU) is refused in one line that names the override to pass; it 
 switched silently. A GradScaler state is loaded only when both the checkpoint and this start
 use one (fp16).
 
-Also here: the checkpoint files of a run folder (``last.pt``, and ``previous.pt``, the one
-before it, used when ``last.pt`` cannot be read: :func:`find_checkpoint`), the random states of
-every process (:func:`rng_state`, :func:`restore_rng`), the wall-clock limit
-``train.time_limit`` (:class:`TimeLimit`) and :func:`run_status`, a run folder's state as a
-notebook reads it before resuming.
+Also here: the random states of every process (:func:`rng_state`, :func:`restore_rng`), the
+wall-clock limit ``train.time_limit`` (:class:`TimeLimit`) and :func:`run_status`, a run
+folder's state as a notebook reads it before resuming. The run folder's files and the checkpoint
+a resume starts from (:func:`~dgcn.training.rundir.find_checkpoint`) are
+:mod:`dgcn.training.rundir`'s.
 """
 
 from __future__ import annotations
@@ -30,25 +30,15 @@ from typing import Any
 import torch
 
 from dgcn import distributed
-from dgcn.checkpoint import load_checkpoint
 from dgcn.config import Config, config_from_dict
 from dgcn.distributed import describe_device
-from dgcn.errors import CheckpointError, ConfigError
+from dgcn.errors import ConfigError
 from dgcn.precision import NEEDS, device_precisions, resolve_precision
-
-LAST = "last.pt"
-PREVIOUS = "previous.pt"
-HISTORY = "config-history.jsonl"
-
-#: config keys that a resume may change without ``--allow-config-change``: they say how a run
-#: is computed on the machine at hand, not which run it is (each change is reported)
-RESUME_KEYS = (
-    "train.precision",
-    "train.micro_batch",
-    "train.time_limit",
-    "train.threads",
-    "train.compile",
-    "data.workers",
+from dgcn.training.rundir import (
+    HISTORY,
+    ResumePoint,
+    changed_keys,
+    find_checkpoint,
 )
 
 
@@ -95,92 +85,6 @@ class RunSettings:
             return cls(**{f.name: saved[f.name] for f in dataclasses.fields(cls)})
         except KeyError:
             return None
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
-
-
-def _resolved(config: Config) -> dict[str, Any]:
-    data = config.to_dict()
-    data["model"]["num_classes"] = config.num_classes
-    return data
-
-
-def changed_keys(previous: Config, current: Config) -> dict[str, tuple[Any, Any]]:
-    """{dotted key: (old value, new value)} for every key but ``name`` that differs.
-
-    ``model.num_classes`` compares as the classes each config predicts (:attr:`Config.num_classes`):
-    unset (the dataset's) and the dataset's number written out are the same config.
-    """
-    old, new = (_flatten(_resolved(c)) for c in (previous, current))
-    return {
-        key: (old.get(key), new.get(key))
-        for key in sorted(set(old) | set(new))
-        if old.get(key) != new.get(key) and key != "name"
-    }
-
-
-@dataclass
-class ResumePoint:
-    """The checkpoint a run resumes from.
-
-    Attributes:
-        path: ``last.pt``, or ``previous.pt`` when ``last.pt`` cannot be read or is missing.
-        state: the loaded checkpoint.
-        note: why ``last.pt`` was passed over, in one line (None when it was read).
-    """
-
-    path: Path
-    state: dict[str, Any]
-    note: str | None = None
-
-
-def _cause(err: Exception, limit: int = 160) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def find_checkpoint(run_dir: str | Path) -> ResumePoint | None:
-    """The checkpoint to resume ``run_dir`` from: ``last.pt``; ``previous.pt`` (the checkpoint
-    before it) when ``last.pt`` cannot be read or is missing; None when the folder has neither.
-
-    Raises:
-        CheckpointError: no readable checkpoint, in one line naming both files.
-    """
-    run_dir = Path(run_dir)
-    last, previous = run_dir / LAST, run_dir / PREVIOUS
-    if not last.is_file() and not previous.is_file():
-        return None
-    failure: CheckpointError | None = None
-    if last.is_file():
-        try:
-            return ResumePoint(last, load_checkpoint(last))
-        except CheckpointError as err:
-            failure = err
-            if not previous.is_file():
-                raise CheckpointError(
-                    f"{_cause(err, 400)}; there is no {PREVIOUS} beside it to fall back to: "
-                    "start the run again with --overwrite"
-                ) from err
-    try:
-        state = load_checkpoint(previous)
-    except CheckpointError as err:
-        if failure is None:
-            raise
-        raise CheckpointError(
-            f"cannot resume {run_dir}: neither {LAST} nor {PREVIOUS} can be read "
-            f"({_cause(failure)}; {_cause(err)}); start the run again with --overwrite"
-        ) from err
-    why = f"{last} cannot be read ({_cause(failure)})" if failure else f"{last} is missing"
-    note = f"{why}; resuming from {PREVIOUS} at iteration {state.get('iteration')}"
-    return ResumePoint(previous, state, note)
 
 
 def resume_settings(

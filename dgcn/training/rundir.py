@@ -11,8 +11,9 @@ installed. Both trainers (:func:`~dgcn.training.loop.fit` and
 - a new run needs a folder that is absent or empty (:func:`prepare_run_dir`), or one whose run
   never reached a checkpoint (a start that was killed: it is replaced, see :func:`not_started`),
   or ``--overwrite`` for a folder that holds a run;
-- ``--resume`` needs ``last.pt`` (or ``previous.pt``) and the run's own config
-  (:func:`check_resume_config`);
+- ``--resume`` needs ``last.pt`` (or ``previous.pt``, the one before it, when ``last.pt``
+  cannot be read: :func:`find_checkpoint`) and the run's own config
+  (:func:`check_resume_config`; only the keys of :data:`RESUME_KEYS` may differ);
 - :class:`NewRun` undoes a new start that fails before its first checkpoint: the folder it
   created is removed, and the run that ``--overwrite`` replaces is put back, so that the same
   command simply runs again once the cause is fixed.
@@ -23,14 +24,29 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dgcn.checkpoint import load_checkpoint
 from dgcn.config import Config, config_from_dict, load_config
-from dgcn.errors import RunDirError
+from dgcn.errors import CheckpointError, RunDirError
 from dgcn.fileio import is_temp_name, remove_stale_temp_files, write_text_atomic
-from dgcn.training.resume import HISTORY, LAST, PREVIOUS, RESUME_KEYS, changed_keys
+
+LAST = "last.pt"
+PREVIOUS = "previous.pt"
+HISTORY = "config-history.jsonl"
+
+#: config keys that a resume may change without ``--allow-config-change``: they say how a run
+#: is computed on the machine at hand, not which run it is (each change is reported)
+RESUME_KEYS = (
+    "train.precision",
+    "train.micro_batch",
+    "train.time_limit",
+    "train.threads",
+    "train.compile",
+    "data.workers",
+)
 
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
@@ -158,10 +174,96 @@ class NewRun:
                 break
 
 
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _resolved(config: Config) -> dict[str, Any]:
+    data = config.to_dict()
+    data["model"]["num_classes"] = config.num_classes
+    return data
+
+
+def changed_keys(previous: Config, current: Config) -> dict[str, tuple[Any, Any]]:
+    """{dotted key: (old value, new value)} for every key but ``name`` that differs.
+
+    ``model.num_classes`` compares as the classes each config predicts (:attr:`Config.num_classes`):
+    unset (the dataset's) and the dataset's number written out are the same config.
+    """
+    old, new = (_flatten(_resolved(c)) for c in (previous, current))
+    return {
+        key: (old.get(key), new.get(key))
+        for key in sorted(set(old) | set(new))
+        if old.get(key) != new.get(key) and key != "name"
+    }
+
+
+@dataclass
+class ResumePoint:
+    """The checkpoint a run resumes from.
+
+    Attributes:
+        path: ``last.pt``, or ``previous.pt`` when ``last.pt`` cannot be read or is missing.
+        state: the loaded checkpoint.
+        note: why ``last.pt`` was passed over, in one line (None when it was read).
+    """
+
+    path: Path
+    state: dict[str, Any]
+    note: str | None = None
+
+
+def _cause(err: Exception, limit: int = 160) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def find_checkpoint(run_dir: str | Path) -> ResumePoint | None:
+    """The checkpoint to resume ``run_dir`` from: ``last.pt``; ``previous.pt`` (the checkpoint
+    before it) when ``last.pt`` cannot be read or is missing; None when the folder has neither.
+
+    Raises:
+        CheckpointError: no readable checkpoint, in one line naming both files.
+    """
+    run_dir = Path(run_dir)
+    last, previous = run_dir / LAST, run_dir / PREVIOUS
+    if not last.is_file() and not previous.is_file():
+        return None
+    failure: CheckpointError | None = None
+    if last.is_file():
+        try:
+            return ResumePoint(last, load_checkpoint(last))
+        except CheckpointError as err:
+            failure = err
+            if not previous.is_file():
+                raise CheckpointError(
+                    f"{_cause(err, 400)}; there is no {PREVIOUS} beside it to fall back to: "
+                    "start the run again with --overwrite"
+                ) from err
+    try:
+        state = load_checkpoint(previous)
+    except CheckpointError as err:
+        if failure is None:
+            raise
+        raise CheckpointError(
+            f"cannot resume {run_dir}: neither {LAST} nor {PREVIOUS} can be read "
+            f"({_cause(failure)}; {_cause(err)}); start the run again with --overwrite"
+        ) from err
+    why = f"{last} cannot be read ({_cause(failure)})" if failure else f"{last} is missing"
+    note = f"{why}; resuming from {PREVIOUS} at iteration {state.get('iteration')}"
+    return ResumePoint(previous, state, note)
+
+
 def config_changes(previous: Config, current: Config) -> list[str]:
     """The dotted keys in which ``current`` differs from the run's ``previous`` config, apart
     from the name, ``train.iterations`` grown (extending a run is what resume is for) and the
-    keys of :data:`~dgcn.training.resume.RESUME_KEYS` (precision, micro-batch, time limit,
+    keys of :data:`RESUME_KEYS` (precision, micro-batch, time limit,
     threads, compile, loader workers: how the run is computed on the machine at hand, changes
     that a resume reports and records)."""
     changed = changed_keys(previous, current)

@@ -14,8 +14,7 @@ from dgcn.config import Config, apply_overrides, config_from_dict, load_config
 from dgcn.errors import ConfigError, RunDirError
 from dgcn.training.frozen import FeatureCache, fit_head
 from dgcn.training.loop import fit
-from dgcn.training.resume import LAST, find_checkpoint
-from dgcn.training.rundir import config_changes
+from dgcn.training.rundir import LAST, config_changes, find_checkpoint
 
 
 def train(
@@ -54,7 +53,7 @@ def train_or_load(
     is resumed exactly (an end-to-end run; a frozen-backbone run has no partial state to
     resume), from ``previous.pt`` when ``last.pt`` cannot be read; a finished run is only
     loaded. The run's saved config must be this one (``train.iterations`` may grow, and the
-    keys of :data:`~dgcn.training.resume.RESUME_KEYS`, such as ``train.precision`` or
+    keys of :data:`~dgcn.training.rundir.RESUME_KEYS`, such as ``train.precision`` or
     ``train.time_limit``, may change: see :func:`~dgcn.training.loop.fit`): a folder that holds
     another run is refused, never overwritten. When ``train.time_limit`` stops the run, the
     model of its last checkpoint is returned (not finished: call again, e.g. in the next

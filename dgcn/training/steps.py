@@ -29,15 +29,8 @@ from dgcn.evaluation.loop import evaluate
 from dgcn.precision import Precision, device_precisions
 from dgcn.training.interrupt import StopRequest, quiet_workers, signal_name
 from dgcn.training.losses import SegmentationLoss
-from dgcn.training.resume import (
-    LAST,
-    PREVIOUS,
-    RunSettings,
-    TimeLimit,
-    describe_device,
-    rng_state,
-)
-from dgcn.training.rundir import MetricsLog, NewRun, plot_curves
+from dgcn.training.resume import RunSettings, TimeLimit, describe_device, rng_state
+from dgcn.training.rundir import LAST, PREVIOUS, MetricsLog, NewRun, plot_curves
 
 
 def finite_model(model: torch.nn.Module) -> bool:
