@@ -62,7 +62,7 @@ from dgcn.distributed import is_main_process
 from dgcn.errors import ConfigError, RunDirError
 from dgcn.fileio import write_text_atomic
 from dgcn.models import model_spec
-from dgcn.reproduce_report import RECORD_KEYS, RESULTS, read_results, write_report
+from dgcn.reproduce_report import RECORD_KEYS, RESULTS, collect_results, read_results, write_report
 from dgcn.training.frozen import cache_features, cache_key
 from dgcn.training.interrupt import Interrupted
 from dgcn.training.rundir import LAST, PREVIOUS, config_changes
@@ -88,6 +88,7 @@ __all__ = [
     "baseline_of",
     "best_row",
     "class_names_of",
+    "collect_results",
     "committed_model",
     "continue_command",
     "context_miou",

@@ -1,6 +1,7 @@
 """The files of a ``dgcn reproduce``: ``results.json`` (one record per row and seed),
 ``results.csv``, ``results.md`` (the table beside the paper's, the margins over the pooling
-controls, IoU per class) and the figures; :func:`read_results` reads them back.
+controls, IoU per class) and the figures; :func:`read_results` reads them back, and
+:func:`collect_results` the single runs committed beside them.
 
 They are rewritten after every row that finishes, so an interrupted table holds every row
 done so far; the figures are drawn once every row is done.
@@ -75,6 +76,42 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
         if record["row"] not in ROWS:
             raise DgcnError(f"record {i} of {file} has unknown row {record['row']!r}")
     return records
+
+
+def collect_results(
+    folder: str | Path,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The results committed one file per run in ``folder`` (``experiments/results/*.json``,
+    a GPU run's record or list of records), split by dataset.
+
+    Args:
+        folder: the folder; its subfolders (a ``dgcn reproduce`` table each, such as
+            ``minicity/``) are not read.
+
+    Returns:
+        ``(ablation, pascal_context)``: the records with an mIoU that name an ablation ``row``
+        (Cityscapes), and those whose ``dataset`` is PASCAL Context, each with ``file``, its
+        file's name, added; files in sorted order. Entries that are no record or have no mIoU
+        are skipped.
+
+    Raises:
+        DgcnError: a file is not readable JSON.
+    """
+    ablation: list[dict[str, Any]] = []
+    pascal: list[dict[str, Any]] = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            content = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DgcnError(f"{path} is not readable JSON ({err})") from err
+        for record in content if isinstance(content, list) else [content]:
+            if not isinstance(record, dict) or record.get("miou") is None:
+                continue
+            if is_pascal_context(record.get("dataset", "")):
+                pascal.append({**record, "file": path.name})
+            elif "row" in record:
+                ablation.append({**record, "file": path.name})
+    return ablation, pascal
 
 
 def _figures(

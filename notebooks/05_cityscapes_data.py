@@ -384,6 +384,7 @@ def resize_then_crop(image, mask, crop, scales):
     return TF.crop(big_image, top, left, out_h, out_w), TF.crop(big_mask, top, left, out_h, out_w)
 
 
+# %%
 crop, scales = tuple(recipes["official"].crop_size), tuple(recipes["official"].scales)
 crop_first = datasets.transforms.RandomScaleCrop(crop, scales)
 rows = []
@@ -397,14 +398,13 @@ for seed in range(6):
     slow_image, slow_mask = resize_then_crop(*scene, crop, scales)
     slow = time.perf_counter() - start
     assert fast_mask.shape == slow_mask.shape
+    difference = float((fast_image.float() - slow_image.float()).abs().mean())
     rows.append(
         {
             "seed": seed,
             "output": tuple(fast_mask.shape),
             "mask agreement %": round(100 * float((fast_mask == slow_mask).float().mean()), 2),
-            "image mean |diff|": round(
-                float((fast_image.float() - slow_image.float()).abs().mean()), 2
-            ),
+            "image mean |diff|": round(difference, 2),
             "crop-first ms": round(1000 * fast, 1),
             "resize-first ms": round(1000 * slow, 1),
         }
@@ -609,6 +609,7 @@ ax = pd.Series(pixels[frequent].numpy(), index=[names59[i] for i in frequent]).p
 ax.figure.tight_layout()
 
 
+# %%
 def paint(mask, classes):
     colours = np.zeros((256, 3), np.uint8)  # 255 (ignored) stays black
     colours[:classes] = pc.palette(classes)

@@ -21,17 +21,15 @@
 # %% [markdown]
 # # 07 · Evaluation and visual inspection
 #
-# [![Open In
-# Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/07_evaluation.ipynb)
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dgcn-book/dgcn-book/blob/main/notebooks/07_evaluation.ipynb)
 #
-# A single mIoU hides most of what a segmentation model does. This notebook takes the DGCNet
-# trained on MiniCity that the repository commits (or notebook 06's run) and evaluates it in
-# three test modes (the whole image; a sliding window, as the authors' released evaluation;
-# multi-scale with flipping, which the paper's best row adds), each checked against an
-# independent computation. Then it looks at the errors and inside the graphs. You will:
+# A single mIoU hides most of what a segmentation model does. This notebook evaluates the
+# DGCNet trained on MiniCity that the repository commits (or notebook 06's run), then looks at
+# its errors and inside its graphs. You will:
 #
-# - write the three test modes as formulas and verify the package against them, including
-#   that a sliding window as large as the image *is* the whole image;
+# - write three test modes as formulas (the whole image; a sliding window, as the authors'
+#   released evaluation; multi-scale with flipping, which the paper's best row adds) and verify
+#   the package against them, including that a window as large as the image *is* the image;
 # - compare the modes' mIoU and cost; read IoU bars, prediction grids, the worst images and
 #   the confusion matrix;
 # - look inside the graphs: feature-space assignments, rows of the coordinate graph $A_S$,
@@ -89,8 +87,7 @@ COMMITTED = Path("experiments/checkpoints/minicity-dgcnet-official.pt")  # the a
 USE_NOTEBOOK_06 = False  # True: evaluate notebook 06's MiniCity run instead, if there is one
 DRIVE_RUN_06 = Path("/content/drive/MyDrive/dgcn/runs/06/last.pt")  # notebook 06 on Colab
 CHECKPOINTS_06 = [Path("runs/notebooks/06/last.pt"), DRIVE_RUN_06]
-# Cityscapes on the local disk, in Colab too: unzipped there from Drive each session (notebook 05)
-CITYSCAPES_ROOT = Path("data/cityscapes")
+CITYSCAPES_ROOT = Path("data/cityscapes")  # the local disk, in Colab too (unzipped from Drive)
 ZIPS = Path("/content/drive/MyDrive/cityscapes-zips")  # the two zips, put on Drive once
 CITYSCAPES_CHECKPOINTS = [Path("runs/cityscapes-official/last.pt"), *CHECKPOINTS_06]
 
@@ -99,13 +96,13 @@ CITYSCAPES_CHECKPOINTS = [Path("runs/cityscapes-official/last.pt"), *CHECKPOINTS
 #
 # The repository commits a DGCNet trained on MiniCity (generator version 2: the two lanes of a
 # cross street carry two different big-vehicle classes), `minicity-dgcnet-official.pt`: the
-# authors' head (`DualGCNHead`, both graphs) on a micro ResNet at stride 8, layer3 and layer4
-# not dilated, trained once and frozen; the head trained on its features (the CPU ablation's
-# row `official-both`, seed 0, preset `minicity-ablation`, notebook 08). It loads in a fraction
-# of a second, so smoke and full mode evaluate the same model. `USE_NOTEBOOK_06 = True`
-# evaluates notebook 06's short run from scratch instead (`runs/notebooks/06/last.pt`; on Colab
-# on Drive). Either way the model is small and the city synthetic: its numbers show the
-# pipeline at work and where such a model fails, not what DGCNet reaches on Cityscapes.
+# authors' head (`DualGCNHead`, both graphs) trained on the features of a frozen micro ResNet at
+# stride 8 (layer3 and layer4 not dilated), the CPU ablation's row `official-both`, seed 0,
+# preset `minicity-ablation` (notebook 08). It loads in a fraction of a second, so smoke and
+# full mode evaluate the same model; `USE_NOTEBOOK_06 = True` evaluates notebook 06's short run
+# instead (`runs/notebooks/06/last.pt`; on Colab on Drive). Either way the model is small and
+# the city synthetic: its numbers show the pipeline at work and where such a model fails, not
+# what DGCNet reaches on Cityscapes.
 
 # %%
 import torch
@@ -134,7 +131,7 @@ print(f"trained {cfg.train.iterations} iterations {trained}")
 # %% [markdown]
 # The validation images of the model's own data configuration (`cfg.data`, in the checkpoint):
 # for the committed model `data/minicity-ablation`, generated on first use (some seconds), held
-# in memory as normalised images `[N, 3, 128, 256]` and masks of train ids (255: not scored).
+# in memory as normalised images `[B, 3, 128, 256]` and masks of train ids (255: not scored).
 
 # %%
 datasets.prepare_data(cfg.data)  # MiniCity with the checkpoint's seed, size and counts
@@ -148,15 +145,15 @@ print(f"images {list(images.shape)}, masks {list(masks.shape)}")
 # %% [markdown]
 # ## 2. Three ways to predict
 #
-# Let $f$ be the network and $\sigma$ the softmax over the $K = 19$ classes; every mode returns
-# probabilities $P \in [0, 1]^{K \times H \times W}$ and the prediction is $\arg\max_k P_k$.
+# Let $f$ be the network and $\sigma$ the softmax over the $C = 19$ classes; every mode returns
+# probabilities $P \in [0, 1]^{C \times H \times W}$ and the prediction is $\arg\max_c P_c$.
 #
 # **Whole image.** One forward pass: $P = \sigma(f(I))$.
 #
 # **Sliding window.** The authors' released evaluation tests Cityscapes (1024 x 2048) with
 # square tiles of side $t = 832$ overlapping by $o = 1/3$, single scale, no flip
-# (`docs/reference/official_dgcnet.md`, "Test-time averaging"). Along an axis of length $L$ the
-# stride is $s = \lceil t (1 - o) \rceil$, the $n = \lceil (L - t) / s \rceil + 1$ windows start
+# (`docs/reference/official_dgcnet.md`, "Test-time averaging"). Along an axis of length $\ell$ the
+# stride is $s = \lceil t (1 - o) \rceil$, the $n = \lceil (\ell - t) / s \rceil + 1$ windows start
 # at $0, s, 2s, \dots$, the last one shifted back to end at the border. Each pixel $p$ averages
 # the logits of the windows $\mathcal{W}(p)$ that contain it, and the softmax comes last:
 #
@@ -164,19 +161,15 @@ print(f"images {list(images.shape)}, masks {list(masks.shape)}")
 # P(p) = \sigma\Big(\frac{1}{|\mathcal{W}(p)|} \sum_{w \in \mathcal{W}(p)} f(I_w)(p)\Big).
 # $$
 #
-# When $t \ge L$ on both axes the one window is the image itself: sliding equals whole. A tile
-# sees less context than the whole image, which matters for a model whose point is global
-# context; the authors slide with tiles of their training crop size, 832.
+# When $t \ge \ell$ on both axes the one window is the image itself. A tile sees less context than
+# the whole image, which matters for a model whose point is global context; the authors slide
+# tiles of their training crop size, 832.
 #
-# **Multi-scale + flip.** The paper uses multi-scale testing only together with other changes:
-# it lists 80.9 mIoU for DGCNet trained on the training set only with OHEM, multi-grid and
-# multi-scale testing, beside the 82.0 test-set result in its comparison with other methods
-# (paper, as summarised; split not named, most likely the test set). Which scales, and whether
-# it flips, is not in this repository: unverified here, check arXiv 1909.06121. We use the
-# package's default set
-# $\mathcal{S}$ = `EvalConfig.scales` = 0.75, 1, 1.25, 1.5, 1.75 (the package's choice). With a
-# bilinear resize $R_s$ to $\operatorname{round}(sH) \times \operatorname{round}(sW)$ and the
-# horizontal flip $F$ (its own inverse),
+# **Multi-scale + flip.** The paper uses multi-scale testing only together with other changes
+# (section 3), with scales and flipping this repository does not record (unverified here; check
+# arXiv 1909.06121). We use the package's default set $\mathcal{S}$ = `EvalConfig.scales` =
+# 0.75, 1, 1.25, 1.5, 1.75. With a bilinear resize $R_s$ to $\operatorname{round}(sH) \times
+# \operatorname{round}(sW)$ and the horizontal flip $F$ (its own inverse),
 #
 # $$
 # P = \sigma\Big(\frac{1}{2 |\mathcal{S}|} \sum_{s \in \mathcal{S}} \Big[
@@ -217,6 +210,7 @@ big_tile = evaluation.predict_slide(model, x, tile=side, overlap=1 / 3, average=
 assert torch.equal(big_tile, whole)  # (a): one window, the image itself
 
 
+# %%
 def logits_of(batch):
     with torch.no_grad():
         return model(batch)["out"]
@@ -240,6 +234,7 @@ for y1 in ys:
 slide = evaluation.predict_slide(model, x, tile=SLIDE_TILE, overlap=1 / 3, average="logits")
 torch.testing.assert_close(slide, (total / count).softmax(dim=1))  # (b)
 
+# %%
 views = []
 for s in SCALES:
     size = (round(height * s), round(width * s))
@@ -255,10 +250,10 @@ print(f"(a) tile >= image is whole; (b) windows at y {ys}, x {xs}; (c) {len(view
 # %% [markdown]
 # ## 3. The three modes on MiniCity
 #
-# The scores are read from one $K \times K$ confusion matrix $C$ over all scored pixels of the
+# The scores are read from one $C \times C$ confusion matrix $M$ over all scored pixels of the
 # split (rows: ground truth, columns: prediction), not averaged per image:
-# $\mathrm{IoU}_k = C_{kk} / (\sum_j C_{kj} + \sum_i C_{ik} - C_{kk})$, mIoU their mean over the
-# classes that occur, pixel accuracy $\operatorname{tr} C / \sum C$ (`metrics.ConfusionMatrix`).
+# $\mathrm{IoU}_c = M_{cc} / (\sum_j M_{cj} + \sum_i M_{ic} - M_{cc})$, mIoU their mean over the
+# classes that occur, pixel accuracy $\operatorname{tr} M / \sum M$ (`metrics.ConfusionMatrix`).
 
 # %%
 import time
@@ -298,14 +293,14 @@ assert torch.equal(from_loader.matrix, matrices["whole"].matrix)
 print(f"evaluate(): {from_loader}")
 
 # %% [markdown]
-# The test mode's own share is not in our reference numbers: the paper's 80.9 (OHEM, multi-grid
-# and multi-scale testing, trained on the training set only; paper, as summarised; split not
-# named, most likely the test set) changes three things at once and most likely comes from
-# another split than the val ablation's 80.5 for DGCNet alone (paper, as summarised), so the two
-# are not like with like and their difference is not the test mode's. Here the 128 x 128 tiles
-# each see half of the image, less context than in training, and multi-scale + flip averages
-# ten views at ten times the cost. Which mode wins depends on the model and the images; the rest
-# of the notebook inspects the best one.
+# The test mode's own share is not in our reference numbers: the paper's 80.9 for DGCNet with
+# OHEM, multi-grid and multi-scale testing, trained on the training set only (paper, as
+# summarised; split not named, most likely the test set), changes three things at once and most
+# likely comes from another split than the val ablation's 80.5 for DGCNet alone, so their
+# difference is not the test mode's. Here the 128 x 128 tiles each see half of the image, less
+# context than in training, and multi-scale + flip averages ten views at ten times the cost.
+# Which mode wins depends on the model and the images; the rest of the notebook inspects the
+# best one.
 
 # %%
 BEST = table["mIoU %"].idxmax()
@@ -329,9 +324,8 @@ viz.iou_bars(summary["per_class"], title=f"MiniCity val, {BEST}")
 #
 # A confusion matrix per image gives its mIoU (over the classes in its ground truth or its
 # prediction) and pixel accuracy. The worst images tell more than the best: a missed class, two
-# classes that share a texture confused, or a whole region wrong. Each row of the figure: the
-# image, the ground truth, the prediction, the errors (grey = right, red = wrong, black = not
-# scored).
+# classes that share a texture confused, a whole region wrong. Each row of the figure: image,
+# ground truth, prediction, errors (grey = right, red = wrong, black = not scored).
 
 # %%
 per_image = []
@@ -353,10 +347,10 @@ fig
 # %% [markdown]
 # ### Which classes are confused
 #
-# Row $t$ is the ground-truth class $t$ over its number of pixels: the diagonal is each
-# class's recall, a cell $(t, p)$ the fraction of $t$ predicted as $p$ (log colours). MiniCity
-# makes some confusions solvable only by context: road and sidewalk share one texture, truck,
-# bus and train one body, walls the facade of buildings. A context module should empty those.
+# Row $t$ is the ground-truth class $t$ over its number of pixels: the diagonal is each class's
+# recall, a cell $(t, q)$ the fraction of $t$ predicted as $q$ (log colours). MiniCity makes
+# some confusions solvable only by context: road and sidewalk share one texture, truck, bus and
+# train one body, walls the facade of buildings. A context module should empty those.
 
 # %%
 viz.confusion_heatmap(best_matrix.matrix)
@@ -365,12 +359,12 @@ viz.confusion_heatmap(best_matrix.matrix)
 # ## 6. Inside the graphs, on real predictions
 #
 # `viz.graphs.capture_graph_input` runs the network once and catches the feature map $X$ that
-# enters its `DualGCN`: the authors' head's reduction `conva` (64 channels here), or the paper
-# head's backbone layer4 output (128), both 16 x 32 for a 128 x 256 image; with $d = 2$ the
-# coordinate graph has 8 x 16 nodes. The grid depends on the backbone too: torchvision's
+# enters its `DualGCN`: the authors' head's reduction `conva` ($D = 64$ here) or the paper
+# head's backbone layer4 output ($D = 128$), both 16 x 32 for a 128 x 256 image; with $d = 2$
+# the coordinate graph has 8 x 16 nodes. The grid depends on the backbone too: torchvision's
 # ResNet-101 (`dgcnet_paper_r101`) maps 832 pixels to 104 positions, the authors' deep-stem one
-# with its ceil-mode max-pool (`dgcnet_official_r101`) to 105, and they downsample differently.
-# Both at $d = 8$, on the `meta` device (shapes only):
+# with its ceil-mode max-pool (`dgcnet_official_r101`) to 105. Both at $d = 8$, on the `meta`
+# device (shapes only):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -390,13 +384,13 @@ print(pd.DataFrame(grids).to_string(index=False))
 # So "an 832 crop has 13 x 13 nodes" holds for the paper head on torchvision's ResNet-101; the
 # authors' network has 14 x 14 there, and 17 x 33 instead of 16 x 32 on a whole frame.
 #
-# **Feature space** (the paper's Sec. 3.3, numbering unverified). $H_F = \theta(X)$ projects
-# every pixel onto $D/4$ nodes (in the authors' head the projection $B$, a 1x1 convolution and
-# BN, notebook 03); node $k$'s feature is $V_F[k] = \sum_p H_F[k, p]\, \phi(X)[p]$. A map of
-# $H_F[k]$ shows which pixels make up node $k$, whatever their position: nodes that respond to
+# **Feature space** (the paper's Sec. 3.3, numbering unverified). $H_F = \phi(X)$ assigns every
+# pixel to $D_2 = D/4$ nodes (a 1x1 convolution, in the authors' head with BN, notebook 03), and
+# node $k$'s feature is $V_F[k] = \sum_p H_F[p, k]\, \theta(X)[p]$. A map of node $k$'s column
+# of $H_F$ shows which pixels make up node $k$, whatever their position: nodes that respond to
 # one class wherever it is (a "road node") are what the paper means by reasoning over
 # relations between classes. The maps are signed; the six strongest nodes are drawn, each with
-# its own colour scale centred on zero (the bar beside it: $H_F[k, p]$).
+# its own colour scale centred on zero (the bar beside it).
 
 # %%
 from IPython.display import display
@@ -414,6 +408,7 @@ def road_sidewalk_boundary(mask):
     return None if len(points) == 0 else tuple(points[len(points) // 2].tolist())
 
 
+# %%
 index = next((i for i in range(len(masks)) if road_sidewalk_boundary(masks[i])), 0)
 picture = viz.denormalize(images[index])
 graph, features = viz.graphs.capture_graph_input(model, images[index : index + 1])
@@ -436,15 +431,13 @@ else:
 # **Coordinate space** (the paper's Sec. 3.2, numbering unverified). $V_S = H_S X$ pools
 # $d \times d$ blocks into nodes and $A_S = \delta(V_S)\, \Psi(V_S)^\top$ weighs how much node
 # $i$ gathers from node $j$ in $M_S = A_S\, \nu(V_S)\, W_S$. We take a pixel on the boundary
-# between road and sidewalk, the pair that MiniCity makes indistinguishable by texture, and
-# draw the row of $A_S$ of the node that holds it: where on the image that node listens. The
-# model uses $A_S$ as it is, signed and not normalised (no softmax), so only the relative sizes
-# within the map matter.
-#
-# The authors' coordinate branch forms no node-by-node matrix (it normalises a channel-by-channel
-# one, notebook 02), so the cell loads the paper-equation head trained on the same frozen
-# backbone (`minicity-dgcnet-paper`, the ablation's `both` row, seed 0) for the rest of the
-# notebook; how much it uses its graph is the reprojection's BN scale (notebook 02).
+# between road and sidewalk, the pair MiniCity makes indistinguishable by texture, and draw the
+# row of $A_S$ of its node: where on the image that node listens. $A_S$ is used as it is,
+# signed and not normalised (no softmax), so only relative sizes within the map matter. The
+# authors' coordinate branch forms no node-by-node matrix (it normalises a channel-by-channel
+# one, notebook 02), so from here on the notebook uses the paper-equation head trained on the
+# same frozen backbone (`minicity-dgcnet-paper`, the ablation's `both` row, seed 0); how much it
+# uses its graph is the reprojection's BN scale (notebook 02).
 
 # %%
 pixel = road_sidewalk_boundary(masks[index])
@@ -473,15 +466,14 @@ else:
 # ### Two vehicles in one street: pooled context against the graphs
 #
 # MiniCity v2 puts two different big-vehicle classes on the two lanes of every cross street,
-# so one image-wide vector cannot say which object is which. The figure puts one image through
-# the pooling control (`minicity-global-pool`: the same head and frozen backbone, an
-# image-level pooled vector where the graphs go; the ablation's `global-pool` row, seed 0) and
-# through both graphs (`minicity-dgcnet-paper`). It is chosen by its label map alone: the
-# first of the first 20 validation images with a truck, a bus and a train object (4-connected
-# components of one class, at least 16 pixels: `evaluation.label_components`), else with a
-# truck and a bus. An object's verdict is `evaluation.ObjectScore`'s (notebook 08): the class
-# of most of its pixels, ✓ when its own. Right: the paper head's rows of $A_S$ for the nodes
-# holding a pixel mid-way through the largest truck and bus.
+# so one image-wide vector cannot say which object is which. One image goes through the pooling
+# control (`minicity-global-pool`: the same head and frozen backbone, an image-level pooled
+# vector where the graphs go; the ablation's `global-pool` row, seed 0) and through both graphs
+# (`minicity-dgcnet-paper`). It is chosen by its label map alone: the first of the first 20
+# validation images with a truck, a bus and a train object (4-connected components of one
+# class of at least 16 pixels: `evaluation.label_components`), else with a truck and a bus. An
+# object's verdict is `evaluation.ObjectScore`'s (notebook 08): the class of most of its
+# pixels, ✓ when its own.
 
 # %%
 pool_model, pool_cfg = dgcn.committed_model("minicity-global-pool")
@@ -501,6 +493,7 @@ def first_with(*classes):
     return next(found, None)
 
 
+# %%
 shown = first_with(truck, bus, train)
 shown = first_with(truck, bus) if shown is None else shown
 rivals = {"pooling control": pool_model, "both graphs": paper_model}
@@ -524,6 +517,13 @@ for name, m in rivals.items():
     first20[name] = evaluation.ObjectScore().update(preds20, masks[:20])
     counts = evaluation.ObjectScore().update(guesses[name][None], masks[[shown]]).summary()
     assert sum(r for r, _ in counts["counts"].values()) == verdicts[name].str.endswith("✓").sum()
+print(f"objects right in the first 20 images: {first20}")
+
+# %% [markdown]
+# The figure's right column: the paper head's rows of $A_S$ for the nodes holding a pixel
+# mid-way through the largest truck and bus, and each row's mean over the pixels of a class:
+
+# %%
 shown_graph, shown_x = viz.graphs.capture_graph_input(paper_model, images[[shown]])
 probes, node_rows, heat = {}, {}, {}  # a pixel mid-way through the largest truck and bus
 up = dict(mode="bilinear", align_corners=True)  # as the network upsamples
@@ -533,14 +533,12 @@ for name, k in (("truck", truck), ("bus", bus)):
     probes[name] = probe = tuple(inside[len(inside) // 2].tolist())
     node_rows[name] = viz.graphs.coordinate_affinity(shown_graph.coordinate, shown_x, probe, size)
     heat[name] = F.interpolate(node_rows[name][None, None], size, **up)[0, 0]
-ids = {
-    c: datasets.CLASS_NAMES.index(c) for c in ("truck", "bus", "train", "road", "building", "sky")
-}
+ids = {c: datasets.CLASS_NAMES.index(c) for c in "truck bus train road building sky".split()}
 on_class = pd.DataFrame(columns=list(ids), dtype=float)  # each row's mean over a class
 for name, h in heat.items():
     on_class.loc[f"node on the {name}"] = [float(h[masks[shown] == k].mean()) for k in ids.values()]
 alike = float(torch.corrcoef(torch.stack([r.flatten() for r in node_rows.values()]))[0, 1])
-print(f"rows of A_S: correlation {alike:.2f}; objects right in the first 20 images: {first20}")
+print(f"rows of A_S for the truck's and the bus's node: correlation {alike:.2f}")
 on_class.round(2)
 
 # %%
@@ -576,33 +574,28 @@ fig
 # **What it shows.** Here the pooling control and both graphs reach the same verdicts, 2 of 4:
 # both get the bus (2) and the long train (4), both miss the short piece of train (3, called a
 # bus) and the truck (1), a bus for the graphs and a train for the pooling control. The two
-# rows of $A_S$ are nearly one map (correlation 0.95 on the 8 x 16 nodes): both nodes weigh
-# the sky and the buildings most (5.0 to 6.8 on average over their pixels) and the vehicles
-# least (the truck's node: 0.75 on the truck, -0.07 on the bus). What a node gathers is set by
-# the senders $\Psi(v_j)$ far more than by the node that asks: this graph does not single out
-# an object's own nodes.
+# rows of $A_S$ are nearly one map (correlation 0.95 on the 8 x 16 nodes): both weigh the sky
+# and the buildings most (5.0 to 6.8 on average) and the vehicles least (the truck's node: 0.75
+# on the truck, -0.07 on the bus). What a node gathers is set by the senders $\Psi(v_j)$ far
+# more than by the node that asks: this graph does not single out an object's own nodes.
 #
-# **What it does not show.** One image is an example, not evidence: it was picked by its label
-# map, not its verdicts, and another could go either way (over the first 20 images both graphs
-# get 40 of 71 objects right, the pooling control 32: one seed, 20 images). The evidence is
-# notebook 08's table, three seeds on 200 images: objects right 57.2 +- 1.4 % with both graphs,
-# 54.8 +- 0.8 with image-level and 55.3 +- 1.2 with pyramid pooling. Nor does a row of $A_S$
-# say what a node makes of what it gathers ($\nu$, $W_S$, the reprojection's scale and the
-# feature graph's own term decide that).
+# **What it does not show.** One image, picked by its label map, is an example, not evidence
+# (over the first 20 images both graphs get 40 of 71 objects right, the pooling control 32: one
+# seed). The evidence is notebook 08's, three seeds on 200 images: objects right 57.2 +- 1.4 %
+# with both graphs, 54.8 +- 0.8 with image-level and 55.3 +- 1.2 with pyramid pooling. Nor does
+# a row of $A_S$ say what a node makes of what it gathers ($\nu$, $W_S$, the reprojection's
+# scale and the feature graph's own term decide that).
 
 # %% [markdown]
 # ## 7. An interactive inspector
 #
-# `viz.inspector` lets you choose the views. `viz.inspector.compute` computes everything once,
-# as arrays: images, ground truth, predictions (one forward pass of Sec. 6's paper head), the
-# error mask, every image's $A_S$ ($128 \times 128$ on the 8 x 16 nodes) and $H_F$, and the
-# node and feature position of each pixel. `viz.inspector.render(data, state)` draws one state:
-# an image, its layers, their opacity, one highlighted class (the others dimmed; its IoU on this
-# image), and one pixel, with its node's row of $A_S$ (each pixel coloured by its node's weight)
-# and the feature node it projects onto most strongly (largest $|H_F[k, p]|$) beside its whole
-# projection onto the $D/4 = 32$ nodes. Classes appear by name (the label table of
-# `datasets.labels`): a legend under the layers names the classes of the image's ground truth
-# and prediction (the highlighted one in bold), and each colour bar says what it measures.
+# `viz.inspector.compute` computes everything once, as arrays: images, ground truth,
+# predictions (one forward pass of Sec. 6's paper head), the error mask, every image's $A_S$
+# ($128 \times 128$ on the 8 x 16 nodes) and $H_F$, and each pixel's node and feature position.
+# `viz.inspector.render(data, state)` draws one state: an image, its layers and their opacity,
+# one highlighted class (its IoU on this image, the others dimmed), and one pixel with its
+# node's row of $A_S$ and the feature node it is assigned to most strongly (largest $|H_F|$)
+# beside its whole assignment to the $D/4 = 32$ nodes. Legends name the classes shown.
 
 # %%
 inspect_model, start = paper_model, time.perf_counter()  # Sec. 6's paper head
@@ -623,7 +616,7 @@ assert (inspection.errors == wrong).all()  # the error mask, recomputed
 # %%
 InspectorState = viz.inspector.InspectorState
 vehicles = [truck, bus, train]
-counts = torch.stack([(masks == k).flatten(1).sum(1) for k in vehicles])  # [3, N]
+counts = torch.stack([(masks == k).flatten(1).sum(1) for k in vehicles])  # [3, images]
 vehicle_image = int(counts.max(0).values.argmax())
 vehicle = vehicles[int(counts[:, vehicle_image].argmax())]
 inside = (masks[vehicle_image] == vehicle).nonzero()
@@ -645,12 +638,11 @@ fig
 # %% [markdown]
 # And the inspector itself: pick an image, toggle layers, move the opacity, choose a class,
 # tick "graphs at pixel" and move the y / x sliders (the numbers under the picture are
-# `viz.inspector.describe` of the state). A slider redraws when you release it, not at every
-# step of a drag. A redraw never runs the model (`compute` did, once per image): it keeps one
-# figure per layout and changes only what the state changes: about 0.1 s on this project's
-# 2-core CPU, 2.5 times faster than a new figure each time (`benchmarks/inspector_redraw.py`).
-# It runs where ipywidgets run (JupyterLab, Notebook 7, VS Code, Colab); without ipywidgets it
-# returns the static figure above.
+# `viz.inspector.describe` of the state). A slider redraws when you release it. A redraw never
+# runs the model: it keeps one figure per layout and changes only what the state changes, about
+# 0.1 s on this project's 2-core CPU, 2.5 times faster than a new figure each time
+# (`benchmarks/inspector_redraw.py`). It runs where ipywidgets run (JupyterLab, Notebook 7, VS
+# Code, Colab); without them it returns the static figure above.
 
 # %%
 widget = viz.inspector.inspector(inspection, state=STATES[0], static_states=STATES)
@@ -663,12 +655,10 @@ display(widget)
 # overlap 1/3, single scale, no flip: the 8 windows of Sec. 2). The cell runs when
 # `data/cityscapes/leftImg8bit` and a Cityscapes checkpoint exist (`dgcn train --config
 # cityscapes-official`, or notebook 06's on a GPU); from a terminal, `dgcn evaluate
-# --checkpoint runs/cityscapes-official/last.pt` (the authors' weights: `--official`). On
-# Colab the data path is notebook 05's and 06's: the zips on Drive, unzipped onto the local
-# disk in each session (`unzip -n -q ZIP -d data/cityscapes`, the cell below does it when the
-# zips are there), the checkpoint of notebook 06's run on Drive. The notebook asks Colab
-# for a T4 (as 06 does); on a runtime without a GPU this cell says how to switch and skips,
-# rather than slide 500 full frames through ResNet-101 on a CPU. The rest runs on a CPU.
+# --checkpoint runs/cityscapes-official/last.pt` (the authors' weights: `--official`). On Colab
+# it unzips the zips from Drive onto the local disk first (notebooks 05 and 06) and finds notebook
+# 06's checkpoint on Drive; on a runtime without a GPU it says how to switch and skips, rather
+# than slide 500 full frames through ResNet-101 on a CPU.
 
 # %%
 if IN_COLAB and ZIPS.is_dir() and not (CITYSCAPES_ROOT / "leftImg8bit").is_dir():
@@ -700,23 +690,21 @@ else:
 # %% [markdown]
 # ## Summary
 #
-# - Whole image, sliding window and multi-scale + flip average logits over windows and views;
-#   the package matches the formulas written out by hand, and a tile as large as the image is
-#   the whole image. The authors' evaluation slides 832 tiles, 1/3 overlap: 8 windows a frame.
+# - Whole image, sliding window and multi-scale + flip match the formulas written out by hand,
+#   and a tile as large as the image is the whole image; the authors' evaluation slides 832
+#   tiles with 1/3 overlap, 8 windows a frame.
 # - On the 20 MiniCity v2 images of smoke mode the committed authors'-head model scores 36.4 %
-#   mIoU whole, 34.9 % by 128-pixel tiles (each sees half the image) and 38.0 % with
-#   multi-scale + flip, at ten forward passes per image. Four small classes (traffic light,
-#   rider, motorcycle, bicycle) are at 0 %, sidewalk at 51.5 % against road 91.0 %.
-# - Node grids depend on the backbone: at $d = 8$ torchvision's ResNet-101 gives 13 x 13 nodes
-#   on an 832 crop and 16 x 32 on a full frame, the authors' deep-stem one 14 x 14 and 17 x 33.
-# - On one image with a truck, a bus and a train, the pooling control and both graphs get the
-#   same 2 of 4 objects right, and the paper head's $A_S$ rows for a truck node and a bus node
-#   are nearly one map (correlation 0.95) that weighs sky and buildings most: an example, not
-#   evidence (notebook 08 has the evidence).
-# - The inspector computes predictions, errors, $A_S$ and $H_F$ once and draws any state with
-#   a pure `render`; e.g. the paper head's sidewalk IoU on image 0 is 67.6 % (2008 / 2970 px),
-#   and the node of a pixel on the bus of image 9 weighs the bus's own pixels least (its row
-#   of $A_S$ averages -6.24 over them, -2.29 over the rest of the image).
+#   mIoU whole, 34.9 % by 128-pixel tiles and 38.0 % with multi-scale + flip (ten forward
+#   passes per image); traffic light, rider, motorcycle and bicycle are at 0 %, sidewalk at
+#   51.5 % against road 91.0 %.
+# - At $d = 8$ torchvision's ResNet-101 gives 13 x 13 nodes on an 832 crop and 16 x 32 on a
+#   frame, the authors' deep-stem one 14 x 14 and 17 x 33.
+# - On one image the pooling control and both graphs get the same 2 of 4 vehicles right, and
+#   the truck's and the bus's rows of $A_S$ are nearly one map (correlation 0.95): an example,
+#   not evidence (notebook 08 has that).
+# - The inspector computes predictions, errors, $A_S$ and $H_F$ once and draws any state with a
+#   pure `render` (image 0's sidewalk IoU: 67.6 %, 2008 / 2970 px; the bus pixel's node of image
+#   9 weighs the bus's own pixels least, -6.24 on average against -2.29 elsewhere).
 
 # %% [markdown]
 # ## Check your understanding
@@ -726,7 +714,7 @@ else:
 #
 # <details><summary>Answer</summary>
 #
-# With $t \ge L$ on both axes the one window is the image itself. A 128-pixel tile sees half
+# With $t \ge \ell$ on both axes the one window is the image itself. A 128-pixel tile sees half
 # of a 128 x 256 image: the graphs gather context only inside it, and pixels near its border
 # see zero padding instead of their neighbours. Here the mIoU drops from 36.4 % to 34.9 %.
 #
@@ -738,8 +726,8 @@ else:
 # <details><summary>Answer</summary>
 #
 # The benchmark's IoU counts every pixel of the split once, so a class weighs by its pixels; a
-# per-image mIoU averages over that image's classes, so a few pixels of a rare class weigh as
-# much as the road. Only the first is comparable to the paper's.
+# per-image mIoU lets a few pixels of a rare class weigh as much as the road. Only the first is
+# comparable to the paper's.
 #
 # </details>
 #
@@ -760,7 +748,7 @@ else:
 # <details><summary>Answer</summary>
 #
 # The authors' coordinate branch never forms a node-by-node matrix: its softmax matrix is
-# channel by channel, $C/2 \times C/2$ (`docs/reference/official_dgcnet.md`). Only the paper's
+# channel by channel, $D/2 \times D/2$ (`docs/reference/official_dgcnet.md`). Only the paper's
 # `CoordinateGCN` has $A_S = \delta(V_S)\Psi(V_S)^\top$ with one row per node.
 #
 # </details>
@@ -773,8 +761,8 @@ else:
 # No. $A_S$ is not normalised (no softmax): its entries are signed dot products of
 # $\delta(v_i)$ and $\Psi(v_j)$, the reprojection's BN sets the scale of what they gather, and
 # a negative entry subtracts node $j$'s message; only relative sizes within a row mean
-# something. One image's verdicts are four objects of one seed: notebook 08's object score
-# counts every object of 200 images over three seeds, with its spread.
+# something. One image's verdicts are four objects of one seed; notebook 08's object score
+# counts every object of 200 images over three seeds.
 #
 # </details>
 
@@ -787,12 +775,11 @@ else:
 #
 # <details><summary>Worked answer</summary>
 #
-# The stride is $\lceil 832 \cdot 2/3 \rceil = 555$; an axis of length $L > 832$ needs
-# $\lceil (L - 832) / 555 \rceil + 1$ windows. At scale 1: 2 x 4 = 8. At 0.75 (768 x 1536):
-# 1 x 3 = 3; 1.25: 2 x 5 = 10; 1.5: 3 x 6 = 18; 1.75: 3 x 6 = 18. In all 57, twice with the
-# flip: `2 * sum(len(evaluation.sliding_windows(z, tile=832, overlap=1 / 3)) for z in sizes)`
-# with `sizes = [(round(1024 * s), round(2048 * s)) for s in dgcn.EvalConfig().scales]`, 114
-# forward passes against 8, 14.25 times the authors' evaluation.
+# The stride is $\lceil 832 \cdot 2/3 \rceil = 555$; an axis of length $\ell > 832$ needs
+# $\lceil (\ell - 832) / 555 \rceil + 1$ windows. At scale 1: 2 x 4 = 8. At 0.75 (768 x 1536):
+# 1 x 3 = 3; 1.25: 2 x 5 = 10; 1.5 and 1.75: 3 x 6 = 18 each. In all 57, twice with the flip:
+# 114 forward passes against 8, 14.25 times the authors' evaluation
+# (`evaluation.sliding_windows` on each scaled size counts them).
 #
 # </details>
 #
@@ -821,11 +808,10 @@ else:
 #
 # The feature map is 16 x 32 for 128 x 256 pixels, and `align_corners=True` puts pixel $y$ at
 # feature row $\operatorname{round}(96 \cdot 15 / 127) = 11$ and $x$ at column
-# $\operatorname{round}(47 \cdot 31 / 255) = 6$; average pooling with $d = 2$ puts it in node
-# $(5, 3)$, flat index $5 \cdot 16 + 3 = 83$. The row: catch $X$ with
-# `viz.graphs.capture_graph_input`, pool it into $V_S$ (`F.avg_pool2d`, $d = 2$, ceil mode),
-# apply $\delta$ and $\Psi$ (1x1 convolutions: a matrix and a bias each) and take the dot
-# products `psi @ delta[83]`; the cell below does it and compares with `inspection.affinity`.
+# $\operatorname{round}(47 \cdot 31 / 255) = 6$; pooling with $d = 2$ puts it in node $(5, 3)$,
+# flat index $5 \cdot 16 + 3 = 83$. The row: catch $X$ (`viz.graphs.capture_graph_input`), pool
+# it into $V_S$ (`F.avg_pool2d`, $d = 2$, ceil mode), apply $\delta$ and $\Psi$ (1x1
+# convolutions: a matrix and a bias each) and take `psi @ delta[83]`; the cell below does it.
 #
 # </details>
 #
@@ -839,8 +825,7 @@ else:
 # there are 128 x 256 = 32,768 nodes: $32768^2 \cdot 4$ B = 4 GiB per image. This is why the
 # package never forms $A_S$ in the forward pass (it evaluates $\delta(V_S)(\Psi(V_S)^\top
 # \nu(V_S))$, notebook 02), and why a non-local block's memory grows with the square of the
-# pixels (notebook 08, section 7). The 20 MiniCity images here take $20 \cdot 128^2 \cdot 4$
-# B = 1,310,720 B.
+# pixels (notebook 08, section 7). The 20 MiniCity images here take 1,310,720 B.
 #
 # </details>
 
@@ -876,7 +861,7 @@ assert (128 * 256) ** 2 * 4 == 4 * 2**30 and 20 * 128**2 * 4 == 1_310_720
 print("the exercises check out")
 
 # %%
-# The numbers of Sec. 3-7 and the Summary (smoke mode, the committed models, 20 images)
+# The numbers of Sec. 3-7 and the Summary, first those of smoke mode's 20 images
 if SMOKE and not USE_NOTEBOOK_06 and len(images) == 20:
     assert (inter, union) == (2008, 2970) and round(100 * inter / union, 1) == 67.6
     assert pixel == (96, 47) and index == 0
@@ -891,6 +876,9 @@ if SMOKE and not USE_NOTEBOOK_06 and len(images) == 20:
     heat_of = row[inspection.pixel_node]  # each pixel: the weight of its node
     on_bus = masks[bus_state.image].numpy() == bus_state.highlight
     assert [round(float(heat_of[m].mean()), 2) for m in (on_bus, ~on_bus)] == [-6.24, -2.29]
+
+# %%
+# Then those of the committed models on the first 20 images, and notebook 08's object scores
 if not USE_NOTEBOOK_06:  # Sec. 6's figure: the first 20 images of the committed split
     assert shown == 14 and verdicts["class"].tolist() == ["truck", "bus", "train", "train"]
     assert verdicts["pooling control"].tolist() == ["train ✗", "bus ✓", "bus ✗", "train ✓"]
@@ -913,11 +901,10 @@ print("all numeric answers check out")
 #
 # - Zhang et al., *Dual Graph Convolutional Network for Semantic Segmentation*, BMVC 2019,
 #   arXiv 1909.06121: the coordinate space ($A_S = \delta(V_S)\Psi(V_S)^\top$, Sec. 3.2 as the
-#   package's docstrings cite it), the feature space ($H_F = \theta(X)$, Sec. 3.3), the
-#   Cityscapes experiments. Section numbers and the multi-scale setting of the best row are
-#   unverified here (the repository holds a summary of the paper, not its text); check
-#   arXiv 1909.06121. The paper's numbers quoted here: paper, as summarised;
-#   `docs/reference/paper_results.md` and `experiments/paper_results.yaml`.
+#   package's docstrings cite it), the feature space ($H_F = \phi(X)$, Sec. 3.3), the Cityscapes
+#   experiments; its numbers as summarised (`docs/reference/paper_results.md`,
+#   `experiments/paper_results.yaml`). Section numbers and the multi-scale setting of the best
+#   row are unverified here; check arXiv 1909.06121.
 # - The authors' released code, `lxtGH/GALD-DGCNet`: the network and the test-time averaging
 #   (sliding window 832, 1/3 overlap, single scale, no flip), `docs/reference/official_dgcnet.md`.
 # - Package: `dgcn/evaluation/` (`prediction.py`, `loop.py`, `metrics.py`, `objects.py`),

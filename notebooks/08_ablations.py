@@ -22,32 +22,20 @@
 #
 # The paper's central table is an ablation on Cityscapes val with a ResNet-101: a dilated FCN
 # baseline, plus the coordinate-space graph, plus the feature-space graph, plus both (DGCNet):
-# 75.2, 78.8, 79.3 and 80.5 mIoU (paper, as summarised; `docs/reference/paper_results.md` says
-# what "as summarised" means and gives every reference number's source). This notebook holds
-# those numbers as data, next to every other Cityscapes number we have a source for (the
-# authors' re-runs, a port, a third-party run, a student reproduction), and puts our runs
-# beside them: GPU runs on Cityscapes when a result file exists, and the same four rows on
-# MiniCity on a CPU, with two pooling controls and a non-local block, committed. The two kinds
-# of "ours" are never mixed: Cityscapes runs can confirm or contradict the paper; MiniCity runs
-# show the relative effect of each module on a synthetic city built so that context matters,
-# one frozen backbone and only the head changing from row to row (the paper's rows also differ
-# only in their graph modules, as summarised, but there the whole network trains).
-#
-# You will:
+# 75.2, 78.8, 79.3 and 80.5 mIoU (paper, as summarised: `docs/reference/paper_results.md`
+# gives every reference number's source). Beside them, as data, every other Cityscapes number
+# with a source, and two kinds of "ours", never mixed: GPU runs on Cityscapes, which can confirm
+# or contradict the paper, and the same rows on MiniCity on a CPU, which show each module's
+# relative effect on a synthetic city built so that context matters. You will:
 #
 # - load `experiments/paper_results.yaml` into pandas tables (the ablation, the re-runs, the
-#   student reproduction's IoU per class), check them against their own statements and against
-#   `docs/reference/paper_results.md`;
-# - collect our GPU results from `experiments/results/*.json` (none yet: the columns stay
-#   empty and the notebook says so);
-# - load the committed MiniCity ablation (`dgcn reproduce --seeds 0 1 2`: three seeds, the four
-#   rows, two pooling controls and a non-local block; re-run when the file is absent), look at
-#   every seed and the spread, check the targets set for it, and say what it shows and what it
-#   does not;
-# - plot each row's gain over the baseline, paper against ours, controls included;
-# - compare IoU per class with the student reproduction;
-# - put the paper's PASCAL Context number beside a slot for our run, with its caveat;
-# - read the cost of each context module against the image size from a committed benchmark.
+#   student reproduction's IoU per class) and check them against `docs/reference/paper_results.md`;
+# - collect our GPU results from `experiments/results/*.json` (none yet: the columns stay empty);
+# - read the committed MiniCity ablation (`dgcn reproduce --seeds 0 1 2`: the four rows, two
+#   pooling controls and a non-local block, three seeds), check the targets set for it, and say
+#   what it shows and what it does not; plot the gains, paper against ours, and IoU per class;
+# - put the paper's PASCAL Context number beside a slot for ours, and read the cost of each
+#   context module against the image size from a committed benchmark.
 #
 # | mode | what runs | time |
 # |---|---|---|
@@ -57,8 +45,7 @@
 # | GPU | `dgcn reproduce --preset cityscapes-paper`: 4 rows x 60,000 iterations | not measured |
 #
 # The full CPU time was measured on 2 cores (each head: 1,000 iterations of batch 8). The GPU
-# row's 60,000 iterations are the preset's choice, the number the authors' training script is
-# given: the paper (as summarised) gives no schedule length, and that script runs 62,475.
+# row's 60,000 iterations are the preset's choice (the paper, as summarised, gives no length).
 
 # %%
 # Setup, the same in every notebook (safe to re-run): import dgcn from a checkout here, above
@@ -98,11 +85,9 @@ from pathlib import Path
 MINICITY_RESULTS = Path("experiments/results/minicity/results.json")
 # the same rows with the authors' released head (`--rows official-...`); shown when committed
 OFFICIAL_RESULTS = Path("experiments/results/minicity-official/results.json")
-ABLATION_OVERRIDES = (
-    ["train.iterations=20", "train.eval_every=10", "data.val_limit=10"]
-    if SMOKE
-    else []  # the preset's own: 1,000 head iterations of batch 8, all 200 validation images
-)
+SMOKE_RUN = ["train.iterations=20", "train.eval_every=10", "data.val_limit=10"]
+# full mode: the preset's own, 1,000 head iterations of batch 8 and all 200 validation images
+ABLATION_OVERRIDES = SMOKE_RUN if SMOKE else []
 SEEDS = [0] if SMOKE else [0, 1, 2]
 RESULTS_DIR = Path("experiments/results")  # committed GPU results, one JSON per run
 PAPER_RESULTS = Path("experiments/paper_results.yaml")
@@ -112,12 +97,11 @@ REFERENCE_PAGE = Path("docs/reference/paper_results.md")  # the same numbers, wi
 # ## 1. The reference numbers, as data
 #
 # Every number below comes from `experiments/paper_results.yaml`, which names the source of
-# each one; `docs/reference/paper_results.md` says the same in prose (what "paper, as
-# summarised" means: the paper as reported by the summary the project was founded on, a course
-# presentation plus a reproduction report, not read off the paper's full text). Numbers we have
-# no source for (for instance the exact values of the paper's downsampling study) are absent
-# rather than guessed. The ablation first, each row with its gain over the baseline,
-# $\Delta = \mathrm{mIoU}_\text{row} - \mathrm{mIoU}_\text{baseline}$:
+# each one; `docs/reference/paper_results.md` says the same in prose ("paper, as summarised":
+# the paper as reported by a course presentation and a reproduction report, not read off its
+# full text). Numbers we have no source for (for instance the exact values of the paper's
+# downsampling study) are absent rather than guessed. The ablation first, each row with its
+# gain over the baseline, $\Delta = \mathrm{mIoU}_\text{row} - \mathrm{mIoU}_\text{baseline}$:
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -135,9 +119,8 @@ with pd.option_context("display.width", 120, "display.max_colwidth", 40):
     print(ablation.round(1).to_string())
 
 # %% [markdown]
-# The data file and the reference page must say the same thing. The page's tables name, in
-# their last column, the key of each row in the data file; the cell reads the page's mIoU
-# column and the student reproduction's IoU per class and compares them with the file.
+# The data file and the reference page must agree: the page's tables name each row's key in the
+# file in their last column; the cell compares the mIoU and the student's IoU per class.
 
 
 # %%
@@ -161,16 +144,16 @@ print(f"{len(page_miou)} mIoU rows and {len(page_per_class)} class IoUs: page an
 
 # %% [markdown]
 # Each graph alone gains 3.6 (coordinate) or 4.1 (feature) points, both together 5.3 (paper,
-# as summarised): the gains are not additive (3.6 + 4.1 = 7.7), which suggests that the two
-# graphs partly capture the same context. The summary gives one number per row and no spread
-# over seeds, so how much of a one-point difference is noise cannot be told from it.
+# as summarised): not additive (3.6 + 4.1 = 7.7), which suggests that the two graphs partly
+# capture the same context. With one number per row and no spread over seeds, how much of a
+# one-point difference is noise cannot be told.
 #
-# Then every other Cityscapes val number we have a source for. The authors' README gives
-# their re-runs as ranges; we keep the range's ends. Note how far the two independent
-# reproductions are from the others: the student's (64.4, reproduction report) differs in
-# almost every ingredient (a COCO-pretrained torchvision FCN ResNet-50 backbone, batch 1, no
-# OHEM, no multi-grid, the graph inside layer4), and the third-party run of the authors' own
-# R50 code reached 67.56 under PyTorch 1.6 (GALD-DGCNet issue #15).
+# Then every other Cityscapes val number we have a source for (the authors' README gives its
+# re-runs as ranges; we keep the ends). The two independent reproductions are far from the
+# others: the student's (64.4, reproduction report) differs in almost every ingredient (a
+# COCO-pretrained torchvision FCN ResNet-50 backbone, batch 1, no OHEM, no multi-grid, the graph
+# inside layer4), and a third-party run of the authors' R50 code reached 67.56 under PyTorch 1.6
+# (GALD-DGCNet issue #15).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -183,19 +166,17 @@ with pd.option_context("display.width", 140, "display.max_colwidth", 60):
     print(others.to_string())
 
 # %% [markdown]
-# Two Cityscapes numbers are from the **test** set, not val, and so stand on no val axis of
-# this notebook: 82.0, trained on train + val (paper abstract), and 80.9, trained on train only
-# with OHEM, multi-grid and multi-scale testing (paper, as summarised). The summary names no
-# split for the 80.9: it is filed as most likely test, as it sits beside 82.0 in the comparison
-# with other methods (an earlier version of this book filed it under val, beside the
-# ablation's 80.5). No val number, the paper's or ours, is compared with either: the test
-# labels are withheld, and a test score needs an official submission.
+# Two Cityscapes numbers are from the **test** set, not val, and stand on no val axis here:
+# 82.0, trained on train + val (paper abstract), and 80.9, trained on train only with OHEM,
+# multi-grid and multi-scale testing (paper, as summarised; the summary names no split, and it
+# is filed as most likely test, as it sits beside 82.0 in the comparison with other methods).
+# No val number, the paper's or ours, is compared with either: a test score needs an official
+# submission.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-test_split = (
-    pd.DataFrame(reference["other"]).set_index("row").loc[["cityscapes_test", "both_tricks"]]
-)
+others_ref = pd.DataFrame(reference["other"]).set_index("row")  # the numbers off the val table
+test_split = others_ref.loc[["cityscapes_test", "both_tricks"]]
 assert list(test_split["miou"]) == [82.0, 80.9]
 assert not {"both_tricks", "cityscapes_test"} & set(cityscapes.index)  # not on the val list
 with pd.option_context("display.width", 140, "display.max_colwidth", 90):
@@ -203,9 +184,8 @@ with pd.option_context("display.width", 140, "display.max_colwidth", 90):
 print(f"both_tricks, split: {test_split.loc['both_tricks', 'split']}")
 
 # %% [markdown]
-# The student reproduction's IoU per class (fractions in the file, percent here). A check of
-# the data: the mean of the 19 values should be the stated mIoU, 0.6440; it is 0.64405, the
-# per-class values being rounded to four digits.
+# The student reproduction's IoU per class (fractions in the file, percent here). Its mean
+# should be the stated mIoU, 64.40 %; it is 64.405 %, the per-class values being rounded.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -216,35 +196,22 @@ print(student.sort_values().round(1).to_string())
 print(f"mean {student.mean():.3f} %")
 
 # %% [markdown]
-# The student's weakest classes are rare ones and ones that look alike up close: train
-# (10.0), fence, wall, motorcycle, rider, bus, pole and truck, where context beyond a local
-# patch is most needed; MiniCity makes several ambiguous on purpose (truck / bus / train,
-# building / wall; also road / sidewalk).
+# The student's weakest classes are rare ones and ones that look alike up close (train at 10.0,
+# then fence, wall, motorcycle, rider, bus, pole, truck), where context beyond a local patch is
+# most needed; MiniCity makes several ambiguous on purpose (truck / bus / train, building / wall).
 #
 # ## 2. Our GPU runs on Cityscapes
 #
-# A finished GPU run is committed as one small JSON file in `experiments/results/` (a record
-# per ablation row and seed: `row`, `seed`, `miou` as a fraction, `per_class`, as
-# `dgcn reproduce` writes them in its `results.json`): run `dgcn reproduce --preset
-# cityscapes-paper --data-root data/cityscapes` on a GPU. Without any, the "ours" columns stay
-# empty.
+# A finished GPU run (`dgcn reproduce --preset cityscapes-paper --data-root data/cityscapes`)
+# is committed as one small JSON file in `experiments/results/`, a record per row and seed
+# (`row`, `seed`, `miou` as a fraction, `per_class`), as `dgcn reproduce` writes its
+# `results.json`; `reproduce.collect_results` reads them.
 
 # %%
-import json
-
 from IPython.display import display
 
-gpu_records = []
-pascal_records = []  # runs on PASCAL Context (a `dataset` field names it): section 6
-for path in sorted(RESULTS_DIR.glob("*.json")):
-    content = json.loads(path.read_text())
-    for record in content if isinstance(content, list) else [content]:
-        if not isinstance(record, dict) or record.get("miou") is None:
-            continue
-        if reproduce.is_pascal_context(record.get("dataset", "")):
-            pascal_records.append({**record, "file": path.name})
-        elif "row" in record:
-            gpu_records.append({**record, "file": path.name})
+# PASCAL Context runs (a `dataset` field names them) wait for section 6
+gpu_records, pascal_records = reproduce.collect_results(RESULTS_DIR)
 if gpu_records:
     print(f"{len(gpu_records)} GPU results from {RESULTS_DIR}/")
 else:
@@ -254,10 +221,10 @@ gpu_miou = (100 * gpu.groupby("row")["miou"].mean()).reindex(list(reproduce.PAPE
 
 # %% [markdown]
 # **The route, row by row.** The five end-to-end rows (the paper's four and the image-level
-# pooling control) are five whole training runs. One command builds the table and survives
-# the end of a session: run it again with the same `--out` and it keeps the finished rows,
-# resumes the row that has a checkpoint and trains the rest; `train.time_limit` ends each
-# session with a checkpoint and prints the command that continues.
+# pooling control) are five whole training runs. One command builds the table and survives the
+# end of a session: run again with the same `--out`, it keeps the finished rows, resumes the row
+# that has a checkpoint and trains the rest (`train.time_limit` ends each session with a
+# checkpoint and prints the command that continues).
 #
 # ```bash
 # dgcn reproduce --preset cityscapes-paper --data-root data/cityscapes \
@@ -266,14 +233,11 @@ gpu_miou = (100 * gpu.groupby("row")["miou"].mean()).reindex(list(reproduce.PAPE
 # #     --join runs/ablation-coordinate
 # ```
 #
-# On Drive, each row's run keeps two checkpoints of about 0.58 GB (`last.pt` and the one
-# before, `previous.pt`): the five rows take about 6 GB beside the 11 GB of zips, more than a
-# free 15 GB Drive. A finished row needs only its `last.pt` (the figures read it); without
-# the finished rows' `previous.pt` the table and the zips take about 14.7 GB.
-#
-# The training hours each row needs, per GPU, as `dgcn plan` estimates them (the preset's
-# FLOPs over the card's peak at the assumed 20-40 % utilisation, an assumption until a GPU run
-# measures it; evaluations not included):
+# On Drive the five rows' checkpoints (`last.pt` and `previous.pt`, about 0.58 GB each) take
+# about 6 GB beside the 11 GB of zips, more than a free 15 GB Drive; a finished row needs only
+# its `last.pt`, and without the finished rows' `previous.pt` the total is about 14.7 GB. The
+# training hours per row and GPU, as `dgcn plan` estimates them (FLOPs over the card's peak at
+# an assumed 20-40 % utilisation; no evaluation):
 
 # %%
 route = []
@@ -299,31 +263,28 @@ table.round(1)
 # `dgcn reproduce` (what `make demo` runs) trains one head per row on one frozen backbone, a
 # micro ResNet trained once on MiniCity, layer3/layer4 *not* dilated: each feature sees
 # 111 x 111 pixels, less than a bus or a train at 128 x 256, so whatever a row knows about a
-# whole object comes from its head. The data is MiniCity **version 2**: every cross street
-# carries two different big-vehicle classes on its two lanes (a train on the far lane and a
-# truck or a bus on the near one, or a truck and a bus), so one image-wide vector cannot tell
-# which object is which (version 1's table is in `experiments/results/minicity-v1/`). Each row
-# trains its head for 1,000 iterations of batch 8 on cached features of 1,000 training images
-# and their mirror images. The rows:
+# whole object comes from its head. On MiniCity **version 2** every cross street carries two
+# different big-vehicle classes on its two lanes (a train on the far lane and a truck or a bus
+# on the near one, or a truck and a bus), so one image-wide vector cannot tell which object is
+# which (version 1's table: `experiments/results/minicity-v1/`). Each head trains for 1,000
+# iterations of batch 8 on cached features of 1,000 training images and their mirror images.
 #
 # - **baseline**: the paper-equation head without graphs (for this head, the FCN head);
 # - **+ coordinate / + feature / + both**: the same head with the paper's graphs on the
 #   backbone feature, $X + \tilde X_S + \tilde X_F$ (notebooks 02-04);
 # - **controls, pooled context** where the graphs go: **image-level pooling** (`global-pool`,
 #   ParseNet / PSPNet's image-level branch) and **pyramid pooling** (`ppm`, PSPNet's module,
-#   bins 1, 2, 3, 6). They give every pixel the same summary of the image (or of a few
-#   regions of it) and ask whether "any global context" does as well as the graphs;
+#   bins 1, 2, 3, 6): the same summary of the image (or of a few regions) for every pixel, to
+#   ask whether "any global context" does as well as the graphs;
 # - **+ non-local block**: every pixel related to every other at the feature's stride (an
 #   $N \times N$ affinity), the dense relative of the coordinate graph.
 #
 # Three seeds (0, 1, 2) set each head's initial weights and the order and mirroring of its
-# samples. `reproduce.results_table` gives each row's mean and spread, its gain over the
-# baseline (also in pooled standard deviations), the mIoU over MiniCity's seven
-# context-ambiguous classes, the **object score** (the share of truck, bus and train objects,
-# 4-connected components of one class of at least 16 pixels in the ground truth, whose
-# majority prediction is their class; notebook 07 draws it on one image) and the parameters of
-# the head and of its context module; `reproduce.pooling_table` each graph row's margin over
-# the best pooling row. The paper column is the Cityscapes val ablation (as summarised). **Our
+# samples. Beside each row's mean, spread and gain, `reproduce.results_table` gives the mIoU
+# over MiniCity's seven context-ambiguous classes, the parameters, and the **object score**:
+# the share of truck, bus and train objects (4-connected components of one class of at least
+# 16 pixels in the ground truth) whose majority prediction is their class (notebook 07 draws
+# it); `reproduce.pooling_table` gives each graph row's margin over the best pooling row. **Our
 # numbers are not comparable to Cityscapes**: a synthetic city, a micro backbone, 200
 # validation images.
 
@@ -378,11 +339,10 @@ with pd.option_context("display.width", 140):
 # MiniCity v2 (issue 21) was built to give the graphs context that pooling cannot give, and
 # the issue set targets before the runs: **each graph row at least 1.5 points and more than 3
 # pooled standard deviations above the best pooling row; both graphs at least 1.0 point above
-# the better single graph** (a fourth, three seeds in at most 15 minutes, holds: 11.7). The
-# cell takes both reference rows from the data (`reproduce.best_row`, the higher mean),
-# measures each margin as `reproduce.margin` does (difference of the means, pooled std
-# $\sqrt{(s_1^2 + s_0^2)/2}$), adds the paired per-seed differences, and marks each target
-# from the numbers; the non-local row is shown without a target.
+# the better single graph** (a fourth, three seeds in at most 15 minutes, holds: 11.7). The cell
+# takes both reference rows from the data (`reproduce.best_row`), measures each margin as
+# `reproduce.margin` does (difference of the means, pooled std $\sqrt{(s_1^2 + s_0^2)/2}$),
+# adds the paired per-seed differences and marks each target; the non-local row has none.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -407,10 +367,9 @@ with pd.option_context("display.width", 140):
     print(targets.round(1).to_string(index=False))
 
 # %% [markdown]
-# None is met. Beside the first edition's numbers (MiniCity v1, the same preset and seeds;
-# v1's backbone, trained on v1) the change is plain: on v1 image-level pooling gained 2.5
-# points, most of the graphs' gain; on v2 it gains almost nothing, while the graphs keep
-# 1.5 to 1.9. Pyramid pooling was not run on v1.
+# None is met. Beside the first edition's numbers (MiniCity v1, the same preset and seeds, v1's
+# backbone) the change is plain: on v1 image-level pooling gained 2.5 points, most of the
+# graphs' gain; on v2 it gains almost nothing, while the graphs keep 1.5 to 1.9.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -421,13 +380,12 @@ editions["v2 mIoU"], editions["v2 gain"] = evidence["mean"], evidence["gain"]
 print(editions.round(1).to_string(na_rep="not run"))
 
 # %% [markdown]
-# The same four rows with the authors' released head (`DualGCNHead`, 64 channels here, not
-# 512; `dgcn reproduce --seeds 0 1 2 --rows official-baseline official-coordinate
-# official-feature official-both`; v1's in `experiments/results/minicity-official-v1/`). Its
-# baseline is that head with the graph module replaced by identity. No control row was run
-# with it: `experiments/results/minicity-official/results.json` holds these four rows only, so
-# this table has no control row, and the comparisons with pooling in this notebook are for the
-# paper-equation head alone.
+# The same four rows with the authors' released head (`DualGCNHead`, $D = 64$ here, not 512;
+# `dgcn reproduce --seeds 0 1 2 --rows official-baseline official-coordinate official-feature
+# official-both`; v1's in `experiments/results/minicity-official-v1/`), its baseline that head
+# with the graph module replaced by identity. No control row was run with it
+# (`experiments/results/minicity-official/results.json` holds these four rows only), so the
+# comparisons with pooling in this notebook are for the paper-equation head alone.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -459,22 +417,21 @@ print("v1, gains over the authors' baseline:", r1(official_v1_gains.values()))
 # - version 2 removed the image-level shortcut: image-level pooling gains +0.1 +- 0.4 (+2.5 on
 #   v1), and the graphs beat it by 1.4 to 1.8, paired (per object it gets further, 54.8 %);
 # - pyramid pooling gets most of the way: +1.1 +- 1.1, objects 55.3 %, truck 17.6, partly on
-#   sidewalk (+3.3) and fence (+2.6), and 12.6 points lost on traffic sign. The graphs'
-#   margins over it are +0.4, +0.6 and +0.8 points (0.7 to 1.4 pooled std). Both graphs are
-#   +0.2 above the feature graph alone (the paper, as summarised: 1.2); the non-local block
-#   gains +0.8 +- 0.8, 0.3 below pyramid pooling;
-# - **the issue's targets are not met** (the table above);
-# - with the authors' head, a larger one (222,803 parameters; its baseline, 38.6, is above
-#   every paper-head row), the coordinate graph adds nothing (+0.0 +- 0.4, paired), the
-#   feature graph +1.2, both +1.7 (objects right 49.3 -> 60.7 %), both 0.5 above the feature
-#   graph alone (2.7 pooled std); on v1 +1.3, +2.6, +3.4. No control row was run for it.
+#   sidewalk (+3.3) and fence (+2.6), and 12.6 points lost on traffic sign. The graphs' margins
+#   over it are +0.4, +0.6 and +0.8 points (0.7 to 1.4 pooled std), both graphs +0.2 above the
+#   feature graph alone (the paper, as summarised: 1.2); the non-local block gains +0.8 +- 0.8,
+#   0.3 below pyramid pooling. **The issue's targets are not met**;
+# - the authors' head is larger (222,803 parameters; its baseline, 38.6, is above every
+#   paper-head row): the coordinate graph adds nothing (+0.0 +- 0.4, paired), the feature graph
+#   +1.2, both +1.7 (objects right 49.3 -> 60.7 %), 0.5 above the feature graph alone (2.7
+#   pooled std); on v1 +1.3, +2.6, +3.4. No control row was run for it.
 #
 # **What it does not show.**
 #
 # - **That the graphs carry context pooling cannot give, here.** Their margins over pyramid
-#   pooling are within the spread of three seeds (ppm's own seeds: 36.2, 35.8, 34.7), and they
-#   have more context parameters (both 63,168, ppm 33,280; coordinate 37,312). More seeds
-#   could resolve the margins (Exercise 3); three do not.
+#   pooling are within the spread of three seeds (ppm's own: 36.2, 35.8, 34.7), with more
+#   context parameters (both 63,168, ppm 33,280; coordinate 37,312). More seeds could resolve
+#   the margins (Exercise 3); three do not.
 # - **The paper's magnitudes** (a baseline of 34.5, not 75.2: nothing links the two scales),
 #   **Cityscapes behaviour** (other ambiguities, textures, class frequencies, 1024 x 2048
 #   frames) or **anything about a ResNet-101**, a dilated backbone or end-to-end training (a
@@ -483,12 +440,10 @@ print("v1, gains over the authors' baseline:", r1(official_v1_gains.values()))
 # - An "object" is a connected component of one class in the ground truth (MiniCity has no
 #   instance maps): two touching vehicles of one class count as one.
 #
-# The cells below recompute every number of this list from the committed results (a fresh
-# smoke run has other numbers).
+# The next cells recompute every number of this list from the committed results.
 
 
 # %%
-# NBVAL_CHECK_OUTPUT
 import numpy as np
 
 
@@ -497,6 +452,9 @@ def class_mean(row: str, name: str) -> float:  # IoU %, mean over the row's seed
 
 
 graph_rows, controls = ["coordinate", "feature", "both"], ["global-pool", "ppm", "non-local"]
+
+# %%
+# NBVAL_CHECK_OUTPUT
 if FROM_COMMITTED:
     assert sorted(per_seed.columns) == [0, 1, 2] and len(rows_run) == 7
     assert (paired.loc[graph_rows] > 0).all().all()  # every graph row, every seed
@@ -563,16 +521,14 @@ table.round(1)
 # %% [markdown]
 # ## 4. The gains over the baseline, paper against ours
 #
-# One group of bars per row: the paper's $\Delta$ on Cityscapes (as summarised, one number per
-# row), ours on Cityscapes (when a GPU result exists), ours on MiniCity (mean of the paired
-# gains over the seeds, with their standard deviation as an error bar). The rows right of the
-# grey line, hatched, exist only on MiniCity: the two controls, image-level pooling and pyramid
-# pooling (pooled context where the graphs go), and the non-local block, a rival that relates
-# pixels to each other as the graphs do (a dense affinity), not a control. A graph
-# row's bar means something only beside them: the dashed line is the best pooling row's gain,
-# the bar a graph row must clear. The signs and the order of the bars are what a synthetic run
-# can speak to, not their size. The authors'-head rows (section 3) are not drawn: their
-# committed results have no control row to set them against.
+# One group of bars per row (`viz.gain_bars`): the paper's $\Delta$ on Cityscapes (as
+# summarised), ours on Cityscapes (when a GPU result exists), ours on MiniCity (the mean of the
+# paired gains, their standard deviation as an error bar). The hatched rows right of the grey
+# line exist only on MiniCity: the two pooling controls and the non-local block, a rival that,
+# like the graphs, relates pixels to each other (a dense affinity). A graph row's bar means
+# something only beside them: the dashed line, the best pooling row's gain, is the bar it must
+# clear. A synthetic run speaks to the signs and order of the bars, not their size. The
+# authors'-head rows are not drawn: they have no control row to set them against.
 
 # %%
 rows = [r for r in rows_run if r != "baseline"]  # the paper's rows, then the controls
@@ -582,48 +538,22 @@ SHORT |= {
     "ppm": "control:\npyramid\npooling",
     "non-local": "rival:\nnon-local",
 }
-seeds = f"{len(per_seed.columns)} seeds"
 spread = paired.loc[rows].std(axis=1) if len(per_seed.columns) > 1 else None
-minicity = f"ours (MiniCity v2, CPU, {seeds})"
+minicity = f"ours (MiniCity v2, CPU, {len(per_seed.columns)} seeds)"
 series = [
     ("paper (Cityscapes, as summarised)", table["paper delta"].reindex(rows), None, "0.35"),
     ("ours (Cityscapes, GPU)", table["ours delta (Cityscapes)"].reindex(rows), None, "tab:blue"),
     (minicity, paired.loc[rows].mean(axis=1), spread, "tab:orange"),
 ]
-graph = np.array([r in reproduce.PAPER_ROWS for r in rows])  # the controls: MiniCity only
-CONTROL = dict(color="white", edgecolor="tab:orange", hatch="///", lw=0.8)
-fig = viz.new_figure((7.8, 3.6))
-ax = fig.add_subplot()
-for k, (name, values, error, color) in enumerate(series):
-    x = np.arange(len(rows)) + (k - 1) * 0.27 * graph  # the controls' bars alone, centred
-    shown = values.fillna(0).to_numpy(dtype=float)
-    e = None if error is None else error.fillna(0).to_numpy(dtype=float)
-    kept = graph | (k == 2)
-    for mask, style, label in [(graph, dict(color=color), name), (kept & ~graph, CONTROL, None)]:
-        if mask.any():
-            yerr = None if e is None else e[mask]
-            label = label or f"{name}: controls, rival"
-            ax.bar(x[mask], shown[mask], 0.27, yerr=yerr, capsize=2, label=label, **style)
-    for i in np.flatnonzero(kept):
-        text = "n/a" if pd.isna(values.iloc[i]) else f"{values.iloc[i]:+.1f}"
-        top = max(shown[i] + (0 if e is None else e[i]), 0)
-        ax.text(x[i], top + 0.05, text, ha="center", va="bottom", fontsize=7)
-pooling = dict(color="0.35", ls="--", lw=0.8, label=f"best pooling row ({best_pool}), MiniCity")
-ax.axhline(paired.loc[best_pool].mean(), **pooling)
-ax.axhline(0, color="black", lw=0.6)
-ax.axvline(len(reproduce.PAPER_ROWS) - 1.5, color="0.6", lw=0.6)  # the controls on its right
-ax.set_ylim(min(0, ax.get_ylim()[0]), 1.45 * ax.get_ylim()[1])
-ax.set_xticks(range(len(rows)), [SHORT[r] for r in rows], fontsize=7)
-ax.set_ylabel("mIoU gain over the baseline (points)")
-ax.set_title("gain of each row over its baseline" + NOT_A_RESULT, fontsize=9)
-ax.legend(fontsize=7, loc="upper right")
+extra = [r not in reproduce.PAPER_ROWS for r in rows]  # the controls and the rival: MiniCity only
+best = (paired.loc[best_pool].mean(), f"best pooling row ({best_pool}), MiniCity")
+title = "gain of each row over its baseline" + NOT_A_RESULT
+fig = viz.gain_bars(series, [SHORT[r] for r in rows], extra, best, title=title)
 fig
 
 # %% [markdown]
-# And every Cityscapes val number on one axis: the paper's rows (as summarised), the re-runs
-# (a bar from the low to the high end of a range) and the two outside reproductions, each
-# labelled with its source in the table of section 1, with our GPU rows when they exist. The
-# two test-set numbers of section 1 (82.0, and 80.9, most likely test) are not on it.
+# And every Cityscapes val number of section 1 on one axis (a range from its low to its high
+# end), with our GPU rows when they exist; the two test-set numbers, 82.0 and 80.9, are not on it.
 
 # %%
 labels = [f"paper: {label}" for label in ablation["label"]] + list(others["label"])
@@ -634,17 +564,8 @@ for row in reproduce.PAPER_ROWS:
         labels.append(f"ours, Cityscapes: {reproduce.LABELS[row]}")
         low.append(gpu_miou.loc[row])
         high.append(gpu_miou.loc[row])
-fig = viz.new_figure((7.0, 0.3 * len(labels) + 0.9))
-ax = fig.add_subplot()
-y = np.arange(len(labels))
-ax.barh(y, np.array(low) - 60, left=60, color="0.75", height=0.6)
-ax.barh(y, np.array(high) - np.array(low), left=low, color="tab:blue", height=0.6)
-for yi, lo, hi in zip(y, low, high, strict=True):
-    ax.text(hi + 0.3, yi, f"{lo:g}" if lo == hi else f"{lo:g} to {hi:g}", va="center", fontsize=7)
-ax.set_yticks(y, labels, fontsize=7)
-ax.invert_yaxis()
-ax.set_xlim(60, 85)
-ax.set_xlabel("Cityscapes val mIoU (%), axis from 60; sources in docs/reference/paper_results.md")
+xlabel = "Cityscapes val mIoU (%), axis from 60; sources in docs/reference/paper_results.md"
+fig = viz.range_bars(labels, low, high, 60, 85, xlabel)
 assert 80.9 not in low and 82.0 not in low  # the test-set numbers are not val numbers
 fig
 
@@ -652,8 +573,7 @@ fig
 # ## 5. IoU per class: the student reproduction and ours
 #
 # With a GPU result of DGCNet ("both") on Cityscapes, its IoU per class goes beside the
-# student's, class by class. Without one the cell says so and draws the student's alone (the
-# values of the reproduction report, not a model of ours).
+# student's; without one the cell draws the student's alone (the report's values, not ours).
 
 # %%
 both = gpu[gpu["row"] == "both"]
@@ -667,9 +587,8 @@ else:
     display(viz.iou_bars((student / 100).to_dict(), title=title))
 
 # %% [markdown]
-# Our MiniCity IoUs per class are on another dataset: beside the student's they would mean
-# nothing. They show *where* the graphs help on MiniCity: both graphs (bars) against the
-# baseline (grey), mean over the seeds, context-ambiguous classes marked by `*`.
+# Our MiniCity IoUs per class, beside the student's, would mean nothing; they show *where* the
+# graphs help on MiniCity: both graphs (bars) against the baseline (grey), context classes `*`.
 
 
 # %%
@@ -689,9 +608,8 @@ viz.iou_bars(
 )
 
 # %% [markdown]
-# The same question for every row: its gain over the baseline on each context class, averaged
-# over the seeds. Where the pooling controls match the graphs, "any global context" is enough
-# on this data; where the graphs beat them, they carry something pooled context does not.
+# Every row's gain over the baseline on each context class, over the seeds: where the pooling
+# controls match the graphs, "any global context" is enough on this data.
 
 # %%
 present, CONTEXT = [r for r in rows_run if r != "baseline"], datasets.CONTEXT_CLASSES
@@ -707,22 +625,20 @@ gains.round(1)
 # ## 6. PASCAL Context: the paper's one number, and a slot for ours
 #
 # The paper's second dataset has no ablation, only DGCNet's result: 53.7 mIoU with a
-# ResNet-101 and a multi-scale test (paper abstract; `docs/reference/paper_results.md`, row
-# `pascal_context` of `experiments/paper_results.yaml`). The benchmark scores the 59 most
-# frequent of 459 classes, reported either as the 59-class mIoU with the background ignored or
-# as a "60-class" figure, and "60 classes" meant two things in 2019: the background trained and
-# scored as a 60th class, or (EncNet's convention) the 59-class mIoU times 59/60. **Which of
-# these 53.7 is, is unconfirmed** (the authors' repository has no PASCAL Context code;
-# `docs/reference/pascal_context.md` collects the evidence, EncNet's 52.6 and 51.7 included).
-# So a run of ours (`dgcn reproduce --preset pascal-context-official`) is shown both ways, as
-# `dgcn evaluate --report-scaled` prints them, read from `experiments/results/*.json` when one
-# names `dataset: pascal-context` (or `pascal-context-60`).
+# ResNet-101 and a multi-scale test (paper abstract; row `pascal_context` of
+# `experiments/paper_results.yaml`). The benchmark scores the 59 most frequent of 459 classes,
+# as the 59-class mIoU with the background ignored or as a "60-class" figure, which meant two
+# things in 2019: the background trained and scored as a 60th class, or (EncNet's convention)
+# the 59-class mIoU times 59/60. **Which of these 53.7 is, is unconfirmed**
+# (`docs/reference/pascal_context.md` collects the evidence, EncNet's 52.6 and 51.7 included).
+# So a run of ours (`dgcn reproduce --preset pascal-context-official`, read from
+# `experiments/results/*.json` when one names `dataset: pascal-context` or `pascal-context-60`)
+# is shown both ways, as `dgcn evaluate --report-scaled` prints them.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 from dgcn import evaluation
 
-others_ref = pd.DataFrame(reference["other"]).set_index("row")
 pascal_paper = others_ref.loc["pascal_context"]
 assert reproduce.paper_numbers("pascal-context") == {"both": pascal_paper["miou"]}
 assert reproduce.rows_for("pascal-context") == ("both",)  # what reproduce runs there by default
@@ -745,9 +661,8 @@ def pascal_ours(record: dict) -> dict:
 
 
 slots = ["ours 59 classes", "ours x 59/60 (EncNet-style 60)", "ours 60 classes (background scored)"]
-pascal_table = pd.DataFrame(
-    None, index=pd.Index([reproduce.LABELS["both"]], name="row"), columns=slots
-)
+both_row = pd.Index([reproduce.LABELS["both"]], name="row")
+pascal_table = pd.DataFrame(None, index=both_row, columns=slots)
 pascal_table.insert(0, "paper mIoU (abstract; setting unconfirmed)", pascal_paper["miou"])
 for record in pascal_records:  # the latest file's figures fill the slot
     for column, value in pascal_ours(record).items():
@@ -762,11 +677,12 @@ pascal_table
 # The modules of section 3 differ in cost more than in mIoU. `benchmarks/context_cost.py`
 # measured each (paper form, $D = 512$ channels as in a ResNet-101 head, batch 1) on the
 # stride-8 feature of a MiniCity image, an 832 crop and a 1024 x 2048 frame: CPU time and peak
-# memory (fp32) of a forward and backward pass, and the bf16 activations saved for the
-# backward pass on a GPU. The figure draws the committed `context_cost_cpu.json` (nothing is
-# measured here), log-log, with reference slopes $\propto N$ and $\propto N^2$.
+# memory (fp32) of a forward and backward pass, and the bf16 activations saved for backward on
+# a GPU. The figure draws the committed `context_cost_cpu.json`, log-log, with reference slopes
+# $\propto N$ and $\propto N^2$.
 
 # %%
+import json
 import math
 
 COST = Path("benchmarks/results/context_cost_cpu.json")
@@ -797,6 +713,9 @@ growth["CPU peak MiB, frame"] = [by[m, frame]["cpu_peak_mib"] for m in modules]
 growth["CPU s, frame"] = [by[m, frame]["cpu_seconds"] for m in modules]
 print(f"{pixels[crop]:,} -> {pixels[frame]:,} pixels (x{pixels[frame] / pixels[crop]:.2f})")
 print(growth.round(2).to_string())
+
+# %%
+# the numbers of the next paragraph, from the committed measurements
 ratio = {
     k: by["non-local", frame][k] / by["both", frame][k]
     for k in ("bf16_activation_mib", "cpu_seconds")
@@ -807,41 +726,33 @@ assert r1(growth.loc[["non-local", "both"], f"bf16 MiB, {frame}"]) == [6337.0, 1
 assert [round(exponent(m, "bf16_activation_mib"), 2) for m in ("non-local", "both")] == [1.95, 0.97]
 assert [round(v) for v in ratio.values()] == [50, 114]
 assert r1(growth.loc[["non-local", "both"], "CPU peak MiB, frame"] / 1024) == [12.2, 0.3]
-assert [round(by[m, frame]["bf16_activation_mib"] / 1024, 2) for m in ("non-local", "both")] == [
-    6.19,
-    0.12,
-]
+gib = [round(by[m, frame]["bf16_activation_mib"] / 1024, 2) for m in ("non-local", "both")]
+assert gib == [6.19, 0.12]
 
 # %% [markdown]
 # From the crop to the frame the feature map grows 3.03 times. The non-local block's saved
-# activations grow from 734 to 6,337 MiB, with the exponent 1.95: the square of the pixels,
-# its $N \times N$ affinity. Both graphs grow from 43 to 126 MiB, exponent 0.97: linear, since
-# their graphs have a fixed number of nodes per pixel block (coordinate) or in all (feature).
-# On a whole frame the non-local block saves 50 times the memory of both graphs, needs
-# 12.2 GiB of CPU memory against 0.3, and 114 times their time, for a row that scores no
-# better than them on MiniCity (section 3).
+# activations grow from 734 to 6,337 MiB, exponent 1.95: the square of the pixels, its
+# $N \times N$ affinity. Both graphs grow from 43 to 126 MiB, exponent 0.97: linear, their
+# graphs having a fixed number of nodes per pixel block (coordinate) or in all (feature). On a
+# whole frame the non-local block saves 50 times their memory, needs 12.2 GiB of CPU memory
+# against 0.3 and 114 times their time, for a row that scores no better on MiniCity.
 
 # %% [markdown]
 # ## Summary
 #
-# - The paper's ablation on Cityscapes val with a ResNet-101 is 75.2, 78.8, 79.3 and 80.5
-#   (paper, as summarised): gains of 3.6 and 4.1 for the graphs alone that do not add up (5.3
-#   together). The authors' code re-runs at 80.3 to 80.4 (their README); a student
-#   reproduction with another backbone reached 64.4. Every reference number is data with its
-#   source, and agrees with the reference page. No Cityscapes run of ours exists yet.
-# - The committed MiniCity v2 ablation (three seeds, frozen micro backbone, heads only):
-#   baseline 34.5 +- 0.5; paired gains coordinate +1.5, feature +1.7, both +1.9, in every
-#   seed, on truck, bus and train (objects right 46.9 -> 57.2 %); with the authors' head
-#   +0.0, +1.2, +1.7 (v1: +1.3, +2.6, +3.4).
-# - Image-level pooling now gains +0.1 (+2.5 on v1), pyramid pooling +1.1: the graphs' margins
-#   over it, +0.4 to +0.8 (0.7 to 1.4 pooled std), and both over feature, +0.2, do not meet
-#   the issue's targets (1.5 points and 3 pooled std; 1.0). The graphs use long-range context
-#   where a synthetic city demands it; that they use it better than pooled context is not
-#   shown, nor the paper's magnitudes, Cityscapes behaviour or anything about a ResNet-101.
+# - The paper's ablation (Cityscapes val, ResNet-101, as summarised) gains 3.6 and 4.1 with one
+#   graph and 5.3 with both, not additive; every reference number is data with its source, and
+#   no Cityscapes run of ours exists yet.
+# - On MiniCity v2 (three seeds, frozen micro backbone, heads only) every graph row beats the
+#   baseline in every seed (paired +1.5, +1.7, +1.9), on the vehicles; the authors' head
+#   +0.0, +1.2, +1.7.
+# - Image-level pooling gains +0.1 (+2.5 on v1), pyramid pooling +1.1: the graphs' margins over
+#   it (+0.4 to +0.8) do not meet the issue's targets. The graphs use long-range context where
+#   a synthetic city demands it; that they use it better than pooled context is not shown.
 # - The non-local block's memory grows with the square of the pixels (exponent 1.95; both
 #   graphs 0.97): 6.2 GiB of bf16 activations on a Cityscapes frame against 0.12.
-# - On PASCAL Context the paper's abstract gives 53.7 (R-101, multi-scale), in a setting that
-#   is unconfirmed; our run, when there is one, is shown both ways.
+# - PASCAL Context: 53.7 (paper abstract), in a setting that is unconfirmed; ours is shown both
+#   ways.
 
 # %% [markdown]
 # ## Check your understanding
@@ -852,8 +763,7 @@ assert [round(by[m, frame]["bf16_activation_mib"] / 1024, 2) for m in ("non-loca
 # <details><summary>Answer</summary>
 #
 # That the two graphs partly capture the same context, so the second adds less on top of the
-# first than alone. It cannot settle it because each row is one number with no spread over
-# seeds in the summary: differences of a point could be run-to-run noise.
+# first than alone. Each row is one number with no spread over seeds: a point could be noise.
 #
 # </details>
 #
@@ -874,11 +784,10 @@ assert [round(by[m, frame]["bf16_activation_mib"] / 1024, 2) for m in ("non-loca
 # <details><summary>Answer</summary>
 #
 # They are controls: pooled context where the graphs go, the same summary for every pixel.
-# Where they match the graphs, the graphs' gain is what any global context gives, nothing
-# specific to their relational context. On v1 one image-level vector could say "this image has
-# a bus", and image-level pooling gained 2.5 points; with two classes per street it must tell
-# the objects apart, and the image-level vector gains 0.1. Pyramid pooling, which pools
-# regions too, still gains 1.1, close to the graphs.
+# Where they match the graphs, the graphs' gain is what any global context gives. On v1 one
+# image-level vector could say "this image has a bus", and image-level pooling gained 2.5
+# points; with two classes per street it must tell the objects apart, and gains 0.1. Pyramid
+# pooling, which pools regions too, still gains 1.1, close to the graphs.
 #
 # </details>
 #
@@ -887,10 +796,9 @@ assert [round(by[m, frame]["bf16_activation_mib"] / 1024, 2) for m in ("non-loca
 #
 # <details><summary>Answer</summary>
 #
-# They are measured on different data (a synthetic city built to need context against
-# Cityscapes), backbones (a frozen micro ResNet against a fine-tuned ResNet-101) and training;
-# nothing links the two scales. Only signs and orderings compare, and even they only say the
-# modules can use context.
+# Different data (a synthetic city built to need context against Cityscapes), backbones (a
+# frozen micro ResNet against a fine-tuned ResNet-101) and training: nothing links the two
+# scales. Only signs and orderings compare, and they only say the modules can use context.
 #
 # </details>
 #
@@ -899,9 +807,8 @@ assert [round(by[m, frame]["bf16_activation_mib"] / 1024, 2) for m in ("non-loca
 #
 # <details><summary>Answer</summary>
 #
-# The paper's number as reported by the summary the project was founded on (a course
-# presentation and a reproduction report), not read off the paper's text: check it in the
-# ablation table of arXiv 1909.06121.
+# The paper's number as reported by a course presentation and a reproduction report, not read
+# off the paper's text: check it in the ablation table of arXiv 1909.06121.
 #
 # </details>
 
@@ -920,36 +827,34 @@ assert [round(by[m, frame]["bf16_activation_mib"] / 1024, 2) for m in ("non-loca
 #
 # </details>
 #
-# **Exercise 2.** How large is the seed-to-seed spread compared with the gains on MiniCity?
-# Compute, from the committed records, the gain of "both" in each seed (paired with that
-# seed's baseline), its mean and standard deviation, and the gain in pooled standard
-# deviations that `reproduce.gain` reports.
+# **Exercise 2.** How large is the seed-to-seed spread against the gains on MiniCity? From the
+# committed records, compute the gain of "both" in each seed (paired with that seed's
+# baseline), its mean and standard deviation, and the gain in pooled standard deviations that
+# `reproduce.gain` reports.
 #
 # <details><summary>Worked answer</summary>
 #
 # With `miou = {(r["row"], r["seed"]): 100 * r["miou"] for r in records}`, the paired gains are
 # `[miou["both", s] - miou["baseline", s] for s in (0, 1, 2)]`; `np.mean`, `np.std(...,
-# ddof=1)` and `reproduce.gain(records, "both")["ratio"]` give the rest.
-#
-# The paired gains are +2.3, +1.6 and +1.8: mean +1.9, standard deviation 0.4. The unpaired
-# ratio is 5.4 pooled standard deviations: the gain over the baseline is well outside the
-# spread of three seeds (its margin over pyramid pooling, section 3, is not).
+# ddof=1)` and `reproduce.gain(records, "both")["ratio"]` give the rest: +2.3, +1.6 and +1.8,
+# mean +1.9, standard deviation 0.4, and an unpaired ratio of 5.4 pooled standard deviations.
+# The gain over the baseline is well outside the spread of three seeds (the margin over
+# pyramid pooling, section 3, is not).
 #
 # </details>
 #
 # **Exercise 3.** How many seeds would resolve the graphs' margins over pyramid pooling? Take
 # each graph row minus `ppm`, paired by seed, and ask how many seeds $n$ would put the mean
-# $\bar d$ two standard errors above zero, $\bar d > 2 s / \sqrt n$, if more seeds kept the
+# $\bar m$ two standard errors above zero, $\bar m > 2 s / \sqrt n$, if more seeds kept the
 # mean and the standard deviation $s$ of these three.
 #
 # <details><summary>Worked answer</summary>
 #
-# With `d = [miou[row, s] - miou["ppm", s] for s in (0, 1, 2)]`, $n > (2 s / \bar d)^2$.
+# With `m = [miou[row, s] - miou["ppm", s] for s in (0, 1, 2)]`, $n > (2 s / \bar m)^2$.
 # Coordinate +0.4 +- 1.2 needs $n > 30.0$, 31 seeds; feature +0.6 +- 0.6, $n > 4.6$, 5; both
 # +0.8 +- 0.9, $n > 5.1$, 6. A rough guide only (a standard deviation from three seeds is
-# itself uncertain, and the next seeds may move the mean). And a resolved margin of 0.6 to 0.8
-# points would still miss the issue's target of 1.5: the target asks for size, not only for a
-# difference that noise does not explain.
+# itself uncertain, and more seeds may move the mean); and a resolved margin of 0.6 to 0.8
+# would still miss the target of 1.5, which asks for size, not only a difference beyond noise.
 #
 # </details>
 #
@@ -992,20 +897,19 @@ print("all numeric answers check")
 # ## References
 #
 # - Zhang, Li, Arnab, Yang, Tong, Torr, *Dual Graph Convolutional Network for Semantic
-#   Segmentation*, BMVC 2019, arXiv 1909.06121: the ablation on Cityscapes val (baseline,
-#   coordinate GCN, feature GCN, both), the downsampling study and the Cityscapes test
-#   comparison, as summarised (`docs/reference/paper_results.md`); the Cityscapes test and
-#   PASCAL Context numbers from its abstract. The paper's section and table numbers are
-#   unverified here; check arXiv 1909.06121.
+#   Segmentation*, BMVC 2019, arXiv 1909.06121: the Cityscapes val ablation, the downsampling
+#   study and the test comparison as summarised (`docs/reference/paper_results.md`); the
+#   Cityscapes test and PASCAL Context numbers from its abstract. Section and table numbers
+#   are unverified here; check arXiv 1909.06121.
 # - The authors' README in `lxtGH/GALD-DGCNet` (re-runs: R101 80.3 to 80.4, R50 79.6 to 79.8);
 #   GALD-DGCNet issue #15 (third-party R50 run, 67.56); the MindSpore model zoo
-#   `dgcnet_res101` README (80.30).
-# - The student reproduction report, as summarised in `docs/reference/paper_results.md` and
-#   `experiments/paper_results.yaml` (its `source` fields).
+#   `dgcnet_res101` README (80.30); the student reproduction report, as summarised (the
+#   `source` fields of `experiments/paper_results.yaml`).
 # - `docs/reference/pascal_context.md`: the PASCAL Context settings and the evidence about them.
 # - The controls: Liu, Rabinovich, Berg, *ParseNet*, 2015 (image-level context); Zhao et al.,
 #   *Pyramid Scene Parsing Network*, CVPR 2017 (pyramid pooling); Wang et al., *Non-local
 #   Neural Networks*, CVPR 2018 (as implemented in `dgcn/models/context.py`). The v2 experiment:
 #   `docs/minicity_ablation.md`, `dgcn/datasets/minicity/scene.py`, `dgcn/evaluation/objects.py`;
-#   the cost of context: `benchmarks/context_cost.py`, `benchmarks/results/README.md`.
+#   the gains figure: `dgcn/viz/ablation.py`; the cost of context: `benchmarks/context_cost.py`,
+#   `benchmarks/results/README.md`.
 # - [pandas](https://pandas.pydata.org/docs/) `DataFrame`, `pivot`, `groupby`, `reindex`.

@@ -10,7 +10,7 @@ from helpers import tiny_opts
 
 from dgcn.config import REPO_DIR, apply_overrides, load_config
 from dgcn.datasets.labels import CLASS_NAMES
-from dgcn.errors import ConfigError, RunDirError
+from dgcn.errors import ConfigError, DgcnError, RunDirError
 from dgcn.models import build_model
 from dgcn.reproduce import (
     FROZEN_ROWS,
@@ -21,6 +21,7 @@ from dgcn.reproduce import (
     ROWS,
     baseline_of,
     best_row,
+    collect_results,
     context_miou,
     default_rows,
     gain,
@@ -337,3 +338,20 @@ def test_a_committed_model_is_loaded_or_made_by_its_own_command(tmp_path, monkey
     assert len(calls) == 1  # present now: loaded, not trained again
     with pytest.raises(dgcn.ConfigError, match="no committed model"):
         dgcn.committed_model("minicity-nope")
+
+
+def test_collect_results_splits_the_committed_single_runs_by_dataset(tmp_path):
+    both = {"row": "both", "seed": 0, "miou": 0.8}
+    pascal = {"row": "both", "seed": 0, "miou": 0.5, "dataset": "pascal-context-60"}
+    (tmp_path / "b.json").write_text(json.dumps([both, {"row": "feature", "miou": None}, 3]))
+    (tmp_path / "a.json").write_text(json.dumps(pascal))
+    (tmp_path / "c.json").write_text(json.dumps({"miou": 0.7}))  # no row: not an ablation's
+    (tmp_path / "minicity").mkdir()  # a reproduce table beside them is not read
+    (tmp_path / "minicity" / "results.json").write_text(json.dumps([both]))
+    ablation, pascal_context = collect_results(tmp_path)
+    assert ablation == [{**both, "file": "b.json"}]
+    assert pascal_context == [{**pascal, "file": "a.json"}]
+    assert collect_results(tmp_path / "minicity") == ([{**both, "file": "results.json"}], [])
+    (tmp_path / "d.json").write_text("{not json")
+    with pytest.raises(DgcnError, match="d.json is not readable JSON"):
+        collect_results(tmp_path)

@@ -199,3 +199,47 @@ def test_context_cost_figure_draws_every_module_on_log_axes(tmp_path):
     assert list(axes[2].get_lines()[1].get_ydata()) == [2.0, 200.0]
     path = viz.save_figure(fig, tmp_path / "cost.png")
     assert Image.open(path).size[0] > 0
+
+
+def test_gain_bars_groups_the_series_and_hatches_the_extra_rows(tmp_path):
+    nan = float("nan")
+    series = [
+        ("paper", [3.6, 4.1, nan], None, "0.35"),
+        ("ours", [1.5, None, 0.1], [0.1, 0.6, 0.4], "tab:orange"),
+    ]
+    rows, extra = ["a", "b", "control"], [False, False, True]
+    fig = viz.gain_bars(series, rows, extra, (1.1, "best"), title="t")
+    (ax,) = fig.axes
+    bars = [p for p in ax.patches if p.get_width() == pytest.approx(viz.ablation.WIDTH)]
+    assert len(bars) == 5  # two per ordinary row, the last series' alone on the extra row
+    centres = sorted(round(b.get_x() + b.get_width() / 2, 3) for b in bars)
+    assert centres == [-0.135, 0.135, 0.865, 1.135, 2.0]  # side by side; the extra one centred
+    hatched = [b for b in bars if b.get_hatch()]
+    assert len(hatched) == 1 and hatched[0].get_x() + hatched[0].get_width() / 2 == 2.0
+    texts = [t.get_text() for t in ax.texts]
+    assert texts.count("n/a") == 1 and {"+3.6", "+4.1", "+1.5", "+0.1"} <= set(texts)
+    assert "n/a" not in texts[:2]  # the paper's missing value sits on the extra row: not drawn
+    lines = {tuple(line.get_xdata()): line for line in ax.get_lines() if line.get_label()}
+    assert (1.5, 1.5) in lines  # the grey line between the ordinary and the extra rows
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["best", "paper", "ours", "ours: controls, rival"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "control"]
+    assert ax.get_title() == "t" and ax.get_ylim()[1] > 1.4 * 4.1  # room for the labels
+    assert Image.open(viz.save_figure(fig, tmp_path / "gains.png")).size[0] > 0
+    with pytest.raises(ValueError, match="after the ordinary"):
+        viz.gain_bars(series, ["x", "y", "z"], [True, False, False])
+    with pytest.raises(ValueError, match="2 values for 3 rows"):
+        viz.gain_bars([("short", [1.0, 2.0], None, "k")], ["x", "y", "z"], [False] * 3)
+
+
+def test_range_bars_draw_a_range_or_a_number_on_one_axis():
+    labels = ["re-run", "paper"]
+    fig = viz.range_bars(labels, [80.3, 75.2], [80.4, 75.2], 60, 85, "mIoU")
+    (ax,) = fig.axes
+    grey, blue = ax.patches[:2], ax.patches[2:]
+    assert [round(p.get_width(), 6) for p in grey] == [20.3, 15.2] and grey[0].get_x() == 60
+    assert [round(p.get_width(), 6) for p in blue] == [0.1, 0.0]  # a single number: no range
+    assert [t.get_text() for t in ax.texts] == ["80.3 to 80.4", "75.2"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == labels
+    assert ax.get_xlim() == (60, 85) and ax.get_xlabel() == "mIoU"
+    assert ax.yaxis_inverted()  # the first label on top

@@ -1,11 +1,13 @@
 """Figures and colours: the Cityscapes palette, overlays, prediction grids, IoU bars, curves,
-the cost of context modules, marks (boxes and outlines) on a scene.
+an ablation's gains and a benchmark's numbers, the cost of context modules, marks (boxes and
+outlines) on a scene.
 
 matplotlib is imported only when a figure is drawn, so the array helpers (``colorize``,
 ``denormalize``, ``overlay``, ``error_map``) work without it.
 """
 
 from dgcn.viz import cost, graphs, inspector, regions
+from dgcn.viz.ablation import gain_bars, range_bars
 from dgcn.viz.architecture import architecture_diagram
 from dgcn.viz.cost import context_cost_figure
 from dgcn.viz.palette import (
@@ -36,6 +38,7 @@ __all__ = [
     "dataset_palette",
     "denormalize",
     "error_map",
+    "gain_bars",
     "graphs",
     "inspector",
     "iou_bars",
@@ -43,6 +46,7 @@ __all__ = [
     "new_figure",
     "overlay",
     "prediction_grid",
+    "range_bars",
     "regions",
     "save_figure",
     "training_curves",
