@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 DIM = 0.25
 #: the colour-bar labels of the graph panels
 AFFINITY_LABEL = "A_S[i, j] (not normalised)"
-ASSIGNMENT_LABEL = "H_F[k, p] (signed)"
+ASSIGNMENT_LABEL = "H_F[p, k] (signed)"
 _PANEL_WIDTH = 2.3  # inches per image panel
 _LEGEND_ENTRY = 1.15  # inches per legend entry ("traffic light" at 7 pt with its swatch)
 _LEGEND_ROW = 0.16  # inches per legend row
