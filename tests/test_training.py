@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from helpers import checkpoints_equal, dgcn, hashes, losses, tiny_opts, torchrun, train_argv
 from PIL import Image
 
-import dgcn.precision
 from dgcn import distributed, training
+from dgcn import precision as precision_rules
 from dgcn.checkpoint import load_checkpoint, save_checkpoint
 from dgcn.cli import main
 from dgcn.config import load_config, parse_duration
@@ -326,7 +326,7 @@ def resume_point(tmp_path, cfg, **settings):
 def on(monkeypatch, precisions):
     """Emulate a device that trains in ``precisions`` (the first is what ``auto`` picks)."""
     monkeypatch.setattr(resume, "device_precisions", lambda device: precisions)
-    monkeypatch.setattr(dgcn.precision, "device_precisions", lambda device: precisions)
+    monkeypatch.setattr(precision_rules, "device_precisions", lambda device: precisions)
 
 
 CPU = distributed.DistInfo()
