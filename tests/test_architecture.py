@@ -142,3 +142,56 @@ def test_other_heads_and_single_graphs_draw():
 def test_rejects_what_is_not_a_dgcnet():
     with pytest.raises(TypeError, match="DGCNet"):
         viz.architecture_diagram(models.DualGCN(8), (32, 32))
+
+
+#: what the diagram drew before its boxes and arrows became tables (the same models at 70x130):
+#: (preset, options, boxes, arrows)
+DRAWN_BEFORE = [
+    ("dgcnet_official_micro", {}, 19, 20),
+    ("dgcnet_paper_micro", {}, 18, 19),
+    ("dgcnet_official_micro", {"graphs": "feature"}, 16, 16),
+    ("dgcnet_official_micro", {"graphs": "coordinate"}, 16, 16),
+    ("dgcnet_paper_micro", {"graphs": "coordinate", "aux": False}, 13, 13),
+    ("dgcnet_paper_micro", {"graphs": "feature"}, 15, 15),
+    ("dgcnet_official_micro", {"graphs": "none"}, 12, 12),
+    ("dgcnet_paper_micro", {"graphs": "none"}, 11, 10),
+    ("fcn_micro", {}, 11, 10),
+    ("dgcnet_official_micro", {"graphs": "ppm"}, 13, 13),
+    ("dgcnet_paper_micro", {"graphs": "global-pool"}, 12, 11),
+    ("dgcnet_paper_micro", {"graphs": "non-local", "aux": False}, 10, 9),
+]
+#: and the titles of the boxes of both full heads, in drawing order
+TITLES_BEFORE = {
+    "dgcnet_official_micro": [
+        *("input image", "stem", "layer1", "layer2", "layer3", "layer4"),
+        *("auxiliary head", "upsample (aux loss)", "reduce (conva)"),
+        *("coordinate nodes (2×3 grid)", "coordinate graph conv", "coordinate output"),
+        *("feature projections", "feature graph (nodes × features)", "feature output"),
+        *("fuse (final)", "project (convb)", "concat [X; project] + classifier", "upsample"),
+    ],
+    "dgcnet_paper_micro": [
+        *("input image", "stem", "layer1", "layer2", "layer3", "layer4"),
+        *("auxiliary head", "upsample (aux loss)", "X: the backbone feature"),
+        *("coordinate nodes (2×3 grid)", "coordinate graph conv", "coordinate output"),
+        *("feature projections", "feature graph (nodes × features)", "feature output"),
+        *("sum", "classifier (FCNHead)", "upsample"),
+    ],
+}
+
+
+@pytest.mark.parametrize(("preset", "options", "boxes", "arrows"), DRAWN_BEFORE)
+def test_the_tables_draw_every_box_and_arrow_drawn_before(preset, options, boxes, arrows):
+    from matplotlib.text import Annotation
+
+    fig = viz.architecture_diagram(models.build_model(preset, **options), (70, 130))
+    ax = fig.axes[0]
+    assert len(ax.patches) == boxes
+    assert sum(isinstance(text, Annotation) for text in ax.texts) == arrows
+    if preset in TITLES_BEFORE and not options:
+        bold = [text.get_text() for text in ax.texts if text.get_fontweight() == "bold"]
+        assert bold[:-1] == TITLES_BEFORE[preset]  # the last one is the figure's title
+
+
+def test_the_shapes_are_measured_in_models_profile():
+    assert architecture.architecture_shapes is models.profile.architecture_shapes
+    assert architecture.format_shape((1, 2048, 105, 105)) == "2048×105×105"

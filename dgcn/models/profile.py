@@ -1,6 +1,8 @@
-"""Parameters, FLOPs and activation memory, counted without allocating memory: FLOPs per
-block on the meta device, and the bytes autograd keeps for backward on fake CUDA tensors.
-Also two helpers for small timing studies on a CPU (:func:`best_time`, :func:`crossover`)."""
+"""Parameters, FLOPs, activation memory and stage shapes, measured without allocating memory:
+FLOPs per block on the meta device, the bytes autograd keeps for backward on fake CUDA tensors,
+and the output shape of every stage of a DGCNet (:func:`architecture_shapes`, forward hooks;
+the numbers notebook 04's diagrams write). Also two helpers for small timing studies on a CPU
+(:func:`best_time`, :func:`crossover`)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from dgcn.models.build import build_model
+from dgcn.models.common import resize
+from dgcn.models.dual_gcn import DualGCN, DualGCNHead
+from dgcn.models.network import DGCNet
 from dgcn.precision import PRECISION_DTYPES
 
 
@@ -202,6 +207,120 @@ def model_summary(name: str, num_classes: int, size: tuple[int, int, int, int], 
             "classes predicted"
         )
     return lines
+
+
+def as_dgcnet(model: nn.Module | str) -> tuple[DGCNet, str]:
+    """``(the DGCNet, its name)``: a preset name is built on the meta device, a DGCNet passes
+    through under its class name; anything else is a ``TypeError``."""
+    if isinstance(model, str):
+        with torch.device("meta"):  # the architecture only: no memory, no initialisation cost
+            return build_model(model), model
+    if not isinstance(model, DGCNet):
+        raise TypeError(f"architecture needs a DGCNet or a preset name, got {type(model).__name__}")
+    return model, type(model).__name__
+
+
+def architecture_shapes(
+    model: nn.Module | str, input_size: tuple[int, int] = (832, 832)
+) -> dict[str, tuple[int, ...]]:
+    """The shape of every stage of a DGCNet for one image, recorded by forward hooks.
+
+    The model runs once in eval mode without gradients (and is left in its previous mode); its
+    auxiliary head, which only training mode calls, is then applied to the recorded layer3
+    output and upsampled to the input size as :class:`~dgcn.models.DGCNet` does in training.
+    A model on the ``meta`` device (a preset name is built there) computes shapes only.
+
+    Keys: ``input``, ``stem``, ``layer1``..``layer4``; ``aux`` and ``aux_out`` (with an
+    auxiliary head); ``head_in`` (the head's input, layer4's output); ``reduce`` and
+    ``project`` (the authors' head); with a coordinate graph ``coord_nodes`` (V_S),
+    ``coord_message`` (the output of ``state_update``), ``coord_out``; with a feature graph
+    ``feature_assign`` (``to_nodes``), ``feature_features`` (``to_features``),
+    ``feature_nodes`` (the node matrix that enters ``adjacency``, nodes x features),
+    ``feature_out``; ``graph`` (the graph module's output); ``concat`` (the authors' head: the
+    channel concatenation the classifier sees, never formed); ``logits`` (the head's output at
+    the backbone's stride) and ``out`` (upsampled to the input).
+
+    Args:
+        model: a :class:`~dgcn.models.DGCNet`, or a preset name of
+            :func:`~dgcn.models.build_model` (built on the meta device).
+        input_size: ``(H, W)`` of the image.
+
+    Shape:
+        returns ``{stage: (1, C, h, w)}`` (``feature_nodes``: ``(1, nodes, features)``;
+        ``coord_message`` of the authors' branch: ``(1, C/2, N')``)
+    """
+    model, _ = as_dgcnet(model)
+    parameter = next(model.parameters())
+    images = torch.zeros(1, 3, *input_size, device=parameter.device, dtype=parameter.dtype)
+    shapes: dict[str, tuple[int, ...]] = {"input": tuple(images.shape)}
+    kept: dict[str, torch.Tensor] = {}
+    watched: list[tuple[nn.Module | None, str, str]] = []  # (module, key, "in" or "out")
+    backbone, head = model.backbone, model.head
+    for name in ("stem", "layer1", "layer2", "layer3", "layer4"):
+        watched.append((getattr(backbone, name), name, "out"))
+    watched.append((head, "head_in", "in"))
+    if isinstance(head, DualGCNHead):
+        watched += [(head.reduce, "reduce", "out"), (head.project, "project", "out")]
+        watched += [(head.classifier, "concat", "in"), (head.classifier, "logits", "out")]
+    else:
+        watched.append((head.classifier, "logits", "out"))
+    graph = getattr(head, "graph", None)
+    if graph is not None:
+        watched.append((graph, "graph", "out"))
+    if isinstance(graph, DualGCN):
+        if graph.coordinate is not None:
+            coordinate = graph.coordinate
+            watched += [
+                (coordinate.downsample, "coord_nodes", "out"),
+                (coordinate.state_update, "coord_message", "out"),
+                (coordinate, "coord_out", "out"),
+            ]
+        if graph.feature is not None:
+            feature = graph.feature
+            watched += [
+                (feature.to_nodes, "feature_assign", "out"),
+                (feature.to_features, "feature_features", "out"),
+                (feature.adjacency, "feature_nodes", "in"),
+                (feature, "feature_out", "out"),
+            ]
+
+    def record(key: str, kind: str):
+        def hook(_module, args, output=None):
+            if kind == "in":
+                channels = sum(a.shape[1] for a in args)  # several inputs: their concatenation
+                shapes[key] = (*args[0].shape[:1], channels, *args[0].shape[2:])
+            else:
+                shapes[key] = tuple(output.shape)
+                if key == "layer3":
+                    kept[key] = output
+
+        return hook
+
+    handles = [
+        module.register_forward_pre_hook(record(key, kind))
+        if kind == "in"
+        else module.register_forward_hook(record(key, kind))
+        for module, key, kind in watched
+    ]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            shapes["out"] = tuple(model(images)["out"].shape)
+            if model.aux_head is not None:
+                aux = model.aux_head(kept["layer3"])
+                shapes["aux"] = tuple(aux.shape)
+                shapes["aux_out"] = tuple(resize(aux, input_size).shape)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return shapes
+
+
+def format_shape(shape: tuple[int, ...]) -> str:
+    """A recorded shape without its batch dimension, as the diagram writes it: ``2048×105×105``."""
+    return "×".join(str(n) for n in shape[1:])
 
 
 def best_time(fn: Callable[[], object], repeats: int = 3, min_seconds: float = 2e-3) -> float:

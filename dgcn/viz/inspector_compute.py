@@ -24,7 +24,7 @@ from dgcn.datasets.labels import CLASS_NAMES, IGNORE_INDEX
 from dgcn.evaluation.metrics import ConfusionMatrix
 from dgcn.models.coordinate_gcn import CoordinateGCN
 from dgcn.models.feature_gcn import FeatureGCN, OfficialFeatureGCN
-from dgcn.viz.graphs import feature_pixel, node_of_pixel
+from dgcn.viz.graphs_compute import feature_pixel, node_of_pixel
 from dgcn.viz.palette import _numpy, denormalize
 
 #: the layers a state can show, in the order they are drawn
