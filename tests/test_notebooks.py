@@ -251,3 +251,14 @@ def test_a_fork_without_the_books_tag_gets_its_default_branch(tmp_path):
     tagged, plain, install = report["calls"]
     assert "-b" in tagged and "-b" not in plain and plain[:2] == ["git", "clone"]
     assert install[1:4] == ["-m", "pip", "install"]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_a_notebook_stays_a_size_a_reader_can_hold(source):
+    # the book's targets: about 900 lines a notebook, no code cell over about 30 lines
+    # (machinery goes to the package, with its tests)
+    lines = len(source.read_text().splitlines())
+    assert lines <= 950, f"{source.name}: {lines} lines; split it or move code to dgcn/"
+    code = [c.source for c in jupytext.read(source).cells if c.cell_type == "code"]
+    longest = max(len(c.splitlines()) for c in code)
+    assert longest <= 30, f"{source.name}: a code cell of {longest} lines"
