@@ -33,6 +33,7 @@ except ImportError:  # a torchvision without the decoders: PIL does the same job
 
 from dgcn.datasets.labels import VALID_IDS, id_to_train_id_lut
 from dgcn.datasets.pairs import LabelledImages
+from dgcn.datasets.png_check import SIGNATURE, DamagedPng, require_sound_png
 from dgcn.errors import DatasetError
 from dgcn.progress import progress_bar
 
@@ -130,7 +131,9 @@ def scan_split(
 def _decode(path: Path, rgb: bool) -> torch.Tensor:
     if decode_png is not None:
         mode = ImageReadMode.RGB if rgb else ImageReadMode.UNCHANGED
-        return decode_png(read_file(str(path)), mode=mode)
+        data = read_file(str(path))
+        require_sound_png(path, data.numpy())  # libpng's errors in the rows crash torchvision
+        return decode_png(data, mode=mode)
     with Image.open(path) as pil:
         array = np.asarray(pil.convert("RGB") if rgb else pil)
     array = array[..., None] if array.ndim == 2 else array
@@ -141,9 +144,12 @@ def _decode(path: Path, rgb: bool) -> torch.Tensor:
 SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
 
-def why_unreadable(path: Path) -> str:
+def why_unreadable(path: Path, err: BaseException | None = None) -> str:
     """Why an image file failed to decode, in our words (the decoder's own message, which
-    names its C++ source file, is kept in the exception chain that ``--debug`` prints)."""
+    names its C++ source file, is kept in the exception chain that ``--debug`` prints);
+    ``err``, the decoder's exception, gives the reason when it is a :class:`DamagedPng`."""
+    if isinstance(err, DamagedPng):
+        return f"is a damaged PNG ({err.reason})"
     try:
         size = path.stat().st_size
         with open(path, "rb") as file:
@@ -164,22 +170,30 @@ def read_image(path: Path) -> torch.Tensor:
         return _decode(path, rgb=True)
     except Exception as err:
         raise DatasetError(
-            f"cannot decode image {path}: it {why_unreadable(path)}; re-extract or re-download it"
+            f"cannot decode image {path}: it {why_unreadable(path, err)}; re-extract or "
+            "re-download it"
         ) from err
 
 
-def read_photo(path: Path, fix: str = "is it a PNG or JPEG?") -> torch.Tensor:
+def read_photo(path: Path, fix: str | None = None) -> torch.Tensor:
     """Decode any image torchvision reads (PNG, JPEG, ...) to RGB uint8 [3, H, W] (the user's
     own photos, PASCAL Context's JPEGs); a missing or unreadable file raises DatasetError,
-    which ends with ``fix``."""
+    which ends with ``fix`` (by default: save a damaged PNG again, or use a PNG or JPEG)."""
     from torchvision.io import ImageReadMode, decode_image, read_file
 
     if not path.is_file():
         raise DatasetError(f"image {path} not found; check the path")
     try:
-        return decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
+        data = read_file(str(path))
+        if bytes(data[:8].numpy()) == SIGNATURE:
+            require_sound_png(path, data.numpy())
+        return decode_image(data, mode=ImageReadMode.RGB)
     except Exception as err:
-        raise DatasetError(f"cannot decode image {path}: it {why_unreadable(path)}; {fix}") from err
+        if fix is None:
+            damaged = isinstance(err, DamagedPng)
+            fix = "save or download it again" if damaged else "is it a PNG or JPEG?"
+        why = why_unreadable(path, err)
+        raise DatasetError(f"cannot decode image {path}: it {why}; {fix}") from err
 
 
 def read_label(path: Path) -> torch.Tensor:
@@ -188,7 +202,8 @@ def read_label(path: Path) -> torch.Tensor:
         label = _decode(path, rgb=False)
     except Exception as err:
         raise DatasetError(
-            f"cannot decode label {path}: it {why_unreadable(path)}; re-extract or re-download it"
+            f"cannot decode label {path}: it {why_unreadable(path, err)}; re-extract or "
+            "re-download it"
         ) from err
     if label.shape[0] != 1 or label.dtype != torch.uint8:
         raise DatasetError(

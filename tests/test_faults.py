@@ -1,0 +1,147 @@
+"""Damaged files and faults end in one line, exit status 2, nothing changed (issue 29).
+
+Each command runs in a subprocess, so that a regression that crashes the process (a
+segmentation fault in a decoder) fails its test instead of killing pytest.
+"""
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import dgcn, hashes, tiny_opts, train_argv
+from PIL import Image
+
+from dgcn.datasets import make_minicity
+from dgcn.datasets.cityscapes import read_image
+from dgcn.datasets.png_check import png_problem
+
+MODEL = Path(__file__).parents[1] / "experiments/checkpoints/minicity-dgcnet-paper.pt"
+
+
+def one_error_line(result) -> str:
+    """The only line a failed command printed: on stderr, exit status 2, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dgcn: error: "), result.stderr[-2000:]
+    return lines[0]
+
+
+def chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, data) of every chunk of a PNG."""
+    pos, found = 8, []
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos : pos + 8])
+        found.append((kind, png[pos + 8 : pos + 8 + length]))
+        pos += 12 + length
+    return found
+
+
+def assemble(parts: list[tuple[bytes, bytes]]) -> bytes:
+    """A PNG from (type, data) chunks, each with its right CRC."""
+    out = b"\x89PNG\r\n\x1a\n"
+    for kind, data in parts:
+        out += struct.pack(">I", len(data)) + kind + data
+        out += struct.pack(">I", zlib.crc32(kind + data))
+    return out
+
+
+def with_header(png: bytes, width: int | None = None, height: int | None = None) -> bytes:
+    """The PNG with its IHDR's size changed (and its CRC made right again)."""
+    parts = chunks(png)
+    w, h = struct.unpack(">II", parts[0][1][:8])
+    header = struct.pack(">II", width or w, height or h) + parts[0][1][8:]
+    return assemble([(b"IHDR", header), *parts[1:]])
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def made_png(array: np.ndarray, interlace: bool = False, bad_row: int | None = None) -> bytes:
+    """An 8-bit RGB PNG of ``array`` written here, Adam7-interlaced or not (PIL writes no
+    interlaced PNG), filter type 0 on every row but ``bad_row``, which gets the unknown 7."""
+    passes = ((0, 8, 0, 8), (0, 8, 4, 8), (4, 8, 0, 4), (0, 4, 2, 4), (2, 4, 0, 2), (0, 2, 1, 2))
+    passes = (*passes, (1, 2, 0, 1)) if interlace else ((0, 1, 0, 1),)
+    rows = []
+    for row0, row_step, col0, col_step in passes:
+        rows += [row.tobytes() for row in array[row0::row_step, col0::col_step] if row.size]
+    raw = b"".join(bytes([7 if i == bad_row else 0]) + row for i, row in enumerate(rows))
+    height, width = array.shape[:2]
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, int(interlace))
+    return assemble([(b"IHDR", header), (b"IDAT", zlib.compress(raw)), (b"IEND", b"")])
+
+
+@pytest.fixture()
+def photo():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+
+
+def test_png_problem_finds_each_damage_that_crashes_libpng(photo):
+    sound = png_bytes(photo)
+    assert png_problem(sound) is None
+    assert png_problem(png_bytes(photo[..., 0])) is None  # a grey label
+    assert png_problem(made_png(photo)) is None
+    assert png_problem(made_png(photo, interlace=True)) is None
+    parts = chunks(sound)
+    idat = next(i for i, (kind, _) in enumerate(parts) if kind == b"IDAT")
+    stream = parts[idat][1]
+    damaged = {
+        "its header declares 38 rows of 53 pixels but its data holds 37": with_header(
+            sound, height=38
+        ),
+        "unknown filter type": made_png(photo, bad_row=20),
+        "CRC error in its IDAT": sound[:-30] + bytes([sound[-30] ^ 1]) + sound[-29:],
+        "incorrect data check": assemble(
+            [*parts[:idat], (b"IDAT", stream[:-1] + bytes([stream[-1] ^ 1])), *parts[idat + 1 :]]
+        ),
+        "no IEND": sound[:-12],
+        "its header declares 37 rows of 53 pixels but its data is shorter": with_header(
+            made_png(photo[:36], interlace=True), height=37
+        ),
+    }
+    for reason, data in damaged.items():
+        assert reason in (png_problem(data) or ""), (reason, png_problem(data))
+
+
+def test_sound_interlaced_png_decodes_as_written(tmp_path, photo):
+    path = tmp_path / "x_leftImg8bit.png"
+    path.write_bytes(made_png(photo, interlace=True))
+    assert torch.equal(read_image(path), torch.from_numpy(photo).permute(2, 0, 1))
+
+
+@pytest.fixture()
+def damaged_city(tmp_path):
+    """The MiniCity of ``tiny_opts`` whose first train image declares one row more than its
+    data holds."""
+    root = tmp_path / "minicity"
+    make_minicity(root, train=8, val=3, height=64, width=128, progress=False)
+    image = sorted((root / "leftImg8bit" / "train").rglob("*.png"))[0]
+    image.write_bytes(with_header(png_bytes(np.asarray(Image.open(image))), height=65))
+    return root, image
+
+
+def test_damaged_png_in_check_data_train_and_predict_is_one_line(tmp_path, damaged_city):
+    root, image = damaged_city
+    before = hashes(tmp_path)
+    run, out = tmp_path / "run", str(tmp_path / "out")
+    commands = {
+        "check-data": ["check-data", "--root", str(root), "--quiet"],
+        "train": train_argv(run, tiny_opts(root, **{"train.iterations": 2})),
+        "predict": ["predict", "--checkpoint", str(MODEL), "--images", str(image), "--out", out],
+    }
+    for name, argv in commands.items():
+        line = one_error_line(dgcn(*argv))
+        assert (
+            f"{image}: it is a damaged PNG (its header declares 65 rows of 128 pixels but its data holds 64"
+            in line
+        ), name
+        assert "download" in line, line
+    assert not (tmp_path / "out").exists()
+    assert {k: v for k, v in hashes(tmp_path).items() if not k.startswith(str(run))} == before
