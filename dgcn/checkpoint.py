@@ -34,6 +34,10 @@ from dgcn.models import build_model, load_official_checkpoint
 from dgcn.models.weights import upgrade_state_dict
 
 FORMAT = "dgcn-checkpoint-1"
+#: the entries of every checkpoint, with their types
+REQUIRED = {"model": dict, "config": dict, "iteration": int}
+#: the entries a resume needs besides (a file of ``dgcn export`` has none of them)
+TRAINING_STATE = ("optimizer", "scheduler", "rng")
 
 
 def save_checkpoint(
@@ -78,7 +82,28 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"{path} is not a dgcn checkpoint (no {FORMAT!r} tag); for the authors' released "
             "weights use `dgcn evaluate --checkpoint FILE --official`"
         )
+    for key, kind in REQUIRED.items():
+        if not isinstance(state.get(key), kind):
+            raise CheckpointError(
+                f"checkpoint {path} has no valid {key!r} entry (a dgcn checkpoint holds its "
+                "model, config and iteration): the file is damaged or was written by other "
+                "code; use the run's last.pt or previous.pt, or export it again"
+            )
     return state
+
+
+def require_training_state(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse to resume from a checkpoint without the optimizer, schedule and random states.
+
+    Raises:
+        CheckpointError: ``state`` lacks one of :data:`TRAINING_STATE` (an exported file); the
+            message names the cause only, its caller the way out.
+    """
+    if any(key not in state for key in TRAINING_STATE):
+        raise CheckpointError(
+            f"{path} holds weights only (no optimizer, schedule or random states, like a file "
+            "of `dgcn export`), which a run cannot resume from"
+        )
 
 
 def load_model_weights(model: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike):

@@ -30,7 +30,7 @@ from dgcn.config_check import (
 )
 from dgcn.config_check import parse_duration as parse_duration  # the config's own duration rule
 from dgcn.errors import ConfigError
-from dgcn.fileio import write_text_atomic
+from dgcn.fileio import read_utf8, write_text_atomic
 
 _TRUE = {"1", "true", "yes", "on"}
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -283,7 +283,7 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict, str]
     if path in seen:
         raise ConfigError(f"config {path} inherits from itself through 'base'")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(read_utf8(path, ConfigError)) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"config {path} is not valid YAML: {err}") from err
     if not isinstance(data, dict):

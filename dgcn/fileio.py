@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dgcn.errors import DgcnError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -59,3 +61,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def read_utf8(
+    path: str | os.PathLike, error: type[DgcnError] = DgcnError, fix: str = "save it as UTF-8"
+) -> str:
+    """A text file's content; a file that is not UTF-8 raises ``error`` naming it, the line
+    and the first bad byte, and ending in ``fix``."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise error(
+            f"{path} is not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); {fix}"
+        ) from None

@@ -1,7 +1,8 @@
 """Damaged files and faults end in one line, exit status 2, nothing changed (issue 29).
 
-Each command runs in a subprocess, so that a regression that crashes the process (a
-segmentation fault in a decoder) fails its test instead of killing pytest.
+A command that could crash the process (a segmentation fault in a decoder) runs in a
+subprocess, so that a regression fails its test instead of killing pytest; the others run
+in-process through :func:`dgcn.cli.main`.
 """
 
 import io
@@ -15,11 +16,21 @@ import torch
 from helpers import dgcn, hashes, tiny_opts, train_argv
 from PIL import Image
 
+from dgcn.cli import main
 from dgcn.datasets import make_minicity
 from dgcn.datasets.cityscapes import read_image
 from dgcn.datasets.png_check import png_problem
 
 MODEL = Path(__file__).parents[1] / "experiments/checkpoints/minicity-dgcnet-paper.pt"
+
+
+def fails(argv, capsys) -> str:
+    """The one line ``dgcn ARGV`` printed when it failed (exit status 2), run in-process."""
+    capsys.readouterr()
+    status = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1 and err.startswith("dgcn: error: "), (status, err)
+    return err.strip()
 
 
 def one_error_line(result) -> str:
@@ -138,10 +149,72 @@ def test_damaged_png_in_check_data_train_and_predict_is_one_line(tmp_path, damag
     }
     for name, argv in commands.items():
         line = one_error_line(dgcn(*argv))
-        assert (
-            f"{image}: it is a damaged PNG (its header declares 65 rows of 128 pixels but its data holds 64"
-            in line
-        ), name
+        declares = "its header declares 65 rows of 128 pixels but its data holds 64"
+        assert f"{image}: it is a damaged PNG ({declares})" in line, name
         assert "download" in line, line
     assert not (tmp_path / "out").exists()
     assert {k: v for k, v in hashes(tmp_path).items() if not k.startswith(str(run))} == before
+
+
+@pytest.fixture(scope="module")
+def trained(minicity, tmp_path_factory):
+    """A run of two iterations on the tiny MiniCity, and its opts."""
+    opts = tiny_opts(minicity, **{"train.iterations": 2})
+    run = tmp_path_factory.mktemp("trained") / "run"
+    assert main(train_argv(run, opts)) == 0
+    return run, opts
+
+
+def copy_run(trained, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained[0], run)
+    return run
+
+
+def test_resume_from_an_exported_file_is_refused(trained, tmp_path, capsys):
+    run = copy_run(trained, tmp_path)
+    assert main(["export", "--checkpoint", str(run / "last.pt"), "--out", str(run / "x.pt")]) == 0
+    (run / "x.pt").replace(run / "last.pt")
+    before = hashes(tmp_path)
+    opts = [*trained[1][:-1], "train.iterations=4"]
+    line = fails(train_argv(run, opts, "--resume"), capsys)
+    assert f"{run / 'last.pt'} holds weights only" in line and "--overwrite" in line, line
+    assert hashes(tmp_path) == before
+
+
+def test_a_checkpoint_without_its_config_is_named(trained, tmp_path, capsys):
+    run = copy_run(trained, tmp_path)
+    state = torch.load(run / "last.pt", weights_only=True)
+    del state["config"]
+    torch.save(state, run / "last.pt")
+    before = hashes(tmp_path)
+    line = fails(["evaluate", "--checkpoint", run / "last.pt", "--quiet"], capsys)
+    assert f"checkpoint {run / 'last.pt'} has no valid 'config' entry" in line, line
+    line = fails(train_argv(run, trained[1], "--resume"), capsys)
+    assert "has no valid 'config' entry" in line, line
+    assert hashes(tmp_path) == before
+
+
+def test_a_config_file_that_is_not_utf8_is_named(tmp_path, capsys):
+    config = tmp_path / "x.yaml"
+    config.write_bytes(b"name: x\nmodel:\n  name: caf\xe9\n")
+    line = fails(["train", "--config", config, "--run-dir", tmp_path / "run"], capsys)
+    assert (
+        line == f"dgcn: error: {config} is not UTF-8 text (byte 0xe9 on line 3); save it as UTF-8"
+    )
+    assert sorted(tmp_path.iterdir()) == [config]
+
+
+def test_a_metrics_log_that_is_not_utf8_stops_a_resume_before_any_write(trained, tmp_path, capsys):
+    run = copy_run(trained, tmp_path)
+    with open(run / "metrics.jsonl", "ab") as log:
+        log.write(b'{"iteration": 2, "loss": 1.0, "note": "\xff"}\n')
+    before = hashes(tmp_path)
+    opts = [*trained[1][:-1], "train.iterations=4"]
+    line = fails(train_argv(run, opts, "--resume"), capsys)
+    lines = (run / "metrics.jsonl").read_bytes().count(b"\n")
+    assert f"{run / 'metrics.jsonl'} is not UTF-8 text (byte 0xff on line {lines})" in line
+    assert "delete that line" in line
+    assert hashes(tmp_path) == before
