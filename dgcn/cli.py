@@ -15,8 +15,10 @@ import time
 import typing
 from pathlib import Path
 
+from dgcn.cli_args import OneLineParser, integer
 from dgcn.config import EvalConfig, load_config
-from dgcn.errors import ConfigError, DgcnError
+from dgcn.config_check import BATCH_MAX, SEED_MAX, SIDE_MAX, WORKERS_MAX
+from dgcn.errors import ConfigError, DgcnError, allocation_failure
 from dgcn.fileio import file_sha256
 
 #: the preset whose data part gives ``make-minicity`` its defaults
@@ -242,7 +244,7 @@ def _add_inference_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="dgcn", description="Dual Graph Convolutional Network: build, train, evaluate."
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -252,9 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
         "summary", help="parameters and FLOPs per block, and one forward pass on a random image"
     )
     summary.add_argument("--model", default="dgcnet_official_r101", help="a preset name")
-    summary.add_argument("--size", nargs=2, type=int, default=(1024, 2048), metavar=("H", "W"))
-    summary.add_argument("--batch", type=int, default=1)
-    summary.add_argument("--classes", type=int, help="classes (default: the Cityscapes train ids)")
+    summary.add_argument(
+        "--size", nargs=2, type=integer(32, SIDE_MAX), default=(1024, 2048), metavar=("H", "W")
+    )
+    summary.add_argument("--batch", type=integer(1, BATCH_MAX), default=1)
+    summary.add_argument(
+        "--classes", type=integer(1), help="classes (default: the Cityscapes train ids)"
+    )
     summary.add_argument(
         "--forward",
         action=argparse.BooleanOptionalAction,
@@ -307,14 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="also report mIoU x K/(K+1), labelled 'EncNet-style K+1' (PASCAL Context: the "
         "59-class mIoU x 59/60, the 60-class figure some papers print); eval.report_scaled",
     )
-    evaluate.add_argument("--workers", type=int, default=2)
+    evaluate.add_argument("--workers", type=integer(0, WORKERS_MAX), default=2)
     evaluate.add_argument("--quiet", action="store_true")
     evaluate.set_defaults(func=_evaluate)
 
     predict = sub.add_parser("predict", help="colourised masks, overlays and grids as PNG")
     _add_inference_args(predict)
     predict.add_argument("--images", nargs="+", help="image files (else --count from --split)")
-    predict.add_argument("--count", type=int, default=8, help="images of the split to show")
+    predict.add_argument("--count", type=integer(1), default=8, help="images of the split to show")
     predict.add_argument("--out", default="runs/predictions", help="output folder")
     predict.set_defaults(func=_predict)
 
@@ -327,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="config preset of the rows (default: the CPU ablation on a frozen MiniCity backbone)",
     )
     reproduce.add_argument("--data-root", help="dataset root (Cityscapes for the GPU presets)")
-    reproduce.add_argument("--seeds", type=int, nargs="+", default=[0])
+    reproduce.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0])
     reproduce.add_argument(
         "--rows",
         nargs="+",
@@ -365,15 +371,22 @@ def build_parser() -> argparse.ArgumentParser:
     data = load_config(MINICITY_PRESET).data  # the defaults: the CPU preset's MiniCity
     minicity.add_argument("--out", default=data.root, help="output root (%(default)s)")
     minicity.add_argument(
-        "--train", type=int, default=data.minicity_train, help="training images (%(default)s)"
+        "--train",
+        type=integer(0),
+        default=data.minicity_train,
+        help="training images (%(default)s)",
     )
     minicity.add_argument(
-        "--val", type=int, default=data.minicity_val, help="validation images (%(default)s)"
+        "--val", type=integer(0), default=data.minicity_val, help="validation images (%(default)s)"
     )
-    minicity.add_argument("--test", type=int, default=0, help="test images")
-    minicity.add_argument("--seed", type=int, default=data.minicity_seed)
+    minicity.add_argument("--test", type=integer(0), default=0, help="test images")
+    minicity.add_argument("--seed", type=integer(0, SEED_MAX), default=data.minicity_seed)
     minicity.add_argument(
-        "--size", nargs=2, type=int, default=tuple(data.minicity_size), metavar=("H", "W")
+        "--size",
+        nargs=2,
+        type=integer(16, SIDE_MAX),
+        default=tuple(data.minicity_size),
+        metavar=("H", "W"),
     )
     minicity.add_argument(
         "--generator-version",
@@ -443,6 +456,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"dgcn: error: {one_line(err)}", file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as err:  # out of memory where no message says more
+        size = allocation_failure(err)
+        if size is None or args.debug:
+            raise
+        print(
+            f"dgcn: error: out of memory ({size} could not be allocated); use smaller images, "
+            "a smaller batch or size, or a machine with more memory",
+            file=sys.stderr,
+        )
         return 2
     except OSError as err:  # permission denied, no space left, a path that is a file, ...
         if args.debug:

@@ -6,6 +6,7 @@ in-process through :func:`dgcn.cli.main`.
 """
 
 import io
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -17,9 +18,11 @@ from helpers import dgcn, hashes, tiny_opts, train_argv
 from PIL import Image
 
 from dgcn.cli import main
+from dgcn.config import load_config
 from dgcn.datasets import make_minicity
 from dgcn.datasets.cityscapes import read_image
 from dgcn.datasets.png_check import png_problem
+from dgcn.errors import ConfigError, DatasetError
 
 MODEL = Path(__file__).parents[1] / "experiments/checkpoints/minicity-dgcnet-paper.pt"
 
@@ -218,3 +221,106 @@ def test_a_metrics_log_that_is_not_utf8_stops_a_resume_before_any_write(trained,
     assert f"{run / 'metrics.jsonl'} is not UTF-8 text (byte 0xff on line {lines})" in line
     assert "delete that line" in line
     assert hashes(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.seed=1180591620717411303424", "train.seed must be from 0 to 4294967295"),
+        ("train.seed=-1", "train.seed must be from 0 to 4294967295, got -1"),
+        ("train.batch_size=1099511627776", "train.batch_size must be from 1 to 4096"),
+        ("train.micro_batch=5000", "train.micro_batch must be from 0 to 4096"),
+        ("train.iterations=1180591620717411303424", "train.iterations must be from 1 to"),
+        ("data.minicity_seed=-3", "data.minicity_seed must be from 0 to 4294967295"),
+        ("data.workers=100000", "data.workers must be from 0 to 256"),
+        ("data.minicity_size=[99999,64]", "data.minicity_size must be 2 sizes from 16 to 8192"),
+    ],
+)
+def test_config_checks_bound_seeds_batch_sizes_and_counts(override, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("minicity-cpu", [override])
+
+
+@pytest.mark.parametrize("seed", ["1180591620717411303424", "-1"])
+def test_train_with_a_huge_or_negative_seed_is_one_line(minicity, tmp_path, capsys, seed):
+    run = tmp_path / "runs" / "run"
+    line = fails(train_argv(run, [*tiny_opts(minicity), f"train.seed={seed}"]), capsys)
+    assert f"train.seed must be from 0 to 4294967295, got {seed}" in line, line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_huge_seed_in_a_yaml_config_is_refused(tmp_path, capsys):
+    config = tmp_path / "x.yaml"
+    config.write_text("base: minicity-cpu\ntrain:\n  seed: 1180591620717411303424\n")
+    line = fails(["train", "--config", config, "--run-dir", tmp_path / "run"], capsys)
+    assert "train.seed must be from 0 to 4294967295, got 1180591620717411303424" in line
+    assert sorted(tmp_path.iterdir()) == [config]
+
+
+def parser_refuses(argv, capsys) -> str:
+    """The one line with which the argument parser refused ``dgcn ARGV`` (exit status 2)."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith("dgcn: error: argument "), err
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", "--checkpoint", MODEL, "--workers", "-1"], "--workers: must be from 0 to"),
+        (["evaluate", "--checkpoint", MODEL, "--workers", "x"], "must be a whole number, got 'x'"),
+        (["predict", "--checkpoint", MODEL, "--count", "0"], "--count: must be at least 1, got 0"),
+        (["summary", "--batch", "0"], "--batch: must be from 1 to 4096, got 0"),
+        (["summary", "--classes", "-2"], "--classes: must be at least 1, got -2"),
+        (["summary", "--size", "8", "64"], "--size: must be from 32 to 8192, got 8"),
+        (["reproduce", "--seeds", "1", "-4"], "--seeds: must be from 0 to 4294967295, got -4"),
+        (["make-minicity", "--train", "-1"], "--train: must be at least 0, got -1"),
+        (["make-minicity", "--test", "-1"], "--test: must be at least 0, got -1"),
+        (["make-minicity", "--size", "8", "8"], "--size: must be from 16 to 8192, got 8"),
+    ],
+)
+def test_every_count_option_refuses_values_out_of_range(tmp_path, capsys, argv, message):
+    line = parser_refuses(argv, capsys)
+    assert message in line and "see `dgcn " in line, line
+
+
+def test_make_minicity_with_a_negative_seed_creates_nothing(tmp_path, capsys):
+    out = tmp_path / "new" / "minicity"
+    line = parser_refuses(["make-minicity", "--out", out, "--seed", "-1"], capsys)
+    assert "--seed: must be from 0 to 4294967295, got -1" in line
+    with pytest.raises(DatasetError, match="the seed must be an integer from 0 to 4294967295"):
+        make_minicity(out, train=1, val=0, seed=-1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_make_minicity_that_fails_midway_removes_only_what_it_created(tmp_path, monkeypatch):
+    import dgcn.datasets.minicity.files as files
+
+    calls = []
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return scene(*args)
+
+    scene = files.generate_scene
+    monkeypatch.setattr(files, "generate_scene", failing)
+    out = tmp_path / "new" / "minicity"
+    with pytest.raises(OSError):
+        make_minicity(out, train=4, val=1, height=32, width=64, progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its new parent
+    kept = tmp_path / "kept"
+    (kept / "leftImg8bit").mkdir(parents=True)
+    (kept / "notes.txt").write_text("mine")
+    calls.clear()
+    with pytest.raises(OSError):
+        make_minicity(kept, train=4, val=1, height=32, width=64, progress=False, overwrite=True)
+    assert sorted(p.relative_to(kept).as_posix() for p in kept.rglob("*")) == [
+        "leftImg8bit",
+        "notes.txt",
+    ]
