@@ -324,3 +324,77 @@ def test_make_minicity_that_fails_midway_removes_only_what_it_created(tmp_path, 
         "leftImg8bit",
         "notes.txt",
     ]
+
+
+ALLOCATION = (
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 1216000000 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+def test_a_photo_too_large_for_the_memory_is_named_with_its_size(tmp_path, capsys, monkeypatch):
+    import dgcn.viz.prediction_pngs as pngs
+
+    def no_memory(*args):
+        raise RuntimeError(ALLOCATION)
+
+    monkeypatch.setattr(pngs, "predict", no_memory)
+    photo = tmp_path / "street.png"
+    photo.write_bytes(png_bytes(np.zeros((40, 60, 3), np.uint8)))
+    out = tmp_path / "out" / "street"
+    line = fails(["predict", "--checkpoint", MODEL, "--images", photo, "--out", out], capsys)
+    assert line == (
+        f"dgcn: error: out of memory predicting {photo} (60x40, 0.0 megapixels: 1.1 GiB more "
+        "could not be allocated); downscale it (e.g. to 2048 pixels on its longer side), or use "
+        "a machine with more memory"
+    )
+    assert sorted(tmp_path.iterdir()) == [photo]  # neither out/ nor out/street
+
+
+def test_a_photo_whose_header_declares_too_many_pixels_is_refused_before_decoding(tmp_path, capsys):
+    header = struct.pack(">IIBBBBB", 11000, 10000, 8, 2, 0, 0, 0)
+    photo = tmp_path / "huge.png"
+    photo.write_bytes(assemble([(b"IHDR", header), (b"IDAT", zlib.compress(b"")), (b"IEND", b"")]))
+    line = fails(["predict", "--checkpoint", MODEL, "--images", photo, "--out", tmp_path], capsys)
+    assert f"image {photo} is 11000x10000 (110 megapixels), more than the 100 megapixels" in line
+
+
+def test_out_of_memory_anywhere_else_is_one_line(capsys, monkeypatch):
+    import dgcn.models.profile as profile
+
+    def no_memory(*args):
+        raise MemoryError
+
+    monkeypatch.setattr(profile, "model_summary", no_memory)
+    line = fails(["summary", "--size", "64", "64"], capsys)
+    assert line.startswith("dgcn: error: out of memory (memory could not be allocated); use ")
+
+
+MEMORY_CAP = """
+import resource, sys
+import torch
+from dgcn.cli import main
+size = int(open("/proc/self/status").read().split("VmSize:")[1].split()[0]) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + 3 * 2**29, resource.RLIM_INFINITY))
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_a_16_megapixel_photo_under_a_memory_cap_is_one_line(tmp_path):
+    """A real allocation failure: 1.5 GiB more than the process has after importing torch."""
+    import subprocess
+    import sys
+
+    photo = tmp_path / "photo.jpg"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (4000, 4000, 3), dtype=np.uint8)).save(photo)
+    out = tmp_path / "out"
+    argv = ["predict", "--checkpoint", str(MODEL), "--images", str(photo), "--out", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-c", MEMORY_CAP, *argv], capture_output=True, text=True, timeout=600
+    )
+    line = one_error_line(result)
+    assert f"out of memory predicting {photo} (4000x4000, 16.0 megapixels" in line, line
+    assert not out.exists()

@@ -175,6 +175,31 @@ def read_image(path: Path) -> torch.Tensor:
         ) from err
 
 
+#: the most pixels a photo may have: decoded and normalised, it takes 15 bytes a pixel before
+#: the model's own memory (PIL warns from 89 megapixels on, for the same reason)
+PHOTO_PIXELS_MAX = 100_000_000
+
+
+def _check_photo_size(path: Path) -> None:
+    """Refuse a photo whose header declares more than :data:`PHOTO_PIXELS_MAX` pixels, before
+    anything is decoded (a file PIL cannot read is left to the decoder's own check)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as pil:  # reads the header only
+                width, height = pil.size
+    except Image.DecompressionBombError:  # PIL's own limit, twice its warning's
+        width = height = None
+    except Exception:
+        return
+    if width is None or width * height > PHOTO_PIXELS_MAX:
+        size = f"is {width}x{height} ({width * height / 1e6:.0f} megapixels)," if width else "has"
+        raise DatasetError(
+            f"image {path} {size} more than the {PHOTO_PIXELS_MAX / 1e6:.0f} megapixels a "
+            "photo may have; downscale it (e.g. to 2048 pixels on its longer side)"
+        )
+
+
 def read_photo(path: Path, fix: str | None = None) -> torch.Tensor:
     """Decode any image torchvision reads (PNG, JPEG, ...) to RGB uint8 [3, H, W] (the user's
     own photos, PASCAL Context's JPEGs); a missing or unreadable file raises DatasetError,
@@ -183,6 +208,7 @@ def read_photo(path: Path, fix: str | None = None) -> torch.Tensor:
 
     if not path.is_file():
         raise DatasetError(f"image {path} not found; check the path")
+    _check_photo_size(path)
     try:
         data = read_file(str(path))
         if bytes(data[:8].numpy()) == SIGNATURE:
