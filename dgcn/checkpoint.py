@@ -14,7 +14,10 @@ inference from it (:func:`load_for_inference`), or from the authors' released fi
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ from dgcn.config import (
     load_config,
     model_overrides,
 )
-from dgcn.errors import CheckpointError, ConfigError
+from dgcn.errors import CheckpointError, ConfigError, ResourceError
 from dgcn.fileio import atomic_path
 from dgcn.models import build_model, load_official_checkpoint
 from dgcn.models.weights import upgrade_state_dict
@@ -41,7 +44,11 @@ TRAINING_STATE = ("optimizer", "scheduler", "rng")
 
 
 def save_checkpoint(
-    path: str | os.PathLike, state: dict[str, Any], previous: str | os.PathLike | None = None
+    path: str | os.PathLike,
+    state: dict[str, Any],
+    previous: str | os.PathLike | None = None,
+    then: str | Callable[[], str] = "free space there, or choose another folder, and run the "
+    "command again",
 ) -> Path:
     """Write ``state`` (plus a format tag) atomically: the previous file survives a crash.
 
@@ -51,14 +58,39 @@ def save_checkpoint(
         previous: where the checkpoint that ``path`` held goes (e.g. ``previous.pt``), renamed
             once the new one is completely written and just before it takes its place: at
             every moment ``path`` or ``previous`` holds a complete checkpoint. None: replaced.
+        then: what to do when the write fails, the end of the error's message (a function:
+            called only then).
+
+    Raises:
+        ResourceError: the file could not be written (no space left, ...), naming it, the free
+            space and ``then``; ``path`` and ``previous`` are as they were.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
-        if previous is not None and path.is_file():
-            os.replace(path, previous)
+    try:
+        with atomic_path(path) as tmp:
+            try:
+                torch.save({"format": FORMAT, **state}, tmp)
+            except RuntimeError as err:  # torch's writer: "unexpected pos", "cannot be opened"
+                said = " ".join(str(err).replace(str(tmp), str(path)).split())[:200]
+                raise OSError(_errno(path), f"the write failed ({said})") from err
+            if previous is not None and path.is_file():
+                os.replace(path, previous)
+    except OSError as err:
+        free = shutil.disk_usage(path.parent).free / 2**20
+        cause = "no space left on the device" if err.errno == errno.ENOSPC else err.strerror
+        kept = f"{path} is kept as it was" if path.is_file() else f"no {path.name} was written"
+        raise ResourceError(
+            f"cannot write {path}: {cause} ({free:.0f} MiB free in {path.parent}); {kept} and "
+            f"the temporary file removed; {then() if callable(then) else then}"
+        ) from err
     return path
+
+
+def _errno(path: Path) -> int:
+    """ENOSPC when the folder of ``path`` has (almost) no space left, else EIO: torch's writer
+    reports a failed write without its cause."""
+    return errno.ENOSPC if shutil.disk_usage(path.parent).free < 2**20 else errno.EIO
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:

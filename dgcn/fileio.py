@@ -16,7 +16,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` in one step.
 
     The temporary file lives in the same folder (so ``os.replace`` is atomic) and is removed if
-    the block raises; an existing ``path`` is untouched until the new file is complete.
+    the block raises; an existing ``path`` is untouched until the new file is complete. An
+    OSError about the temporary file (no space left, ...) is raised naming ``path``.
 
     Example:
         with atomic_path("ckpt.pt") as tmp:
@@ -27,6 +28,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:  # the error names the file being written, never the temporary one
+        if err.filename is not None and Path(err.filename) == tmp:
+            err.filename = str(path)
+        if getattr(err, "filename2", None) is not None and Path(err.filename2) == path:
+            err.filename2 = None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -398,3 +398,69 @@ def test_a_16_megapixel_photo_under_a_memory_cap_is_one_line(tmp_path):
     line = one_error_line(result)
     assert f"out of memory predicting {photo} (4000x4000, 16.0 megapixels" in line, line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("fault", ["oserror", "torch"])
+def test_disk_full_while_writing_last_pt_keeps_the_previous_one(
+    minicity, tmp_path, capsys, monkeypatch, fault
+):
+    """The second checkpoint meets a full disk: half of it is written, then the write fails as
+    the OS says it (ENOSPC) or as torch's writer does (a RuntimeError without the cause)."""
+    import errno
+    import shutil
+
+    import dgcn.checkpoint as checkpoint
+
+    save, calls = torch.save, []
+
+    def full_disk(obj, path):
+        calls.append(path)
+        if len(calls) == 1:
+            return save(obj, path)
+        Path(path).write_bytes(b"half a checkpoint")
+        if fault == "oserror":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 9 vs 7")
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(torch, "save", full_disk)
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: usage._replace(free=1000))
+    run = tmp_path / "run"
+    opts = tiny_opts(minicity, **{"train.iterations": 4, "train.checkpoint_every": 2})
+    line = fails(train_argv(run, opts), capsys)
+    last = run / "last.pt"
+    assert line.startswith(f"dgcn: error: cannot write {last}: no space left on the device ")
+    assert f"(0 MiB free in {run}); {last} is kept as it was" in line, line
+    newest = f"resume from the newest intact checkpoint, {last} at iteration 2 (iterations 3-4"
+    assert newest in line and "not saved), with `dgcn train --config" in line, line
+    assert ".tmp" not in line
+    assert torch.load(last, weights_only=True)["iteration"] == 2  # intact
+    assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_failed_atomic_write_names_the_destination_not_the_temporary_file(tmp_path):
+    import errno
+
+    from dgcn.fileio import atomic_path
+
+    target = tmp_path / "results.json"
+    with pytest.raises(OSError) as info:
+        with atomic_path(target) as tmp:
+            tmp.write_text("{")
+            raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+    assert info.value.filename == str(target) and ".tmp" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_onto_a_full_disk_is_one_line_naming_the_file(tmp_path, capsys, monkeypatch):
+    import errno
+
+    def full_disk(obj, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    out = tmp_path / "model.pt"
+    line = fails(["export", "--checkpoint", MODEL, "--out", out], capsys)
+    assert line.startswith(f"dgcn: error: cannot write {out}: no space left on the device (")
+    assert f"no {out.name} was written" in line and ".tmp" not in line, line
+    assert list(tmp_path.iterdir()) == []
