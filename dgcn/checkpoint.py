@@ -72,13 +72,13 @@ def save_checkpoint(
             try:
                 torch.save({"format": FORMAT, **state}, tmp)
             except RuntimeError as err:  # torch's writer: "unexpected pos", "cannot be opened"
-                said = " ".join(str(err).replace(str(tmp), str(path)).split())[:200]
-                raise OSError(_errno(path), f"the write failed ({said})") from err
+                code = _errno(path)  # its own words (--debug) name the temporary file
+                raise OSError(code, os.strerror(code)) from err
             if previous is not None and path.is_file():
                 os.replace(path, previous)
     except OSError as err:
         free = shutil.disk_usage(path.parent).free / 2**20
-        cause = "no space left on the device" if err.errno == errno.ENOSPC else err.strerror
+        cause = err.strerror or os.strerror(errno.EIO)
         kept = f"{path} is kept as it was" if path.is_file() else f"no {path.name} was written"
         raise ResourceError(
             f"cannot write {path}: {cause} ({free:.0f} MiB free in {path.parent}); {kept} and "
@@ -114,14 +114,23 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"{path} is not a dgcn checkpoint (no {FORMAT!r} tag); for the authors' released "
             "weights use `dgcn evaluate --checkpoint FILE --official`"
         )
-    for key, kind in REQUIRED.items():
-        if not isinstance(state.get(key), kind):
+    return state
+
+
+def require_entries(state: dict[str, Any], path: str | os.PathLike, *keys: str) -> None:
+    """Refuse a checkpoint without the entries its use needs (of :data:`REQUIRED`: inference
+    needs ``model`` and ``config``, a resume also ``iteration``).
+
+    Raises:
+        CheckpointError: naming the file and the first entry missing or of the wrong type.
+    """
+    for key in keys:
+        if not isinstance(state.get(key), REQUIRED[key]):
             raise CheckpointError(
                 f"checkpoint {path} has no valid {key!r} entry (a dgcn checkpoint holds its "
                 "model, config and iteration): the file is damaged or was written by other "
                 "code; use the run's last.pt or previous.pt, or export it again"
             )
-    return state
 
 
 def require_training_state(state: dict[str, Any], path: str | os.PathLike) -> None:
@@ -209,6 +218,7 @@ def load_for_inference(
         cfg = load_config(config or "cityscapes-official", overrides)
     else:
         state = load_checkpoint(checkpoint)
+        require_entries(state, checkpoint, "model", "config")
         cfg = apply_overrides(config_from_dict(state["config"]), overrides)
         model = build_model(cfg.model.name, cfg.num_classes, **model_overrides(cfg, False))
         load_model_weights(model, state, checkpoint)

@@ -15,7 +15,7 @@ import time
 import typing
 from pathlib import Path
 
-from dgcn.cli_args import OneLineParser, integer
+from dgcn.cli_args import OneLineParser, integer, print_error
 from dgcn.config import EvalConfig, load_config
 from dgcn.config_check import BATCH_MAX, SEED_MAX, SIDE_MAX, WORKERS_MAX
 from dgcn.errors import ConfigError, DgcnError, allocation_failure
@@ -449,22 +449,24 @@ def one_line(err: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for user errors)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help (0), or a mistake the parser printed in one line (2)
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         return int(args.func(args) or 0)
     except DgcnError as err:
         if args.debug:
             raise
-        print(f"dgcn: error: {one_line(err)}", file=sys.stderr)
+        print_error(f"dgcn: error: {one_line(err)}")
         return 2
     except (MemoryError, RuntimeError) as err:  # out of memory where no message says more
         size = allocation_failure(err)
         if size is None or args.debug:
             raise
-        print(
+        print_error(
             f"dgcn: error: out of memory ({size} could not be allocated); use smaller images, "
-            "a smaller batch or size, or a machine with more memory",
-            file=sys.stderr,
+            "a smaller batch or size, or a machine with more memory"
         )
         return 2
     except OSError as err:  # permission denied, no space left, a path that is a file, ...
@@ -472,10 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         where = f"{err.filename}: " if err.filename else ""
         cause = err.strerror or type(err).__name__
-        print(
-            f"dgcn: error: {where}{cause}; check the path, its permissions and free space",
-            file=sys.stderr,
-        )
+        print_error(f"dgcn: error: {where}{cause}; check the path, its permissions and free space")
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C; a run stopped by a signal: 128 + its number
         message = getattr(err, "message", "interrupted")  # None: the trainer said it

@@ -168,7 +168,7 @@ SIDE_MAX = 8192
 
 
 def _between(low: int, high: int) -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: low <= v <= high), f"from {low} to {high}"
+    return (lambda v: low <= v <= high), f">= {low} and <= {high}"
 
 
 #: value rules checked when a config is loaded: key -> (test, what is required)
@@ -183,7 +183,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "data.minicity_val": _at_least(0),
     "data.minicity_size": (
         (lambda v: len(v) == 2 and all(16 <= x <= SIDE_MAX for x in v)),
-        f"2 sizes from 16 to {SIDE_MAX}",
+        f"2 sizes >= 16 and <= {SIDE_MAX}",
     ),
     "data.minicity_seed": _between(0, SEED_MAX),
     "data.minicity_version": ((lambda v: v in (1, 2)), "1 or 2 (the MiniCity generator's rules)"),

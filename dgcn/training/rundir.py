@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dgcn.checkpoint import load_checkpoint, require_training_state
+from dgcn.checkpoint import load_checkpoint, require_entries, require_training_state
 from dgcn.config import Config, config_from_dict, load_config
 from dgcn.errors import CheckpointError, RunDirError
 from dgcn.fileio import is_temp_name, read_utf8, remove_stale_temp_files, write_text_atomic
@@ -226,6 +226,7 @@ def _cause(err: Exception, limit: int = 160) -> str:
 
 def _load(path: Path, resumable: bool) -> dict[str, Any]:
     state = load_checkpoint(path)
+    require_entries(state, path, "config", "iteration", *(("model",) if resumable else ()))
     if resumable:
         require_training_state(state, path)
     return state
