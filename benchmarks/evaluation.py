@@ -7,11 +7,14 @@ the precision it uses: ``eval.precision=auto`` (bf16 autocast from Ampere on, fp
 fp32 on a CPU) with channels_last on CUDA; argmax and the confusion matrix included. The
 images are random tensors in memory, so the loader's PNG decoding is not timed
 (``benchmarks/data_loading.py`` measures it). On CUDA: ``dgcnet_official_r101`` on 1024x2048
-images with the authors' protocol (tile 832, 1/3 overlap, logits averaged; multi-scale
-0.75-1.75 + flip), then the sliding window and the whole image again in fp32 for comparison;
-the time for the 500 Cityscapes val images is extrapolated from the measured rate. On a CPU:
-``dgcnet_paper_micro`` on 256x512 images with a 192 tile, to exercise the same code paths.
-The JSON is written after every case, so a run cut short keeps what it measured.
+images with the authors' protocol (tile 832, 1/3 overlap, logits averaged) and multi-scale
+0.75-1.75 + flip with every scale slid by the same tile (``eval.scale_tile``, which bounds the
+memory of a pass; the authors, and ``dgcn evaluate --mode multiscale`` without
+``--scale-tile``, predict every scale whole), then the sliding window and the whole image again
+in fp32 for comparison; the time for the 500 Cityscapes val images is extrapolated from the
+measured rate. On a CPU: ``dgcnet_paper_micro`` on 256x512 images with a 192 tile, to exercise
+the same code paths. The JSON is written after every case, so a run cut short keeps what it
+measured.
 
     python benchmarks/evaluation.py [--images 8]
 """
@@ -42,7 +45,10 @@ def cases(cpu: bool, tile: int) -> list[tuple[str, EvalConfig]]:
     rows = [
         ("slide", dataclasses.replace(protocol, mode="slide")),
         ("whole", dataclasses.replace(protocol, mode="whole")),
-        ("multiscale+flip", dataclasses.replace(protocol, mode="multiscale", flip=True)),
+        (
+            "multiscale+flip",
+            dataclasses.replace(protocol, mode="multiscale", flip=True, scale_tile=tile),
+        ),
     ]
     if not cpu:  # auto is fp32 on a CPU: nothing to compare there
         rows += [

@@ -207,7 +207,16 @@ def _reproduce(args: argparse.Namespace) -> int:
 
 
 #: the test-mode options of ``evaluate`` and ``predict``: fields of the config's ``eval`` part
-INFERENCE_OPTIONS = ("mode", "tile", "overlap", "scales", "flip", "average", "precision")
+INFERENCE_OPTIONS = (
+    "mode",
+    "tile",
+    "overlap",
+    "scales",
+    "scale_tile",
+    "flip",
+    "average",
+    "precision",
+)
 
 
 def _choices(field: str) -> tuple[str, ...]:
@@ -225,6 +234,12 @@ def _add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tile", type=int, help="sliding-window tile (the authors: 832)")
     p.add_argument("--overlap", type=float, help="sliding-window overlap (the authors: 1/3)")
     p.add_argument("--scales", type=float, nargs="+", help="multi-scale factors")
+    p.add_argument(
+        "--scale-tile",
+        type=int,
+        help="--mode multiscale: slide this tile over every scale (default: each scale whole, "
+        "as the authors)",
+    )
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument(
         "--average",

@@ -188,6 +188,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval.tile": _at_least(1),
     "eval.overlap": ((lambda v: 0 <= v < 1), "in [0, 1)"),
     "eval.scales": _FACTORS,
+    "eval.scale_tile": ((lambda v: v is None or v >= 1), ">= 1 (or unset: every scale whole)"),
     "frozen.loss_stride": _at_least(1),
 }
 

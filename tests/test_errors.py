@@ -220,6 +220,7 @@ OTHER_COMMANDS = [
     (["summary", "--model", "nope"], "unknown model 'nope'"),
     (["evaluate", "--checkpoint", COMMITTED, "--mode", "slide", "--tile", "0"], "eval.tile"),
     (["evaluate", "--checkpoint", COMMITTED, "--overlap", "2"], "eval.overlap must be in"),
+    (["evaluate", "--checkpoint", COMMITTED, "--scale-tile", "0"], "eval.scale_tile must be"),
     (["evaluate", "--checkpoint", COMMITTED, "--precision", "fp16", "--device", "cpu"], "CUDA"),
     (["predict", "--checkpoint", COMMITTED, "--images", "missing.jpg"], "not found"),
     (["predict", "--checkpoint", COMMITTED, "--images", "README.md"], "is it a PNG or JPEG"),

@@ -1,9 +1,10 @@
 """Evaluation: the confusion matrix and its scores (``metrics``), the object-level score of the
-big vehicles (``objects``), whole / sliding / multi-scale prediction (``prediction``), and the
+big vehicles (``objects``), whole / sliding / multi-scale prediction (``prediction``), the
+authors' released evaluation re-computed step by step as its reference (``authors``), and the
 evaluation loop with the ``labelIds`` export (``loop``).
 """
 
-from dgcn.evaluation import loop, metrics, objects, prediction
+from dgcn.evaluation import authors, loop, metrics, objects, prediction
 from dgcn.evaluation.loop import (
     default_eval_output,
     evaluate,
@@ -17,6 +18,7 @@ from dgcn.evaluation.prediction import (
     DEFAULT_SCALES,
     MODES,
     eval_options,
+    forward_pixels,
     predict,
     predict_multiscale,
     predict_slide,
@@ -28,12 +30,14 @@ __all__ = [
     "ConfusionMatrix",
     "DEFAULT_SCALES",
     "MODES",
+    "authors",
     "default_eval_output",
     "eval_options",
     "evaluate",
     "evaluate_run",
     "export_path",
     "format_table",
+    "forward_pixels",
     "label_components",
     "loop",
     "metrics",

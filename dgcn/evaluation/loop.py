@@ -174,7 +174,7 @@ def evaluate(
         stop: asked before each batch; when it answers True the evaluation ends there and the
             counts so far are returned (a trainer stopped by a signal discards them).
         **options: fields of :class:`~dgcn.config.EvalConfig` that replace the config's
-            (``mode``, ``tile``, ``overlap``, ``scales``, ``flip``, ``average``,
+            (``mode``, ``tile``, ``overlap``, ``scales``, ``scale_tile``, ``flip``, ``average``,
             ``precision``).
 
     Shape:
@@ -274,7 +274,7 @@ def _write_results(
 
     ``run``: what was evaluated and how (checkpoint, split, images, precision, processes,
     seconds); the record adds the test mode of ``cfg.eval``, the scores and the matrix."""
-    settings = ("mode", "tile", "overlap", "scales", "flip", "average")
+    settings = ("mode", "tile", "overlap", "scales", "scale_tile", "flip", "average")
     result = {
         "checkpoint": run["checkpoint"],
         "dataset": cfg.data.dataset,
