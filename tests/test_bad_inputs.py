@@ -6,12 +6,16 @@ checkpoints with non-finite weights, ``predict --images`` of one name, and the t
 environment. tests/test_bad_outputs.py: what ``evaluate`` writes, and the run folder's lock.
 """
 
-import pytest
-from helpers import tiny_opts
-from test_errors import assert_one_line_error, snapshot
+import math
 
+import pytest
+from helpers import tiny_opts, train_argv
+from test_errors import COMMITTED, assert_one_line_error, snapshot
+
+from dgcn.checkpoint import load_checkpoint, load_for_inference, save_checkpoint
 from dgcn.cli import main
 from dgcn.config import REPO_DIR, load_config
+from dgcn.errors import CheckpointError
 
 
 def write(path, text):
@@ -102,3 +106,88 @@ def test_a_run_name_from_a_yaml_is_checked_too(tmp_path, capsys):
     status = main(["plan", "--config", str(config)])
     assert_one_line_error(capsys, status, "name '../../etc' must be a plain folder name")
     assert load_config("minicity-cpu", ["name=minicity-cpu_v2.1"]).name == "minicity-cpu_v2.1"
+
+
+# --- non-finite weights --------------------------------------------------------------------
+
+
+def poisoned_checkpoint(path, key_part, value, count=3):
+    """The committed MiniCity model with ``count`` values of its first floating tensor whose
+    name holds ``key_part`` set to ``value``; returns that tensor's name."""
+    state = load_checkpoint(REPO_DIR / COMMITTED)
+    state.pop("format")
+    key = next(k for k, v in state["model"].items() if key_part in k and v.is_floating_point())
+    state["model"][key] = state["model"][key].clone()
+    state["model"][key].view(-1)[:count] = value
+    save_checkpoint(path, state)
+    return key
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_a_checkpoint_with_nan_weights_is_refused_before_any_image(tmp_path, capsys, command):
+    key = poisoned_checkpoint(tmp_path / "run" / "last.pt", "weight", math.nan)
+    before = snapshot(tmp_path)
+    argv = [command, "--checkpoint", str(tmp_path / "run" / "last.pt"), "--opt", "data.val_limit=1"]
+    out = ["--output", str(tmp_path / "e.json")] if command == "evaluate" else []
+    out = out or ["--out", str(tmp_path / "png"), "--count", "1"]
+    status = main([*argv, *out])
+    assert_one_line_error(capsys, status, f"{key!r} has 3 NaN/Inf of")
+    assert snapshot(tmp_path) == before
+
+
+def test_an_infinite_batchnorm_statistic_is_refused_too(tmp_path):
+    key = poisoned_checkpoint(tmp_path / "inf.pt", "running_var", math.inf, count=1)
+    with pytest.raises(CheckpointError, match=f"{key!r} has 1 NaN/Inf"):
+        load_for_inference(tmp_path / "inf.pt")
+
+
+# --- predict --images ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("second", ["b/x.jpg", "a/x.png"])
+def test_two_images_of_one_name_are_refused_before_any_is_written(tmp_path, capsys, second):
+    from PIL import Image
+
+    for name in ("a/x.png", "b/x.jpg"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        Image.new("RGB", (64, 32), (90, 90, 95)).save(tmp_path / name)
+    argv = ["predict", "--checkpoint", str(REPO_DIR / COMMITTED), "--out", str(tmp_path / "out")]
+    status = main([*argv, "--images", str(tmp_path / "a/x.png"), str(tmp_path / second)])
+    assert_one_line_error(capsys, status, "have one name, 'x'")
+    assert not (tmp_path / "out").exists()
+
+
+# --- the torchrun environment --------------------------------------------------------------
+
+BAD_LAUNCH = [
+    ({"RANK": "1"}, "RANK=1 but WORLD_SIZE is unset"),
+    ({"RANK": "2", "WORLD_SIZE": "2"}, "RANK=2 but WORLD_SIZE is 2"),
+    ({"LOCAL_RANK": "1"}, "LOCAL_RANK=1 but WORLD_SIZE is unset"),
+    ({"WORLD_SIZE": "2", "RANK": "0"}, "WORLD_SIZE=2 but MASTER_ADDR and MASTER_PORT unset"),
+    ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' must be a whole number from 1 to"),
+    ({"WORLD_SIZE": "0"}, "WORLD_SIZE='0' must be a whole number from 1 to"),
+    ({"RANK": "-1"}, "RANK='-1' must be a whole number from 0 to"),
+    ({"WORLD_SIZE": "9" * 40}, "WORLD_SIZE='99999999999999999...' must be a whole number"),
+]
+
+
+@pytest.mark.parametrize("env, match", BAD_LAUNCH, ids=[" ".join(e) for e, _ in BAD_LAUNCH])
+def test_a_stray_torchrun_variable_is_refused_before_training(
+    tmp_path, capsys, monkeypatch, env, match
+):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    status = main(train_argv(tmp_path / "run", tiny_opts(tmp_path / "mc")))
+    assert_one_line_error(capsys, status, match)
+    assert not any(tmp_path.iterdir())  # no run folder, no MiniCity
+
+
+def test_evaluate_refuses_a_stray_rank_too(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    argv = ["evaluate", "--checkpoint", str(REPO_DIR / COMMITTED), "--quiet", "--workers", "0"]
+    status = main([*argv, "--output", str(tmp_path / "e.json")])
+    assert_one_line_error(capsys, status, "RANK=1 but WORLD_SIZE is unset")
+    assert not any(tmp_path.iterdir())
