@@ -5,14 +5,22 @@ line, exit status 2, every file unchanged.
 """
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
+from helpers import tiny_opts, train_argv
 from test_errors import COMMITTED, assert_one_line_error, snapshot
 
 from dgcn.cli import main
-from dgcn.config import REPO_DIR
+from dgcn.config import REPO_DIR, load_config
 from dgcn.evaluation.outputs import EXPORT_MARKER
+from dgcn.training import runs
+from dgcn.training.runlock import RunLock, lock_path
 
 
 @pytest.fixture()
@@ -114,3 +122,83 @@ def test_an_export_is_redone_only_by_the_same_evaluation(minicity, checkpoint, c
     status = main(eval_argv(checkpoint, minicity, "--flip", "--export", str(folder)))
     assert_one_line_error(capsys, status, "holds the export of another evaluation")
     assert snapshot(folder) == before
+
+
+# --- the run folder's lock -------------------------------------------------------------------
+
+
+def dgcn_process(*argv):
+    """``python -m dgcn ARGV`` as a separate process (this checkout's package), quiet."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_DIR)}
+    command = [sys.executable, "-m", "dgcn", *argv]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def one_iteration(minicity, **extra):
+    return tiny_opts(minicity, **{"train.iterations": 1, "train.checkpoint_every": 1, **extra})
+
+
+@pytest.mark.slow
+def test_a_second_training_into_a_running_run_is_refused(minicity, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(train_argv(run, one_iteration(minicity))) == 0
+    long = one_iteration(minicity, **{"train.iterations": 100_000})
+    first = dgcn_process(*train_argv(run, long, "--resume"))
+    try:
+        deadline = time.monotonic() + 180
+        while len((run / "metrics.jsonl").read_text().splitlines()) < 3:  # it is training
+            assert first.poll() is None, first.communicate()[1].decode()[-2000:]
+            assert time.monotonic() < deadline, "the first training did not start"
+            time.sleep(0.2)
+        capsys.readouterr()
+        for flags in (["--resume"], ["--overwrite"]):
+            status = main(train_argv(run, long, *flags))
+            assert_one_line_error(capsys, status, f"is in use by another training (pid {first.pid}")
+        assert first.poll() is None  # the first one goes on
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=120) == 128 + signal.SIGTERM
+    finally:
+        first.kill()
+        first.communicate()
+    assert not lock_path(run).exists()  # released on SIGTERM
+    with RunLock(run) as lock:
+        assert lock.note is None
+
+
+def test_a_lock_left_by_a_killed_training_is_taken_over_with_a_note(minicity, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = (
+        "import os, signal; from dgcn.training.runlock import RunLock; "
+        f"RunLock({str(run)!r}).acquire(); os.kill(os.getpid(), signal.SIGKILL)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_DIR)}
+    killed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert lock_path(run).is_file()
+    assert main(train_argv(run, one_iteration(minicity))) == 0
+    out = capsys.readouterr().out
+    assert "took over the lock" in out and "killed before it could release it" in out
+    assert (run / "last.pt").is_file() and not lock_path(run).exists()
+
+
+def test_the_lock_is_released_when_a_start_fails(tmp_path, capsys):
+    argv = train_argv(tmp_path / "runs" / "run", tiny_opts(tmp_path / "typo"))
+    status = main([*argv, "data.dataset=cityscapes"])
+    assert_one_line_error(capsys, status, "does not exist")
+    assert not any(tmp_path.iterdir())  # no lock, no runs/ folder made for it
+
+
+@pytest.mark.parametrize("rank, locked", [("0", True), ("1", False)])
+def test_under_torchrun_only_rank_0_holds_the_lock(tmp_path, monkeypatch, rank, locked):
+    seen = []
+
+    def fit(cfg, folder, *args):
+        seen.append(lock_path(folder).is_file())
+
+    monkeypatch.setattr(runs, "fit", fit)
+    env = {"RANK": rank, "WORLD_SIZE": "2", "MASTER_ADDR": "localhost", "MASTER_PORT": "1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    runs.train(load_config("minicity-cpu"), tmp_path / "run")
+    assert seen == [locked]
+    assert not lock_path(tmp_path / "run").exists()
