@@ -322,7 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="colourised masks, overlays and grids as PNG")
     _add_inference_args(predict)
-    predict.add_argument("--images", nargs="+", help="image files (else --count from --split)")
+    predict.add_argument(
+        "--images",
+        nargs="+",
+        help="image files of distinct names: x.png gives x_pred.png (else --count from --split)",
+    )
     predict.add_argument("--count", type=int, default=8, help="images of the split to show")
     predict.add_argument("--out", default="runs/predictions", help="output folder")
     predict.set_defaults(func=_predict)
