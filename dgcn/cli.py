@@ -313,8 +313,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="mIoU, per-class IoU, pixel accuracy of a model")
     _add_inference_args(evaluate)
-    evaluate.add_argument("--export", help="write labelId PNGs here (Cityscapes eval script)")
-    evaluate.add_argument("--output", help="results JSON (default next to the checkpoint)")
+    evaluate.add_argument(
+        "--export",
+        help="write labelId PNGs here (Cityscapes eval script): a new or empty folder outside "
+        "the dataset, or the export of this same evaluation",
+    )
+    evaluate.add_argument(
+        "--output",
+        help="results .json (default next to the checkpoint: eval-<checkpoint>-<split>-<mode>-"
+        "<hash of the settings>.json); an existing file is replaced only when it holds this "
+        "same evaluation's results",
+    )
     evaluate.add_argument(
         "--report-scaled",
         action=argparse.BooleanOptionalAction,
@@ -328,7 +337,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="colourised masks, overlays and grids as PNG")
     _add_inference_args(predict)
-    predict.add_argument("--images", nargs="+", help="image files (else --count from --split)")
+    predict.add_argument(
+        "--images",
+        nargs="+",
+        help="image files of distinct names: x.png gives x_pred.png (else --count from --split)",
+    )
     predict.add_argument("--count", type=int, default=8, help="images of the split to show")
     predict.add_argument("--out", default="runs/predictions", help="output folder")
     predict.set_defaults(func=_predict)

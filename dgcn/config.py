@@ -29,6 +29,7 @@ from dgcn.config_check import (
     valid_keys,
 )
 from dgcn.config_check import parse_duration as parse_duration  # the config's own duration rule
+from dgcn.config_yaml import parse_yaml, short
 from dgcn.errors import ConfigError
 from dgcn.fileio import write_text_atomic
 
@@ -277,31 +278,60 @@ def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
         if not path.is_file():
             raise ConfigError(f"config file {path} not found")
         return path
-    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
+    return _preset_path(str(name_or_path))
+
+
+def _preset_path(name: str) -> Path:
+    """The file of the preset ``name`` in :data:`CONFIG_DIR`."""
+    candidate = CONFIG_DIR / f"{name}.yaml"
     if candidate.is_file():
         return candidate
     presets = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    match = difflib.get_close_matches(str(name_or_path), presets, n=1, cutoff=0.4)
+    match = difflib.get_close_matches(name, presets, n=1, cutoff=0.4)
     hint = f"; did you mean {match[0]!r}?" if match else ""
     raise ConfigError(
-        f"unknown config {str(name_or_path)!r}{hint} (presets in {CONFIG_DIR}: "
-        f"{', '.join(presets)})"
+        f"unknown config {short(name)}{hint} (presets in {CONFIG_DIR}: {', '.join(presets)})"
     )
 
 
+def base_path(base: object, config: Path) -> Path:
+    """The file that ``base: <base>`` in the config file ``config`` names.
+
+    A path (it ends in ``.yaml``/``.yml`` or holds a ``/``) is read relative to the folder of
+    ``config``, not the working directory; a name is ``<name>.yaml`` beside ``config`` when
+    that file exists, else the preset of that name in :data:`CONFIG_DIR` (where the presets'
+    own ``base:`` names point either way).
+
+    Raises:
+        ConfigError: ``base`` is not a string, or names no file.
+    """
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(
+            f"base in {config} must be a preset name or a YAML path, got {short(base)}"
+        )
+    target = Path(base)
+    if target.suffix in (".yaml", ".yml") or "/" in base or os.sep in base:
+        target = target if target.is_absolute() else config.parent / target
+        if not target.is_file():
+            raise ConfigError(
+                f"base {short(base)} in {config}: {target} not found (a relative base is read "
+                "from the folder of the file that names it)"
+            )
+        return target
+    beside = config.parent / f"{base}.yaml"
+    return beside if beside.is_file() else _preset_path(base)
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict, str]]:
-    if path in seen:
+    if path.resolve() in {p.resolve() for p in seen}:
         raise ConfigError(f"config {path} inherits from itself through 'base'")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config {path} is not valid YAML: {err}") from err
+    data = parse_yaml(path.read_text(), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping of keys, got {type(data).__name__}")
     layers = []
     base = data.pop("base", None)
     if base is not None:
-        layers += _read_yaml(resolve_config_path(base), (*seen, path))
+        layers += _read_yaml(base_path(base, path), (*seen, path))
     layers.append((data, str(path)))
     return layers
 

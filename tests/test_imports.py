@@ -254,6 +254,7 @@ LAYERS = (
     (
         "config",
         "config_check",
+        "config_yaml",
         "model_spec",
         "errors",
         "fileio",

@@ -1,12 +1,12 @@
 """Evaluation: the confusion matrix and its scores (``metrics``), the object-level score of the
 big vehicles (``objects``), whole / sliding / multi-scale prediction (``prediction``), the
 authors' released evaluation re-computed step by step as its reference (``authors``), and the
-evaluation loop with the ``labelIds`` export (``loop``).
+evaluation loop with the ``labelIds`` export (``loop``) and the rules of what it writes
+(``outputs``).
 """
 
-from dgcn.evaluation import authors, loop, metrics, objects, prediction
+from dgcn.evaluation import authors, loop, metrics, objects, outputs, prediction
 from dgcn.evaluation.loop import (
-    default_eval_output,
     evaluate,
     evaluate_run,
     export_path,
@@ -14,6 +14,7 @@ from dgcn.evaluation.loop import (
 )
 from dgcn.evaluation.metrics import ConfusionMatrix, format_table, scaled_miou
 from dgcn.evaluation.objects import ObjectScore, label_components
+from dgcn.evaluation.outputs import default_eval_output
 from dgcn.evaluation.prediction import (
     DEFAULT_SCALES,
     MODES,
@@ -43,6 +44,7 @@ __all__ = [
     "metrics",
     "ObjectScore",
     "objects",
+    "outputs",
     "predict",
     "prediction",
     "predict_multiscale",

@@ -21,6 +21,7 @@ from dgcn.config import Config
 from dgcn.datasets.build import build_dataset, image_paths, prepare_data
 from dgcn.datasets.cityscapes import read_photo
 from dgcn.datasets.transforms import eval_transforms
+from dgcn.errors import ConfigError
 from dgcn.evaluation.prediction import predict
 from dgcn.fileio import atomic_path
 from dgcn.viz.palette import colorize, dataset_palette, denormalize, overlay
@@ -42,7 +43,24 @@ class Sample:
 
 
 def photo_samples(paths: list[str | os.PathLike]) -> list[Sample]:
-    """The user's own photos (PNG, JPEG, ...) normalised as for evaluation; no ground truth."""
+    """The user's own photos (PNG, JPEG, ...) normalised as for evaluation; no ground truth.
+
+    Each photo's outputs are named by its file name without the suffix (``<name>_pred.png``),
+    so two photos of one name (``a/x.png`` and ``b/x.jpg``, or one file given twice) are
+    refused before any is read: the second would replace the first's files.
+
+    Raises:
+        ConfigError: two paths of one name, naming both.
+    """
+    first: dict[str, Path] = {}
+    for path in map(Path, paths):
+        other = first.setdefault(path.stem, path)
+        if other is not path:
+            raise ConfigError(
+                f"--images {other} and {path} have one name, {path.stem!r}, and would write "
+                f"the same {path.stem}_pred.png: give each image once, renaming one of them, "
+                "or predict them in two runs with different --out"
+            )
     samples = []
     for path in paths:
         image = read_photo(Path(path))
