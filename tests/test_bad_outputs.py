@@ -202,3 +202,16 @@ def test_under_torchrun_only_rank_0_holds_the_lock(tmp_path, monkeypatch, rank, 
     runs.train(load_config("minicity-cpu"), tmp_path / "run")
     assert seen == [locked]
     assert not lock_path(tmp_path / "run").exists()
+
+
+def test_every_test_mode_setting_is_part_of_an_evaluations_identity():
+    """A setting of ``eval`` left out of the identity would let two evaluations share a file."""
+    import dataclasses
+
+    from dgcn.config import EvalConfig, load_config
+    from dgcn.evaluation.outputs import evaluation_identity
+
+    cfg = load_config("minicity-cpu")
+    identity = evaluation_identity(cfg, "last.pt", "val", "fp32")
+    missing = {f.name for f in dataclasses.fields(EvalConfig)} - set(identity) - {"precision"}
+    assert not missing, f"eval settings not in the identity: {missing}"
