@@ -262,6 +262,7 @@ LAYERS = (
         "markdown",
         "book",
         "progress",
+        "optional",
     ),
     ("distributed", "precision"),
     ("datasets",),
