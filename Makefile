@@ -1,5 +1,5 @@
 # make demo  - the main job on a CPU: the ablation table on MiniCity (no dataset, no GPU)
-# make test  - the whole check: ruff, pytest on tests/, nbval on notebooks/
+# make test  - the whole check: ruff, pytest on tests/, test-no-extras, nbval on notebooks/
 # make test-fast - ruff and the tests not marked slow (about 40 s)
 # make test-no-extras - the training, CLI and error tests with the notebook extras hidden
 # Each creates .venv and installs the package with its extras on first use.
