@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import tiny_opts, train_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,6 +54,7 @@ def test_the_blocker_hides_the_extras_and_nothing_else(tmp_path):
     assert done.returncode == 1 and "No module named 'matplotlib'" in done.stderr
 
 
+@pytest.mark.slow  # four commands in fresh processes: about 50 s on 2 cores
 def test_train_evaluate_predict_and_reproduce_run_without_the_extras(minicity, tmp_path):
     opts = tiny_opts(minicity, **{"train.iterations": 2})
     run = tmp_path / "run"
