@@ -262,6 +262,7 @@ LAYERS = (
         "markdown",
         "book",
         "progress",
+        "optional",
     ),
     ("distributed", "precision"),
     ("datasets",),
@@ -270,7 +271,7 @@ LAYERS = (
     ("evaluation",),
     ("training",),
     ("viz",),
-    ("ablation", "reproduce_report", "reproduce", "cli", "__main__"),
+    ("ablation", "reproduce_report", "reproduce", "cli_parser", "cli", "__main__"),
 )
 #: the one upward import, lazy: a training run draws its curves.png with viz's figure
 UPWARD = {("dgcn.training.rundir", "dgcn.viz")}

@@ -24,6 +24,7 @@ from dgcn.datasets.transforms import eval_transforms
 from dgcn.errors import ConfigError
 from dgcn.evaluation.prediction import predict
 from dgcn.fileio import atomic_path
+from dgcn.optional import available, note_skipped
 from dgcn.viz.palette import colorize, dataset_palette, denormalize, overlay
 from dgcn.viz.predictions import prediction_grid, save_figure
 
@@ -92,7 +93,8 @@ def predict_images(model: nn.Module, cfg: Config, samples: list[Sample], out: st
         out: the output folder (created).
 
     Returns:
-        The path of ``grid.png``, or None when no sample has a ground truth.
+        The path of ``grid.png``, or None when no sample has a ground truth or matplotlib is
+        not installed (then one note says so).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -109,6 +111,9 @@ def predict_images(model: nn.Module, cfg: Config, samples: list[Sample], out: st
                 Image.fromarray(array).save(tmp, format="PNG")
     known = [(s, p) for s, p in zip(samples, preds, strict=True) if s.target is not None]
     if not known:
+        return None
+    if not available("matplotlib"):
+        note_skipped("grid.png", instead="each prediction is in its own _pred.png")
         return None
     grid = prediction_grid(
         [s.image for s, _ in known],
