@@ -21,6 +21,7 @@ installed. Both trainers (:func:`~dgcn.training.loop.fit` and
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -330,11 +331,13 @@ class MetricsLog:
 def plot_curves(records: list[dict[str, Any]], path: Path) -> None:
     """Draw the loss and mIoU curves of ``records`` into ``path`` (nothing without
     matplotlib: the JSONL log is still there)."""
-    try:
-        # lazy: matplotlib is optional, and viz sits above training (the one upward import:
-        # a run draws its own curves.png with the same figure the notebooks show)
-        from dgcn.viz.predictions import save_figure, training_curves
-    except ImportError:
+    # dgcn.viz imports matplotlib only inside its drawing functions, so its absence is asked
+    # directly (a GPU machine may have torch and the core dependencies only)
+    if importlib.util.find_spec("matplotlib") is None:
         return
+    # lazy: matplotlib is optional, and viz sits above training (the one upward import: a run
+    # draws its own curves.png with the same figure the notebooks show)
+    from dgcn.viz.predictions import save_figure, training_curves
+
     if records:
         save_figure(training_curves(records), path)
