@@ -192,8 +192,8 @@ def test_end_to_end_runs_dgcn_train_at_a_tiny_size(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), DGCN_BENCH_RESULTS=str(tmp_path))
     command = [sys.executable, str(BENCHMARKS / "end_to_end.py"), "--iterations", "3"]
     command += ["--log-every", "1", "--images", "2", "--size", "128", "256", "--workers", "0"]
-    command += ["--opt", "model.name=dgcnet_official_micro", "data.crop_size=[64,64]"]
-    command += ["train.batch_size=2", "eval.tile=64"]
+    command += ["--opt", "model.name=dgcnet_official_micro", "data.crop_size=[128,128]"]
+    command += ["train.batch_size=2", "eval.tile=128"]
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((tmp_path / "end_to_end_cpu.json").read_text())
