@@ -130,7 +130,8 @@ def _import_eval(folder: Path) -> tuple[types.ModuleType, list[str]]:
     if importlib.util.find_spec("scipy") is None:  # ndimage.zoom: their multi-scale only
         stand_ins["scipy"] = _placeholder("scipy")
         stand_ins["scipy.ndimage"] = stand_ins["scipy"].ndimage = _placeholder("scipy.ndimage")
-    saved = {name: sys.modules.get(name) for name in stand_ins}
+    absent = object()
+    saved = {name: sys.modules.get(name, absent) for name in stand_ins}
     sys.modules.update(stand_ins)
     try:
         spec = importlib.util.spec_from_file_location("gald_dgcnet_eval", folder / "eval.py")
@@ -138,7 +139,7 @@ def _import_eval(folder: Path) -> tuple[types.ModuleType, list[str]]:
         spec.loader.exec_module(module)
     finally:
         for name, previous in saved.items():
-            if previous is None:
+            if previous is absent:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = previous

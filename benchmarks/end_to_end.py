@@ -194,7 +194,7 @@ def main() -> None:
     write_result(f"end_to_end_{device}", payload, complete=False)  # the figures first
     try:  # a FLOP count that fails (a tiny crop) must not cost the measured figures
         payload.update(utilisation(figures["seconds_per_iter"], args.opt or []))
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         payload["utilisation_error"] = f"{type(error).__name__}: {error}"
     complete = status == 0 and not stopped and figures["seconds_per_iter"] is not None
     path = write_result(f"end_to_end_{device}", payload, complete=complete)
