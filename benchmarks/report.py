@@ -152,14 +152,17 @@ def train_step_compile(record: dict) -> str:
         for v in record["variants"]
     ]
     header = ["variant", "s/iteration", "images/s", "compile s", "peak GiB", "MFU (datasheet)"]
-    return "\n".join(
-        [
-            f"`{record['model']}`, batch {record['batch']}, {size}; compile seconds: the"
-            " warm-up iterations' time beyond as many timed ones.",
-            "",
-            table(header, rows),
-        ]
-    )
+    out = [
+        f"`{record['model']}`, batch {record['batch']}, {size}; compile seconds: the"
+        " warm-up iterations' time beyond as many timed ones.",
+        "",
+        table(header, rows),
+    ]
+    timed = {v["name"] for v in record["variants"]}
+    for name, seconds in (record.get("first_iteration_s") or {}).items():
+        if name not in timed:  # stopped after its first (compiling) iteration
+            out += ["", f"{name}: stopped after its first iteration, {seconds:.1f} s."]
+    return "\n".join(out)
 
 
 def authors_train_step(record: dict) -> str:

@@ -112,7 +112,7 @@ def steps(out: Path, authors: str | None) -> list[Step]:
         Step(
             "torch.compile",
             90,
-            ("benchmarks/train_step.py", "--compile", "--iterations", "8", "--warmup", "3"),
+            ("benchmarks/train_step.py", "--compile", "--iterations", "5", "--warmup", "3"),
             minimum=45,
         ),
         Step(

@@ -123,11 +123,15 @@ def timed(step, device) -> float:
     return time.perf_counter() - start
 
 
-def run_variant(args, device, variant, flops_per_image, make_model=None, criterion=None):
+def run_variant(
+    args, device, variant, flops_per_image, make_model=None, criterion=None, on_first=None
+):
     """Time ``variant``: warm-up steps (the first one timed on its own), then
     ``args.iterations`` timed steps (their median). ``make_model`` builds the network on the
     CPU (default: ``args.model`` from seed 0), ``criterion`` maps (outputs, masks) to
-    (loss, parts) (default: the package's loss)."""
+    (loss, parts) (default: the package's loss); ``on_first`` is called with the first
+    iteration's seconds as soon as it has run (a compiled variant's compilation, kept even if
+    a time limit stops the rest)."""
     torch.manual_seed(0)
     model = (make_model or (lambda: build_model(args.model, num_classes=19)))()
     model = model.to(device).train()
@@ -157,7 +161,10 @@ def run_variant(args, device, variant, flops_per_image, make_model=None, criteri
                 ]
                 step = step_fn(runner, criterion, optimizer, variant, scaler)
                 once = functools.partial(step, images, masks, accumulation)
-                warmup = [timed(once, device) for _ in range(args.warmup)]
+                warmup = [timed(once, device)]
+                if on_first is not None:
+                    on_first(warmup[0])
+                warmup += [timed(once, device) for _ in range(args.warmup - 1)]
                 break
             except torch.OutOfMemoryError:
                 if micro == 1:
@@ -285,7 +292,14 @@ def run_ours(args, flops: float) -> None:
         if rows and args.budget and time.perf_counter() - args.started > args.budget:
             print(f"{v['name']}: skipped, the --budget of {args.budget:.0f} s is spent")
             continue
-        result, _ = run_variant(args, device, v, flops)
+
+        def first(seconds: float, v=v) -> None:
+            print(f"{v['name']}: first iteration {seconds:.1f} s", flush=True)
+            payload = result_payload(args, flops, rows, check)
+            payload["first_iteration_s"] = {v["name"]: seconds}  # before the variant's row
+            write_result(name, payload, complete=False)
+
+        result, _ = run_variant(args, device, v, flops, on_first=first if v["compile"] else None)
         rows.append(result)
         ran.append(v)
         print_row(result)

@@ -5,7 +5,6 @@ The side-by-side tests need a copy of the authors' repository (lxtGH/GALD-DGCNet
 no licence file, so it is not part of this one): set DGCN_AUTHORS_DIR to its folder; without
 it they are skipped."""
 
-import copy
 import os
 import subprocess
 import sys
@@ -187,11 +186,13 @@ def test_run_variant_runs_under_the_variants_tf32_setting_and_records_its_fields
         def forward(self, x):
             return {"out": self.conv(x)}
 
+    firsts = []
     for setting in (False, True):
         variant = train_step.variant("v", tf32_on=setting)
         result, _ = train_step.run_variant(
-            args, torch.device("cpu"), variant, 1e6, lambda: copy.deepcopy(Net()), criterion
+            args, torch.device("cpu"), variant, 1e6, Net, criterion, firsts.append
         )
+        assert firsts[-1] == result["first_iteration_s"]  # told as soon as it ran
         assert seen[-1] == {"matmul": setting, "cudnn": setting}
         assert common.tf32_state() == before
         assert result["first_iteration_s"] == result["warmup_seconds"][0] > 0

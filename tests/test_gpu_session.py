@@ -267,6 +267,10 @@ def test_report_renders_the_new_cuda_fields():
         generate_seconds=9.0,
     )
     assert "**0.432 s/iteration** over 20 iterations" in report.end_to_end(e2e)
+    compiled = cuda_record(model="m", size=[832, 832], batch=8, variants=[])
+    compiled["first_iteration_s"] = {"bf16 + channels_last + compile": 95.04}
+    text = report.train_step_compile(compiled)
+    assert "bf16 + channels_last + compile: stopped after its first iteration, 95.0 s." in text
     steps = [{"name": "modules", "status": "skipped: needs a CUDA GPU", "seconds": 0.0}]
     text = report.session({"budget_s": 480, "elapsed_s": 6, "steps": steps})
     assert "| modules | skipped: needs a CUDA GPU | - | 0 |" in text
