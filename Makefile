@@ -62,6 +62,8 @@ book: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/modules.py
 	$(PY) benchmarks/train_step.py
+	@if $(PY) -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then \
+		$(PY) benchmarks/train_step.py --compile; fi
 	$(PY) benchmarks/evaluation.py
 	$(PY) benchmarks/data_loading.py
 	nice $(PY) benchmarks/context_cost.py
