@@ -1,7 +1,8 @@
 # make demo  - the main job on a CPU: the ablation table on MiniCity (no dataset, no GPU)
-# make test  - the whole check: ruff, pytest on tests/, nbval on notebooks/
+# make test  - the whole check: ruff, pytest on tests/, test-no-extras, nbval on notebooks/
 # make test-fast - ruff and the tests not marked slow (about 40 s)
-# Both create .venv and install the package with its extras on first use.
+# make test-no-extras - the training, CLI and error tests with the notebook extras hidden
+# Each creates .venv and installs the package with its extras on first use.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 SRC := $(wildcard dgcn tests benchmarks docs/book/build.py notebooks/[0-9]*.py)
 
-.PHONY: demo test test-fast lint format install clean book bench
+.PHONY: demo test test-fast test-no-extras lint format install clean book bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "dgcn needs Python >= 3.10, found " + sys.version.split()[0]'
@@ -33,6 +34,7 @@ format: $(STAMP)
 
 test: lint
 	$(PY) -m pytest -q tests
+	$(MAKE) --no-print-directory test-no-extras
 	@if ls notebooks/[0-9]*.ipynb >/dev/null 2>&1; then \
 		DGCN_SMOKE=1 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax notebooks/[0-9]*.ipynb; \
 	else echo "no notebooks yet: nbval skipped"; fi
@@ -40,6 +42,16 @@ test: lint
 # the quick lane while editing: lint and the tests not marked slow (no notebooks)
 test-fast: lint
 	$(PY) -m pytest -q -m "not slow" tests
+
+# the commands' tests with only the core dependencies: tests/no_extras/sitecustomize.py makes
+# matplotlib, pandas, ipywidgets, jupytext, nbval, scipy, ... unimportable (about 1 min;
+# tests/test_no_extras.py runs train, evaluate, predict and reproduce the same way)
+NO_EXTRAS_TESTS := tests/test_cli.py tests/test_errors.py tests/test_training.py \
+	tests/test_interrupts.py tests/test_reproduce_resume.py tests/test_inference.py \
+	tests/test_api.py tests/test_datasets.py
+test-no-extras: $(STAMP)
+	PYTHONPATH=$(CURDIR)/tests/no_extras $(PY) -m pytest -q -p no:cacheprovider -p no:nbval \
+		-m "not slow" $(NO_EXTRAS_TESTS)
 
 # the book as HTML under build/book/: notebooks executed in smoke mode on a CPU, MathJax local
 # (the pages load no remote script, so the equations render offline)
@@ -50,6 +62,8 @@ book: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/modules.py
 	$(PY) benchmarks/train_step.py
+	@if $(PY) -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then \
+		$(PY) benchmarks/train_step.py --compile; fi
 	$(PY) benchmarks/evaluation.py
 	$(PY) benchmarks/data_loading.py
 	nice $(PY) benchmarks/context_cost.py

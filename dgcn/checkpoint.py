@@ -34,7 +34,7 @@ from dgcn.config import (
 from dgcn.errors import CheckpointError, ConfigError, ResourceError
 from dgcn.fileio import atomic_path
 from dgcn.models import build_model, load_official_checkpoint
-from dgcn.models.weights import upgrade_state_dict
+from dgcn.models.weights import check_finite, upgrade_state_dict
 
 FORMAT = "dgcn-checkpoint-1"
 #: the entries of every checkpoint, with their types
@@ -148,7 +148,8 @@ def require_training_state(state: dict[str, Any], path: str | os.PathLike) -> No
 
 
 def load_model_weights(model: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike):
-    """Load ``state["model"]`` strictly into ``model``; a mismatch names the first bad key."""
+    """Load ``state["model"]`` strictly into ``model``; a mismatch names the first bad key, and
+    weights that are not all finite are refused (:func:`~dgcn.models.weights.check_finite`)."""
     weights = upgrade_state_dict(state["model"])  # legacy names (head.context.*) renamed
     ours = model.state_dict()
     for key, value in weights.items():
@@ -165,6 +166,7 @@ def load_model_weights(model: torch.nn.Module, state: dict[str, Any], path: str 
     missing = [k for k in ours if k not in weights]
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing[0]!r}: it is of another model")
+    check_finite(weights, path)
     model.load_state_dict(weights, strict=True)
 
 

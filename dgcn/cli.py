@@ -1,7 +1,8 @@
 """The ``dgcn`` command line (also ``python -m dgcn``).
 
 Every user mistake ends as one line on stderr and exit status 2 (``--debug`` shows the
-traceback); the CLI only parses the arguments and calls the package. Imports of modules that
+traceback); the CLI only parses the arguments (``dgcn.cli_parser``: each sub-command's
+options, defaults and example) and calls the package. Imports of modules that
 load torch are function-local (marked ``# lazy``), so that ``dgcn --help`` stays fast.
 """
 
@@ -12,17 +13,13 @@ import os
 import signal
 import sys
 import time
-import typing
 from pathlib import Path
 
-from dgcn.cli_args import OneLineParser, integer, print_error
-from dgcn.config import EvalConfig, load_config
-from dgcn.config_check import BATCH_MAX, SEED_MAX, SIDE_MAX, WORKERS_MAX
+from dgcn.cli_args import print_error
+from dgcn.cli_parser import INFERENCE_OPTIONS, build_parser
+from dgcn.config import load_config
 from dgcn.errors import ConfigError, DgcnError, allocation_failure
 from dgcn.fileio import file_sha256
-
-#: the preset whose data part gives ``make-minicity`` its defaults
-MINICITY_PRESET = "minicity-cpu"
 
 
 def _summary(args: argparse.Namespace) -> int:
@@ -208,231 +205,19 @@ def _reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-#: the test-mode options of ``evaluate`` and ``predict``: fields of the config's ``eval`` part
-INFERENCE_OPTIONS = ("mode", "tile", "overlap", "scales", "flip", "average", "precision")
-
-
-def _choices(field: str) -> tuple[str, ...]:
-    """The choices of an :class:`EvalConfig` field, read from its type."""
-    return typing.get_args(typing.get_type_hints(EvalConfig)[field])
-
-
-def _add_inference_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="runs/<name>/last.pt or the authors' .pth")
-    p.add_argument("--official", action="store_true", help="the file is the authors' checkpoint")
-    p.add_argument("--config", help="data/eval config for --official (cityscapes-official)")
-    p.add_argument("--data-root", help="dataset root (overrides data.root)")
-    p.add_argument("--split", help="split (default: the config's val split)")
-    p.add_argument("--mode", choices=_choices("mode"))
-    p.add_argument("--tile", type=int, help="sliding-window tile (the authors: 832)")
-    p.add_argument("--overlap", type=float, help="sliding-window overlap (the authors: 1/3)")
-    p.add_argument("--scales", type=float, nargs="+", help="multi-scale factors")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument(
-        "--average",
-        choices=_choices("average"),
-        help="what windows, scales and flips average (the authors: logits)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=_choices("precision"),
-        help="autocast (auto: bf16 on CUDA >= Ampere, fp16 before, fp32 on a CPU)",
-    )
-    p.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    p.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one sub-command per job."""
-    parser = OneLineParser(
-        prog="dgcn", description="Dual Graph Convolutional Network: build, train, evaluate."
-    )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-
-    summary = sub.add_parser(
-        "summary", help="parameters and FLOPs per block, and one forward pass on a random image"
-    )
-    summary.add_argument("--model", default="dgcnet_official_r101", help="a preset name")
-    summary.add_argument(
-        "--size", nargs=2, type=integer(32, SIDE_MAX), default=(1024, 2048), metavar=("H", "W")
-    )
-    summary.add_argument("--batch", type=integer(1, BATCH_MAX), default=1)
-    summary.add_argument(
-        "--classes", type=integer(1), help="classes (default: the Cityscapes train ids)"
-    )
-    summary.add_argument(
-        "--forward",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="also run one real forward pass on the CPU (random weights)",
-    )
-    summary.set_defaults(func=_summary)
-
-    plan = sub.add_parser(
-        "plan", help="micro-batch and training time of presets on common GPUs (estimates)"
-    )
-    plan.add_argument(
-        "--config",
-        nargs="+",
-        default=["cityscapes-official", "cityscapes-paper"],
-        help="presets or YAML paths, one column each",
-    )
-    plan.add_argument("--gpu", nargs="+", help="GPU names (default: all; e.g. T4 'H100 SXM')")
-    plan.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="overrides for every config")
-    plan.set_defaults(func=_plan)
-
-    train = sub.add_parser("train", help="train one run (also under torchrun)")
-    train.add_argument("--config", required=True, help="preset name or YAML path")
-    train.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="e.g. train.lr=0.02")
-    train.add_argument("--run-dir", help="output folder (default runs/<config name>)")
-    train.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from run-dir/last.pt (previous.pt when last.pt cannot be read), with the "
-        "run's own precision and micro-batch unless --opt sets them",
-    )
-    train.add_argument("--overwrite", action="store_true", help="replace an existing run")
-    train.add_argument(
-        "--allow-config-change",
-        action="store_true",
-        help="resume with a config other than the run's own (kept in config-history.jsonl)",
-    )
-    train.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    train.add_argument("--quiet", action="store_true", help="no progress bars")
-    train.set_defaults(func=_train)
-
-    evaluate = sub.add_parser("evaluate", help="mIoU, per-class IoU, pixel accuracy of a model")
-    _add_inference_args(evaluate)
-    evaluate.add_argument("--export", help="write labelId PNGs here (Cityscapes eval script)")
-    evaluate.add_argument("--output", help="results JSON (default next to the checkpoint)")
-    evaluate.add_argument(
-        "--report-scaled",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="also report mIoU x K/(K+1), labelled 'EncNet-style K+1' (PASCAL Context: the "
-        "59-class mIoU x 59/60, the 60-class figure some papers print); eval.report_scaled",
-    )
-    evaluate.add_argument("--workers", type=integer(0, WORKERS_MAX), default=2)
-    evaluate.add_argument("--quiet", action="store_true")
-    evaluate.set_defaults(func=_evaluate)
-
-    predict = sub.add_parser("predict", help="colourised masks, overlays and grids as PNG")
-    _add_inference_args(predict)
-    predict.add_argument("--images", nargs="+", help="image files (else --count from --split)")
-    predict.add_argument("--count", type=integer(1), default=8, help="images of the split to show")
-    predict.add_argument("--out", default="runs/predictions", help="output folder")
-    predict.set_defaults(func=_predict)
-
-    reproduce = sub.add_parser(
-        "reproduce", help="the ablation table: baseline, coordinate, feature, both (make demo)"
-    )
-    reproduce.add_argument(
-        "--preset",
-        default="minicity-ablation",
-        help="config preset of the rows (default: the CPU ablation on a frozen MiniCity backbone)",
-    )
-    reproduce.add_argument("--data-root", help="dataset root (Cityscapes for the GPU presets)")
-    reproduce.add_argument("--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0])
-    reproduce.add_argument(
-        "--rows",
-        nargs="+",
-        metavar="ROW",
-        help="rows to run: baseline coordinate feature both global-pool ppm non-local "
-        "official-baseline official-coordinate official-feature official-both (default: the "
-        "four paper rows, plus global-pool, ppm and non-local on a frozen backbone)",
-    )
-    reproduce.add_argument(
-        "--out",
-        help="output folder (default runs/reproduce/<timestamp>); one that holds a table of the "
-        "same settings is continued: finished rows kept, the current row resumed",
-    )
-    reproduce.add_argument(
-        "--join",
-        nargs="+",
-        metavar="RUN_DIR",
-        help="finished runs of `dgcn train` that stand for the table's row whose config they have",
-    )
-    reproduce.add_argument("--opt", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    reproduce.add_argument("--device", default="auto", choices=["auto", "cuda", "cpu"])
-    reproduce.add_argument("--quiet", action="store_true")
-    reproduce.set_defaults(func=_reproduce)
-
-    export = sub.add_parser(
-        "export", help="a run's weights and config without optimizer state, with its sha256"
-    )
-    export.add_argument("--checkpoint", required=True, help="runs/<name>/last.pt")
-    export.add_argument("--out", required=True, help="the file to write")
-    export.set_defaults(func=_export)
-
-    minicity = sub.add_parser(
-        "make-minicity", help="generate MiniCity, a synthetic city in the Cityscapes layout"
-    )
-    data = load_config(MINICITY_PRESET).data  # the defaults: the CPU preset's MiniCity
-    minicity.add_argument("--out", default=data.root, help="output root (%(default)s)")
-    minicity.add_argument(
-        "--train",
-        type=integer(0),
-        default=data.minicity_train,
-        help="training images (%(default)s)",
-    )
-    minicity.add_argument(
-        "--val", type=integer(0), default=data.minicity_val, help="validation images (%(default)s)"
-    )
-    minicity.add_argument("--test", type=integer(0), default=0, help="test images")
-    minicity.add_argument("--seed", type=integer(0, SEED_MAX), default=data.minicity_seed)
-    minicity.add_argument(
-        "--size",
-        nargs=2,
-        type=integer(16, SIDE_MAX),
-        default=tuple(data.minicity_size),
-        metavar=("H", "W"),
-    )
-    minicity.add_argument(
-        "--generator-version",
-        type=int,
-        default=data.minicity_version,
-        help="the generator's rules: 2 mixes trucks, buses and trains in one image; 1 rebuilds "
-        "the first edition's data byte for byte (%(default)s)",
-    )
-    minicity.add_argument("--overwrite", action="store_true", help="replace another MiniCity")
-    minicity.add_argument("--preview", metavar="PNG", help="also save a grid of train images")
-    minicity.set_defaults(func=_make_minicity)
-
-    check = sub.add_parser(
-        "check-data",
-        help="validate a Cityscapes-layout or PASCAL Context tree and print counts per split",
-    )
-    check.add_argument(
-        "--root",
-        required=True,
-        help="dataset root (Cityscapes: holds leftImg8bit/; PASCAL Context: VOCdevkit/VOC2010)",
-    )
-    check.add_argument(
-        "--dataset",
-        default="cityscapes",
-        choices=["cityscapes", "minicity", "pascal-context", "pascal-context-60"],
-        help="the layout to check (%(default)s; minicity is the Cityscapes layout)",
-    )
-    check.add_argument("--quiet", action="store_true", help="no progress bar")
-    check.set_defaults(func=_check_data)
-
-    convert = sub.add_parser(
-        "convert-pascal-context",
-        help="write the PASCAL Context .mat labels once as 8-bit PNGs (values 0..59)",
-    )
-    convert.add_argument(
-        "--root", required=True, help="the VOC2010 folder (holds JPEGImages/ and trainval/)"
-    )
-    convert.add_argument(
-        "--out",
-        help="folder that receives SegmentationClassContext/ (default: VOCdevkit/VOC2010, where "
-        "the loader finds it)",
-    )
-    convert.add_argument("--overwrite", action="store_true", help="replace existing PNGs")
-    convert.add_argument("--quiet", action="store_true", help="no progress bar")
-    convert.set_defaults(func=_convert_pascal_context)
-    return parser
+#: the function that runs each sub-command of :func:`dgcn.cli_parser.build_parser`
+COMMANDS = {
+    "summary": _summary,
+    "plan": _plan,
+    "train": _train,
+    "evaluate": _evaluate,
+    "predict": _predict,
+    "reproduce": _reproduce,
+    "export": _export,
+    "make-minicity": _make_minicity,
+    "check-data": _check_data,
+    "convert-pascal-context": _convert_pascal_context,
+}
 
 
 def one_line(err: BaseException) -> str:
@@ -454,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as stop:  # --help (0), or a mistake the parser printed in one line (2)
         return stop.code if isinstance(stop.code, int) else 2
     try:
-        return int(args.func(args) or 0)
+        return int(COMMANDS[args.command](args) or 0)
     except DgcnError as err:
         if args.debug:
             raise

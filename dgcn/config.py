@@ -29,6 +29,7 @@ from dgcn.config_check import (
     valid_keys,
 )
 from dgcn.config_check import parse_duration as parse_duration  # the config's own duration rule
+from dgcn.config_yaml import parse_yaml, short
 from dgcn.errors import ConfigError
 from dgcn.fileio import read_utf8, write_text_atomic
 
@@ -169,6 +170,15 @@ class EvalConfig:
         mode: ``whole``, ``slide`` or ``multiscale``.
         tile, overlap: sliding window (the authors: 832, 1/3).
         scales, flip: multi-scale + flip.
+        scale_tile: the multi-scale mode's tile: None (the default, the authors') predicts
+            every scaled image whole, its logits resized once to the full size; a size slides
+            windows of it over every scaled image (their mean resized to the full size), which
+            bounds the memory of one forward pass and keeps the network at its training crop
+            (notebook 09: the graphs' sums grow with the pixels). For a 1024 x 2048 frame at
+            the default scales, with flip, the network runs on 35.4 M pixels whole and 78.9 M
+            with ``scale_tile=832`` (57 windows, the 0.75 scale's padded to 832 rows), against
+            5.5 M for the single-scale sliding window (``dgcn.evaluation.forward_pixels``,
+            printed in notebook 07, Sec. 2).
         average: what overlapping windows, scales and flips average: ``logits`` (the authors'
             evaluation; the softmax of the mean) or ``probs`` (the mean of the softmaxes).
         precision: the forward passes' autocast: ``auto`` (bf16 on CUDA compute capability
@@ -186,6 +196,7 @@ class EvalConfig:
     tile: int = 832
     overlap: float = 1 / 3
     scales: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25, 1.5, 1.75])
+    scale_tile: int | None = None
     flip: bool = False
     average: Literal["logits", "probs"] = "logits"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -267,31 +278,60 @@ def resolve_config_path(name_or_path: str | os.PathLike) -> Path:
         if not path.is_file():
             raise ConfigError(f"config file {path} not found")
         return path
-    candidate = CONFIG_DIR / f"{name_or_path}.yaml"
+    return _preset_path(str(name_or_path))
+
+
+def _preset_path(name: str) -> Path:
+    """The file of the preset ``name`` in :data:`CONFIG_DIR`."""
+    candidate = CONFIG_DIR / f"{name}.yaml"
     if candidate.is_file():
         return candidate
     presets = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-    match = difflib.get_close_matches(str(name_or_path), presets, n=1, cutoff=0.4)
+    match = difflib.get_close_matches(name, presets, n=1, cutoff=0.4)
     hint = f"; did you mean {match[0]!r}?" if match else ""
     raise ConfigError(
-        f"unknown config {str(name_or_path)!r}{hint} (presets in {CONFIG_DIR}: "
-        f"{', '.join(presets)})"
+        f"unknown config {short(name)}{hint} (presets in {CONFIG_DIR}: {', '.join(presets)})"
     )
 
 
+def base_path(base: object, config: Path) -> Path:
+    """The file that ``base: <base>`` in the config file ``config`` names.
+
+    A path (it ends in ``.yaml``/``.yml`` or holds a ``/``) is read relative to the folder of
+    ``config``, not the working directory; a name is ``<name>.yaml`` beside ``config`` when
+    that file exists, else the preset of that name in :data:`CONFIG_DIR` (where the presets'
+    own ``base:`` names point either way).
+
+    Raises:
+        ConfigError: ``base`` is not a string, or names no file.
+    """
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(
+            f"base in {config} must be a preset name or a YAML path, got {short(base)}"
+        )
+    target = Path(base)
+    if target.suffix in (".yaml", ".yml") or "/" in base or os.sep in base:
+        target = target if target.is_absolute() else config.parent / target
+        if not target.is_file():
+            raise ConfigError(
+                f"base {short(base)} in {config}: {target} not found (a relative base is read "
+                "from the folder of the file that names it)"
+            )
+        return target
+    beside = config.parent / f"{base}.yaml"
+    return beside if beside.is_file() else _preset_path(base)
+
+
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict, str]]:
-    if path in seen:
+    if path.resolve() in {p.resolve() for p in seen}:
         raise ConfigError(f"config {path} inherits from itself through 'base'")
-    try:
-        data = yaml.safe_load(read_utf8(path, ConfigError)) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config {path} is not valid YAML: {err}") from err
+    data = parse_yaml(read_utf8(path, ConfigError), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping of keys, got {type(data).__name__}")
     layers = []
     base = data.pop("base", None)
     if base is not None:
-        layers += _read_yaml(resolve_config_path(base), (*seen, path))
+        layers += _read_yaml(base_path(base, path), (*seen, path))
     layers.append((data, str(path)))
     return layers
 

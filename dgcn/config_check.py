@@ -16,6 +16,7 @@ import typing
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from dgcn.config_yaml import short
 from dgcn.errors import ConfigError
 from dgcn.model_spec import model_spec
 
@@ -96,9 +97,8 @@ def coerce(value: Any, hint: Any, key: str, where: str) -> Any:
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:
-            raise ConfigError(
-                f"{key} in {where} must be one of {', '.join(map(str, choices))}, got {value!r}"
-            )
+            allowed = ", ".join(map(str, choices))
+            raise ConfigError(f"{key} in {where} must be one of {allowed}, got {short(value)}")
         return value
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -110,7 +110,7 @@ def coerce(value: Any, hint: Any, key: str, where: str) -> Any:
             except ConfigError:
                 continue
         names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
-        raise ConfigError(f"{key} in {where} must be {names}, got {value!r}")
+        raise ConfigError(f"{key} in {where} must be {names}, got {short(value)}")
     if origin is list:
         if not isinstance(value, (list, tuple)):
             value = [value]
@@ -118,27 +118,27 @@ def coerce(value: Any, hint: Any, key: str, where: str) -> Any:
         return [coerce(v, item, key, where) for v in value]
     if origin is dict or hint is Any:
         if origin is dict and not isinstance(value, dict):
-            raise ConfigError(f"{key} in {where} must be a mapping, got {value!r}")
+            raise ConfigError(f"{key} in {where} must be a mapping, got {short(value)}")
         return value
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key} in {where} must be true or false, got {value!r}")
+        raise ConfigError(f"{key} in {where} must be true or false, got {short(value)}")
     if hint is float and isinstance(value, str):
         # YAML 1.1 (PyYAML) reads 1e-3 and 5e-4 as strings: a number written so is a number
         try:
             value = float(value)
         except ValueError:
-            raise ConfigError(f"{key} in {where} must be a number, got {value!r}") from None
+            raise ConfigError(f"{key} in {where} must be a number, got {short(value)}") from None
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value):
-            raise ConfigError(f"{key} in {where} must be a finite number, got {value!r}")
+            raise ConfigError(f"{key} in {where} must be a finite number, got {short(value)}")
         return float(value)
     if hint is int and isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
         return value
-    raise ConfigError(f"{key} in {where} must be {hint.__name__}, got {value!r}")
+    raise ConfigError(f"{key} in {where} must be {hint.__name__}, got {short(value)}")
 
 
 #: the classes of the datasets a config can name (MiniCity uses the 19 Cityscapes train classes)
@@ -209,8 +209,30 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eval.tile": _at_least(1),
     "eval.overlap": ((lambda v: 0 <= v < 1), "in [0, 1)"),
     "eval.scales": _FACTORS,
+    "eval.scale_tile": ((lambda v: v is None or v >= 1), ">= 1 (or unset: every scale whole)"),
     "frozen.loss_stride": _at_least(1),
 }
+
+
+#: what a run name may be: it names the run folder ``runs/<name>``, so one path component
+#: of plain characters (no separator, no ``..``), at most 100 of them
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=,-]{0,99}")
+
+
+def check_run_name(name: str) -> None:
+    """Refuse a run name that is not a plain folder name (:data:`RUN_NAME`): ``../x``,
+    ``/tmp/x`` or ``a/b`` would put the run folder, and what ``--overwrite`` replaces, outside
+    ``runs/``.
+
+    Raises:
+        ConfigError: naming the value and the characters allowed.
+    """
+    if not isinstance(name, str) or not RUN_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(
+            f"name {short(name)} must be a plain folder name (letters, digits and . _ - + = , "
+            "at most 100, no / and no ..): it names the run folder runs/<name>; set name: in "
+            "the config or --opt name=NAME"
+        )
 
 
 def check_config(config: Config) -> Config:
@@ -223,11 +245,12 @@ def check_config(config: Config) -> Config:
     Raises:
         ConfigError: naming the first key that breaks its rule and what it must be.
     """
+    check_run_name(config.name)
     for key, (test, requirement) in RULES.items():
         section, name = key.split(".")
         value = getattr(getattr(config, section), name)
         if not test(value):
-            raise ConfigError(f"{key} must be {requirement}, got {value!r}")
+            raise ConfigError(f"{key} must be {requirement}, got {short(value)}")
     classes, expected = config.num_classes, DATASET_CLASSES[config.data.dataset]
     if classes != expected:
         raise ConfigError(

@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Subset
 
+from dgcn.errors import ConfigError
+
 
 def describe_device(device: torch.device) -> str:
     """The device in words, e.g. ``Tesla T4 (compute capability 7.5)`` or ``this CPU``."""
@@ -26,13 +28,70 @@ def describe_device(device: torch.device) -> str:
     return f"this {device.type.upper()}"
 
 
-def distributed_env() -> dict[str, int]:
-    """RANK, WORLD_SIZE and LOCAL_RANK as set by ``torchrun`` (0, 1, 0 without it)."""
-    return {
-        "rank": int(os.environ.get("RANK", 0)),
-        "world_size": int(os.environ.get("WORLD_SIZE", 1)),
-        "local_rank": int(os.environ.get("LOCAL_RANK", 0)),
+#: what to do about a launch environment that is not torchrun's
+_FIX = (
+    "these variables are set by torchrun: unset RANK, LOCAL_RANK and WORLD_SIZE to run one "
+    "process, or launch with torchrun --nproc_per_node N -m dgcn ..."
+)
+
+
+#: more processes than any machine room holds: a value past it is a typo
+MAX_PROCESSES = 2**20
+
+
+def _env_int(name: str, default: int, low: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= MAX_PROCESSES:
+        shown = raw if len(raw) <= 20 else raw[:17] + "..."
+        raise ConfigError(
+            f"{name}={shown!r} must be a whole number from {low} to {MAX_PROCESSES}; {_FIX}"
+        )
+    return value
+
+
+def distributed_env(launching: bool = False) -> dict[str, int]:
+    """RANK, WORLD_SIZE and LOCAL_RANK as set by ``torchrun`` (0, 1, 0 without it), checked:
+    the one reader of the launch environment, so that a stray ``RANK=1`` in a shell cannot
+    make a single process believe it is not the main one (it would train, save nothing and
+    exit 0).
+
+    Args:
+        launching: also require what a process group needs to start (``MASTER_ADDR`` and
+            ``MASTER_PORT`` when ``WORLD_SIZE`` > 1), as :func:`setup` does.
+
+    Raises:
+        ConfigError: a value that is not a whole number from 0 (1 for WORLD_SIZE) to
+            :data:`MAX_PROCESSES` (``WORLD_SIZE=two``, ``0``, ``-1``),
+            ``RANK`` or ``LOCAL_RANK`` not below ``WORLD_SIZE`` (``RANK=1`` alone), or, when
+            launching, several processes without torchrun's rendezvous address.
+    """
+    env = {
+        "rank": _env_int("RANK", 0, 0),
+        "world_size": _env_int("WORLD_SIZE", 1, 1),
+        "local_rank": _env_int("LOCAL_RANK", 0, 0),
     }
+    size = env["world_size"]
+    for name in ("rank", "local_rank"):
+        if env[name] >= size:
+            where = "is unset (one process)" if "WORLD_SIZE" not in os.environ else f"is {size}"
+            raise ConfigError(
+                f"{name.upper()}={env[name]} but WORLD_SIZE {where}: a rank must be below the "
+                f"number of processes; {_FIX}"
+            )
+    if launching and size > 1:
+        missing = [n for n in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(n)]
+        if missing:
+            raise ConfigError(
+                f"WORLD_SIZE={size} but {' and '.join(missing)} unset (several processes "
+                f"need a rendezvous address); {_FIX}"
+            )
+    return env
 
 
 def _initialized() -> bool:
@@ -84,8 +143,12 @@ def setup(device: str = "auto") -> DistInfo:
 
     Args:
         device: ``auto`` (CUDA when available), ``cuda`` or ``cpu``.
+
+    Raises:
+        ConfigError: a launch environment that is not torchrun's (see
+            :func:`distributed_env`), before anything is started.
     """
-    env = distributed_env()
+    env = distributed_env(launching=not _initialized())
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda:
         torch.cuda.set_device(env["local_rank"])

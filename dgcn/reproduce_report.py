@@ -35,6 +35,7 @@ from dgcn.errors import DgcnError
 from dgcn.evaluation.objects import BIG_VEHICLES, MIN_PIXELS
 from dgcn.evaluation.prediction import predict
 from dgcn.fileio import write_text_atomic
+from dgcn.optional import available, note_skipped
 from dgcn.training.rundir import read_metrics
 from dgcn.viz.predictions import iou_bars, prediction_grid, row_curves, save_figure
 
@@ -122,7 +123,15 @@ def _figures(
     marked: tuple[str, ...] = CONTEXT_CLASSES,
 ) -> list[Path]:
     """Prediction grids per row, validation-mIoU curves of every row (first seed) and per-class
-    IoU bars (both vs baseline, the ``marked`` classes marked)."""
+    IoU bars (both vs baseline, the ``marked`` classes marked); none without matplotlib (one
+    note says so)."""
+    if not available("matplotlib"):
+        note_skipped(
+            "the table's figures",
+            instead="the numbers are in results.md; once it is installed, the same command with "
+            "the same --out draws them",
+        )
+        return []
     written = []
     first_seed = min(rec["seed"] for rec in records)
     by_row = {rec["row"]: rec for rec in records if rec["seed"] == first_seed}
@@ -274,7 +283,7 @@ def write_report(
         per_class_table(records, marked),
         "",
         "Figures: "
-        + ", ".join(p.name for p in figures)
+        + (", ".join(p.name for p in figures) or "none (matplotlib is not installed)")
         + "; each run's own curves.png and checkpoint last.pt in its folder."
         if final
         else f"Unfinished: {pending} more row(s) to train; figures when every row is done.",
@@ -290,5 +299,5 @@ def write_report(
     print(note)
     print(
         f"results: {out / 'results.md'}, {out / 'results.csv'}; figures: "
-        f"{', '.join(str(p) for p in figures)}"
+        f"{', '.join(str(p) for p in figures) or 'none (matplotlib is not installed)'}"
     )

@@ -139,7 +139,10 @@ def bn_eval(values, norm):
 # First the authors' network, `dgcnet_official_r101` (their deep-stem ResNet-101 and
 # `DualGCNHead`, which their checkpoint fits), its graph on a 512-channel reduction. Then the
 # paper's equations, `dgcnet_paper_r101`: the graphs sit directly on the 2048-channel layer4
-# feature $X$, their outputs are added to it, and torchvision's `FCNHead` classifies the sum.
+# feature $X$, their outputs are added to it, and torchvision's `FCNHead` classifies the sum
+# (a departure of ours: the summary has the refined features go to "a dilated convolution" for
+# the classes; the FCN head's 3x3 convolution is undilated, and it is the baseline's own, so
+# the two differ by the graphs alone).
 # Its backbone is torchvision's ResNet-101 (one 7x7 stem conv and a floor-mode max-pool), so
 # the same 832 image gives a 104x104 feature, not 105x105, and a 13x13 node grid, not 14x14:
 

@@ -18,6 +18,7 @@ def test_cases_are_the_evaluate_defaults_in_both_precisions():
     for _, config in cpu:  # what `dgcn evaluate` runs: the config's defaults but the mode
         assert config.precision == "auto" and config.average == EvalConfig().average
         assert config.overlap == EvalConfig().overlap and config.tile == 192
+    assert cpu[2][1].scale_tile == 192  # the multi-scale case slides every scale
     gpu = bench.cases(cpu=False, tile=832)
     assert [c.precision for _, c in gpu] == ["auto"] * 3 + ["fp32"] * 2
 

@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-from dgcn.cli import MINICITY_PRESET, build_parser, main
+from dgcn.cli import main
+from dgcn.cli_parser import MINICITY_PRESET, build_parser
 from dgcn.config import load_config
 from dgcn.datasets.labels import NUM_CLASSES
 

@@ -198,6 +198,47 @@ def test_an_undecodable_image_is_named_in_our_words(tmp_path, content, cause):
         assert info.value.__cause__ is not None
 
 
+def test_our_decodes_silence_torchvisions_deprecation_only_while_they_run(tmp_path):
+    """Reading images neither shows torchvision's decode deprecation warning nor leaves a
+    filter behind: the user's own call of the deprecated decoder still warns."""
+    import warnings
+
+    from dgcn.datasets.cityscapes import DECODE_DEPRECATION, read_image, read_label, read_photo
+
+    path = tmp_path / "x.png"
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(path)
+    label = tmp_path / "l.png"
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(label)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        before = list(warnings.filters)
+        assert read_image(path).shape == read_photo(path).shape == (3, 4, 6)
+        assert read_label(label).shape == (4, 6)
+        assert warnings.filters == before
+        assert not [w for w in caught if DECODE_DEPRECATION in str(w.message)]
+        torchvision.io.decode_png(torchvision.io.read_file(str(path)))
+    version = tuple(int(part) for part in torchvision.__version__.split("+")[0].split(".")[:2])
+    if version >= (0, 29):  # the decoders are deprecated from 0.29 on
+        assert [w for w in caught if DECODE_DEPRECATION in str(w.message)]
+
+
+def test_importing_dgcn_and_reading_an_image_leaves_the_warning_filters_as_they_were(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "x.png"
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(path)
+    # torch and numpy add their own filters on import: they come first, then dgcn's part
+    script = (
+        "import sys, warnings; from pathlib import Path; import torch, torchvision.io; "
+        "before = list(warnings.filters); import dgcn, dgcn.datasets, dgcn.training; "
+        "from dgcn.datasets.cityscapes import read_image; read_image(Path(sys.argv[1])); "
+        "sys.exit(warnings.filters != before)"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+
+
 def test_size_mismatch(tree):
     _, label = write_sample(tree, "train", "aachen", 0)
     Image.fromarray(np.full((16, 16), 7, np.uint8)).save(label)

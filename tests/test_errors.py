@@ -220,6 +220,7 @@ OTHER_COMMANDS = [
     (["summary", "--model", "nope"], "unknown model 'nope'"),
     (["evaluate", "--checkpoint", COMMITTED, "--mode", "slide", "--tile", "0"], "eval.tile"),
     (["evaluate", "--checkpoint", COMMITTED, "--overlap", "2"], "eval.overlap must be in"),
+    (["evaluate", "--checkpoint", COMMITTED, "--scale-tile", "0"], "eval.scale_tile must be"),
     (["evaluate", "--checkpoint", COMMITTED, "--precision", "fp16", "--device", "cpu"], "CUDA"),
     (["predict", "--checkpoint", COMMITTED, "--images", "missing.jpg"], "not found"),
     (["predict", "--checkpoint", COMMITTED, "--images", "README.md"], "is it a PNG or JPEG"),
@@ -286,11 +287,13 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_keeps_the_last_one(
 
 def test_evaluate_never_writes_into_the_committed_checkpoints_folder(tmp_path):
     committed = REPO_DIR / COMMITTED
-    assert default_eval_output(committed, "val", "whole") == str(
-        Path("runs/evaluate") / "minicity-dgcnet-paper-eval-val-whole.json"
-    )
+    identity = {"split": "val", "mode": "whole"}
+    default = Path(default_eval_output(committed, identity))
+    assert default.parent == Path("runs/evaluate")
+    assert default.name.startswith("eval-minicity-dgcnet-paper-val-whole-")
     run = tmp_path / "run" / "last.pt"
-    assert default_eval_output(run, "val", "slide") == str(tmp_path / "run" / "eval-val-slide.json")
+    default = Path(default_eval_output(run, identity))
+    assert default.parent == run.parent and default.name.startswith("eval-last-val-whole-")
 
 
 def test_the_config_gate_knows_the_datasets_class_count():

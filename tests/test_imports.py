@@ -254,6 +254,7 @@ LAYERS = (
     (
         "config",
         "config_check",
+        "config_yaml",
         "model_spec",
         "errors",
         "fileio",
@@ -261,6 +262,7 @@ LAYERS = (
         "markdown",
         "book",
         "progress",
+        "optional",
     ),
     ("distributed", "precision"),
     ("datasets",),
@@ -269,7 +271,7 @@ LAYERS = (
     ("evaluation",),
     ("training",),
     ("viz",),
-    ("ablation", "reproduce_report", "reproduce", "cli_args", "cli", "__main__"),
+    ("ablation", "reproduce_report", "reproduce", "cli_args", "cli_parser", "cli", "__main__"),
 )
 #: the one upward import, lazy: a training run draws its curves.png with viz's figure
 UPWARD = {("dgcn.training.rundir", "dgcn.viz")}

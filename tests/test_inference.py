@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from dgcn.config import EvalConfig
 from dgcn.evaluation import (
     evaluate,
+    forward_pixels,
     predict,
     predict_multiscale,
     predict_slide,
@@ -103,7 +104,8 @@ def test_windows_of_an_odd_size_by_hand():
     cols = [(0, 32), (22, 54), (44, 76), (63, 95)]
     expected = [(y1, y2, x1, x2) for y1, y2 in rows for x1, x2 in cols]
     assert sliding_windows((70, 95), tile=32, overlap=1 / 3) == expected
-    # a tile larger than the image in one dimension takes the image's size there
+    # a tile larger than the image in one dimension: the one window there spans the image
+    # (predict_slide pads it to the tile)
     assert sliding_windows((64, 96), tile=64, overlap=1 / 3) == [(0, 64, 0, 64), (0, 64, 32, 96)]
     assert sliding_windows((20, 30), tile=(40, 10), overlap=0.0) == [
         (0, 20, 0, 10),
@@ -114,12 +116,30 @@ def test_windows_of_an_odd_size_by_hand():
 
 
 @pytest.mark.parametrize("average", ["logits", "probs"])
-def test_slide_with_a_large_tile_is_exactly_whole(fcn, average):
+def test_slide_with_the_images_size_is_exactly_whole(fcn, average):
+    images = torch.randn(1, 3, 32, 40)
+    probs = predict_slide(fcn, images, tile=(32, 40), overlap=1 / 3, average=average)
+    assert torch.equal(probs, predict_whole(fcn, images))
+
+
+@pytest.mark.parametrize("average", ["logits", "probs"])
+def test_a_larger_tile_pads_the_image_as_the_authors(fcn, average):
+    """A tile larger than the image in a dimension: the image zero-padded at the bottom and the
+    right up to the tile, predicted, the prediction cropped back; not the whole image."""
     images = torch.randn(1, 3, 32, 40)
     whole = predict_whole(fcn, images)
     for tile in (40, (64, 200), 832):
+        th, tw = (tile, tile) if isinstance(tile, int) else tile
+        padded = F.pad(images, (0, max(tw - 40, 0), 0, max(th - 32, 0)))
+        expected = predict_whole(fcn, padded)[..., :32, :40]
         probs = predict_slide(fcn, images, tile=tile, overlap=1 / 3, average=average)
-        assert torch.equal(probs, whole), tile
+        torch.testing.assert_close(probs, expected, rtol=0, atol=1e-7, msg=str(tile))
+        assert (probs - whole).abs().max() > 1e-3, tile  # the network sees the padding
+    # channels_last images (the CUDA fast path) are padded alike
+    last = images.contiguous(memory_format=torch.channels_last)
+    probs = predict_slide(fcn, last, tile=40, overlap=1 / 3, average=average)
+    expected = predict_slide(fcn, images, tile=40, overlap=1 / 3, average=average)
+    torch.testing.assert_close(probs, expected, rtol=0, atol=1e-6)
 
 
 # the windows of 70 x 95 with tile 32 and overlap 1/3, listed by hand in the test above
@@ -216,14 +236,14 @@ def test_multiscale_of_a_constant_model_is_constant(average):
 
 
 def resized_views(model, images, transform):
-    """The four views of scales (0.5, 1) x flip of a 64 x 96 image, each passed through
-    ``transform`` (the identity for logits, the softmax for probabilities) and resized back."""
+    """The four views of scales (0.5, 1) x flip of a 64 x 96 image, each resized back and
+    passed through ``transform`` (the identity for logits, the softmax for probabilities)."""
     with torch.no_grad():
 
         def view(x):
             small = F.interpolate(x, size=(32, 48), mode="bilinear", align_corners=True)
-            v = transform(model(small)["out"])
-            return F.interpolate(v, size=(64, 96), mode="bilinear", align_corners=True)
+            v = model(small)["out"]
+            return transform(F.interpolate(v, size=(64, 96), mode="bilinear", align_corners=True))
 
         return [
             view(images),
@@ -234,6 +254,8 @@ def resized_views(model, images, transform):
 
 
 def test_multiscale_is_the_mean_of_resized_views(tiny):
+    """A model whose forward takes no ``size`` (TinyNet returns its input's size): each view's
+    output is resized to the image, then averaged."""
     images = torch.randn(1, 3, 64, 96)
     options = {"scales": (0.5, 1.0), "flip": True, "tile": None, "overlap": 0}
     # the authors': the views' logits averaged, then the softmax
@@ -250,12 +272,54 @@ def test_multiscale_is_the_mean_of_resized_views(tiny):
     assert not torch.allclose(views[2], views[3], atol=1e-3)
 
 
+class SizeSpy(TinyNet):
+    """A TinyNet whose forward takes ``size``, as DGCNet's, and records what it is asked."""
+
+    def forward(self, x, size=None):
+        self.asked.append((tuple(x.shape[-2:]), size))
+        logits = super().forward(x)["out"]
+        return {"out": logits if size is None else F.interpolate(logits, size=size)}
+
+
+def test_a_model_that_takes_size_is_asked_for_the_views_size():
+    model = SizeSpy().eval()
+    images = torch.randn(1, 3, 40, 56)
+    model.asked = []
+    predict(model, images, mode="multiscale", scales=(0.5, 1.25), flip=True)
+    # every view whole, its logits asked for at the image's size: resized once, from the model
+    assert model.asked == [((20, 28), (40, 56))] * 2 + [((50, 70), (40, 56))] * 2
+    model.asked = []
+    predict(model, images, mode="slide", tile=32)  # each window at its own (the tile's) size
+    assert model.asked and all(seen == (32, 32) == size for seen, size in model.asked)
+
+
+def test_forward_pixels_counts_the_networks_input():
+    frame = (1024, 2048)
+    assert forward_pixels(frame, mode="whole") == 1024 * 2048
+    assert forward_pixels(frame, mode="slide", flip=True) == 2 * 8 * 832**2  # 2 x 4 windows
+    sides = [(768, 1536), (1024, 2048), (1280, 2560), (1536, 3072), (1792, 3584)]
+    assert forward_pixels(frame, mode="multiscale") == sum(h * w for h, w in sides)
+    # 3 + 8 + 10 + 18 + 18 windows, each a full tile (the 768 rows of scale 0.75 padded)
+    assert forward_pixels(frame, mode="multiscale", scale_tile=832) == 57 * 832**2
+    assert forward_pixels((45, 70), mode="multiscale", scales=[0.5]) == 22 * 35  # as zoom
+
+
 def test_predict_dispatches_and_rejects_unknown_modes(tiny):
     images = torch.randn(1, 3, 48, 48)
     whole = predict_whole(tiny, images)
     assert torch.equal(predict(tiny, images, mode="whole"), whole)
-    assert torch.equal(predict(tiny, images, mode="slide", tile=64), whole)
+    assert torch.equal(predict(tiny, images, mode="slide", tile=48), whole)
+    padded = predict(tiny, images, mode="slide", tile=64)  # zeros below and right, cropped
+    assert not torch.allclose(padded, whole, atol=1e-3)
     assert torch.equal(predict(tiny, images, mode="multiscale", tile=None, scales=[1.0]), whole)
+    # multi-scale predicts every scale whole whatever the tile, and slides eval.scale_tile
+    scales = (0.5, 1.0)
+    multi = predict(tiny, images, mode="multiscale", tile=32, scales=scales)
+    assert torch.equal(multi, predict(tiny, images, mode="multiscale", tile=None, scales=scales))
+    slid = predict(tiny, images, mode="multiscale", scale_tile=32, scales=scales)
+    options = {"scales": scales, "flip": False, "overlap": 1 / 3, "average": "logits"}
+    assert torch.equal(slid, predict_multiscale(tiny, images, tile=32, **options))
+    assert not torch.allclose(slid, multi, atol=1e-3)
     small = predict(tiny, images, mode="slide", tile=32)
     assert torch.equal(small, predict_slide(tiny, images, tile=32, overlap=1 / 3, average="logits"))
     probs = predict(tiny, images, mode="slide", tile=32, average="probs")

@@ -259,6 +259,19 @@ def test_widget_builds_and_follows_its_controls_without_a_frontend(trained):
     assert "<code>union</code>" not in box.children[4].value
 
 
+def test_without_a_kernel_the_widget_shows_one_line_on_what_to_run(trained):
+    """A saved notebook shows a widget's text/plain form where nothing renders widgets (GitHub,
+    nbviewer): one line that says what to run, not ``VBox(children=(HBox(...``."""
+    widgets = pytest.importorskip("ipywidgets")
+    box = inspector.inspector(trained[3])
+    bundle = box._repr_mimebundle_()
+    assert bundle["text/plain"] == inspector.NO_KERNEL_NOTE == repr(box)
+    assert "Jupyter" in bundle["text/plain"] and "\n" not in bundle["text/plain"]
+    assert len(inspector.NO_KERNEL_NOTE) <= 110  # ipywidgets cuts the text form there
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # a kernel still shows it
+    assert isinstance(box, widgets.VBox) and "VBox(children" in repr(widgets.VBox(box.children))
+
+
 def test_without_ipywidgets_the_static_figure_is_returned(trained, monkeypatch):
     _, _, _, data = trained
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets -> ImportError
@@ -417,6 +430,6 @@ def test_the_split_modules_import_without_matplotlib_and_agree():
     stages = (inspector_compute, inspector_draw, inspector_canvas)
     for name in inspector.__all__:
         homes = [m for m in stages if name in m.__all__]
-        assert name in {"inspector", "readout"} or len(homes) == 1, name
+        assert name in {"inspector", "readout", "NO_KERNEL_NOTE"} or len(homes) == 1, name
         for module in homes:
             assert getattr(inspector, name) is getattr(module, name), name

@@ -41,3 +41,10 @@ def test_every_preset_evaluates_at_the_size_it_trained_on(name):
         assert crop == tuple(cfg.data.minicity_size), f"{name}: crop {crop} is not the frame"
     else:
         assert cfg.eval.mode == "slide" and cfg.eval.tile == max(crop), f"{name}: {cfg.eval}"
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_presets_multiscale_test_is_the_authors(name):
+    # `--mode multiscale` predicts every scale whole, as the authors' script; a preset's tile
+    # is its sliding window's, never slid over the scales unless `--scale-tile` asks
+    assert load_config(name).eval.scale_tile is None

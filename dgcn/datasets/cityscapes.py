@@ -21,15 +21,9 @@ import torch
 from PIL import Image
 
 try:  # libpng through torchvision decodes about 1.6x faster than PIL; deprecated in 0.29
-    from torchvision.io import ImageReadMode, decode_png, read_file
-
-    warnings.filterwarnings(
-        "ignore",
-        message="The image decoding and encoding capabilities of TorchVision",
-        category=DeprecationWarning,
-    )
+    from torchvision.io import ImageReadMode, decode_image, decode_png, read_file
 except ImportError:  # a torchvision without the decoders: PIL does the same job
-    decode_png = None
+    decode_png = decode_image = None
 
 from dgcn.datasets.labels import VALID_IDS, id_to_train_id_lut
 from dgcn.datasets.pairs import LabelledImages
@@ -128,12 +122,28 @@ def scan_split(
     return pairs
 
 
+#: the start of the DeprecationWarning that torchvision >= 0.29 gives at each decode
+DECODE_DEPRECATION = "The image decoding and encoding capabilities of TorchVision"
+
+
+def _quiet_decode(decoder: Callable[..., torch.Tensor], path: Path, rgb: bool) -> torch.Tensor:
+    """``decoder`` (torchvision's decode_png or decode_image) on the file at ``path``, its
+    deprecation warning silenced for this call only: the filter is restored on return, so
+    the user's own calls of torchvision's decoders still warn. A PNG is checked first
+    (:func:`~dgcn.datasets.png_check.require_sound_png`): one libpng cannot read crashes
+    torchvision's decoder."""
+    mode = ImageReadMode.RGB if rgb else ImageReadMode.UNCHANGED
+    data = read_file(str(path))
+    if bytes(data[:8].numpy()) == SIGNATURE:  # libpng's errors in the rows crash torchvision
+        require_sound_png(path, data.numpy())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", DECODE_DEPRECATION, DeprecationWarning)
+        return decoder(data, mode=mode)
+
+
 def _decode(path: Path, rgb: bool) -> torch.Tensor:
     if decode_png is not None:
-        mode = ImageReadMode.RGB if rgb else ImageReadMode.UNCHANGED
-        data = read_file(str(path))
-        require_sound_png(path, data.numpy())  # libpng's errors in the rows crash torchvision
-        return decode_png(data, mode=mode)
+        return _quiet_decode(decode_png, path, rgb)
     with Image.open(path) as pil:
         array = np.asarray(pil.convert("RGB") if rgb else pil)
     array = array[..., None] if array.ndim == 2 else array
@@ -204,16 +214,13 @@ def read_photo(path: Path, fix: str | None = None) -> torch.Tensor:
     """Decode any image torchvision reads (PNG, JPEG, ...) to RGB uint8 [3, H, W] (the user's
     own photos, PASCAL Context's JPEGs); a missing or unreadable file raises DatasetError,
     which ends with ``fix`` (by default: save a damaged PNG again, or use a PNG or JPEG)."""
-    from torchvision.io import ImageReadMode, decode_image, read_file
-
     if not path.is_file():
         raise DatasetError(f"image {path} not found; check the path")
     _check_photo_size(path)
     try:
-        data = read_file(str(path))
-        if bytes(data[:8].numpy()) == SIGNATURE:
-            require_sound_png(path, data.numpy())
-        return decode_image(data, mode=ImageReadMode.RGB)
+        if decode_image is None:
+            return _decode(path, rgb=True)  # PIL: any format it reads
+        return _quiet_decode(decode_image, path, rgb=True)
     except Exception as err:
         if fix is None:
             damaged = isinstance(err, DamagedPng)

@@ -22,11 +22,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from dgcn import distributed
-from dgcn.config import REPO_DIR, Config, EvalConfig
+from dgcn.config import Config, EvalConfig
 from dgcn.datasets.build import build_dataset, image_paths, prepare_data
 from dgcn.datasets.labels import IGNORE_INDEX, NUM_CLASSES, train_id_to_id_lut
 from dgcn.errors import ConfigError
 from dgcn.evaluation.metrics import ConfusionMatrix, format_table
+from dgcn.evaluation.outputs import (
+    check_export_dir,
+    evaluation_identity,
+    mark_export_dir,
+    results_path,
+)
 from dgcn.evaluation.prediction import (
     autocast_dtype,
     check_mode,
@@ -174,7 +180,7 @@ def evaluate(
         stop: asked before each batch; when it answers True the evaluation ends there and the
             counts so far are returned (a trainer stopped by a signal discards them).
         **options: fields of :class:`~dgcn.config.EvalConfig` that replace the config's
-            (``mode``, ``tile``, ``overlap``, ``scales``, ``flip``, ``average``,
+            (``mode``, ``tile``, ``overlap``, ``scales``, ``scale_tile``, ``flip``, ``average``,
             ``precision``).
 
     Shape:
@@ -230,16 +236,6 @@ def evaluate(
     return matrix.all_reduce()
 
 
-def default_eval_output(checkpoint: Path, split: str, mode: str) -> str:
-    """Where :func:`evaluate_run` writes its results by default: next to the checkpoint,
-    except for the committed models: never write into the repository's
-    ``experiments/checkpoints``, use ``runs/evaluate/`` instead."""
-    name = f"eval-{split}-{mode}.json"
-    if checkpoint.resolve().parent == (REPO_DIR / "experiments" / "checkpoints").resolve():
-        return str(Path("runs/evaluate") / f"{checkpoint.stem}-{name}")
-    return str(checkpoint.with_name(name))
-
-
 #: datasets whose background is a scored class: the K/(K+1) rescaling has no meaning there
 SCORED_BACKGROUND = ("pascal-context-60",)
 
@@ -267,14 +263,15 @@ def _write_results(
     run: dict[str, Any],
     summary: dict[str, Any],
     matrix: ConfusionMatrix,
-    output: str | os.PathLike | None,
+    output: Path,
     export_dir: str | os.PathLike | None,
 ) -> dict[str, Any]:
     """(Main process) print the table, then write the results JSON; returns the record.
 
     ``run``: what was evaluated and how (checkpoint, split, images, precision, processes,
-    seconds); the record adds the test mode of ``cfg.eval``, the scores and the matrix."""
-    settings = ("mode", "tile", "overlap", "scales", "flip", "average")
+    seconds, and its ``evaluation``: :func:`~dgcn.evaluation.outputs.evaluation_identity`);
+    the record adds the test mode of ``cfg.eval``, the scores and the matrix."""
+    settings = ("mode", "tile", "overlap", "scales", "scale_tile", "flip", "average")
     result = {
         "checkpoint": run["checkpoint"],
         "dataset": cfg.data.dataset,
@@ -286,11 +283,11 @@ def _write_results(
         "seconds": run["seconds"],
         **summary,
         "confusion": matrix.matrix.tolist(),
+        "evaluation": run["evaluation"],
     }
-    output = output or default_eval_output(Path(run["checkpoint"]), run["split"], cfg.eval.mode)
     print(format_table(summary))  # first: a failed write below loses no result
     print(f"{run['images']} images in {run['seconds']:.1f} s ({run['precision']})")
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output, json.dumps(result, indent=2) + "\n")
     print(f"results: {output}")
     if export_dir:
@@ -330,13 +327,17 @@ def evaluate_run(
             process's device here).
         cfg: its config: ``data`` names the dataset, ``eval`` the test mode.
         checkpoint: the model's file, recorded in the results and where they go by default
-            (see :func:`default_eval_output`).
+            (see :func:`~dgcn.evaluation.outputs.default_eval_output`).
         split: the split (default ``cfg.data.val_split``).
         device: ``auto``, ``cuda`` or ``cpu``.
         workers: DataLoader workers.
         progress: show a progress bar.
-        export_dir: also write ``labelIds`` PNGs here (see :func:`evaluate`).
-        output: the results JSON (default :func:`default_eval_output`).
+        export_dir: also write ``labelIds`` PNGs here (see :func:`evaluate`): a folder
+            outside the dataset's root, new or empty or holding the export of this same
+            evaluation (:func:`~dgcn.evaluation.outputs.check_export_dir`).
+        output: the results JSON: a ``.json`` file that is new or holds the results of this
+            same evaluation (:func:`~dgcn.evaluation.outputs.results_path`); default
+            :func:`~dgcn.evaluation.outputs.default_eval_output`.
         class_names: the K class names of the table and the JSON; None: the dataset's
             ``class_names`` attribute when it has one, else
             :meth:`~dgcn.evaluation.metrics.ConfusionMatrix.summary`'s default.
@@ -345,7 +346,9 @@ def evaluate_run(
         ConfigError: a precision the device cannot run (fp16 on a CPU), or
             ``eval.report_scaled`` for a benchmark that scores its background
             (``pascal-context-60``), or an export for a dataset other than Cityscapes/MiniCity,
-            before any data is read.
+            or an output or export that would replace a file this evaluation did not write
+            (a checkpoint, the dataset, another evaluation's results), before any data is
+            read.
         DatasetError, OSError.
     """
     report_scaled = scaled_classes(cfg)  # fails first, with the precision below
@@ -356,12 +359,18 @@ def evaluate_run(
         )
     info = distributed.setup(device)
     precision = precision_name(autocast_dtype(cfg.eval.precision, info.device))  # fails first
+    split = split or cfg.data.val_split
+    identity = evaluation_identity(cfg, checkpoint, split, precision)
+    output = results_path(output, checkpoint, identity)  # on every rank: all stop together
+    if export_dir:
+        export_dir = check_export_dir(export_dir, cfg.data.root, identity)
     if info.is_main:
         prepare_data(cfg.data)  # MiniCity: generated when absent
+        if export_dir:
+            mark_export_dir(export_dir, identity)
     distributed.barrier()
     model.to(info.device)
     cuda_settings(info.device)
-    split = split or cfg.data.val_split
     dataset = build_dataset(cfg.data, split, train=False)
     subset = distributed.shard(dataset, info)
     paths = image_paths(dataset)
@@ -384,6 +393,7 @@ def evaluate_run(
         summary = matrix.summary(names, report_scaled=report_scaled)
         run = {"checkpoint": str(checkpoint), "split": split, "images": len(dataset)}
         run |= {"precision": precision, "processes": info.world_size, "seconds": seconds}
+        run["evaluation"] = identity
         result = _write_results(cfg, run, summary, matrix, output, export_dir)
     distributed.barrier()
     distributed.cleanup()
@@ -393,7 +403,6 @@ def evaluate_run(
 __all__ = [
     "cuda_fast_path",
     "cuda_settings",
-    "default_eval_output",
     "evaluate",
     "evaluate_run",
     "export_path",

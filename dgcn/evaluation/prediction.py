@@ -4,12 +4,19 @@ Every predictor takes a model in eval mode that returns ``{"out": logits}`` (tor
 segmentation convention) and returns softmax probabilities at the input size. Where several
 views of a pixel are combined (overlapping windows, scales, the flipped image) the predictors
 average what the authors' evaluation averages (``docs/reference/official_dgcnet.md``,
-"Training and evaluation"): the logits, each view's resized to the image size, with the
+"Test-time averaging"): the logits, each view's resized to the image size, with the
 softmax taken once at the end (``average="logits"``, the default of
 :class:`dgcn.config.EvalConfig`); ``average="probs"`` averages each view's softmax instead.
-The sliding window places its tiles as the authors do (overlapping by a fraction of a tile);
-the multi-scale test resizes the image to each scale, predicts, resizes the view back and
+The sliding window places its tiles as the authors do (overlapping by a fraction of a tile;
+a tile larger than the image zero-padded to its size); the multi-scale test resizes the image
+to each scale, predicts it whole with the logits resized once to the image size, and
 averages, with the horizontally flipped image counted as one more view.
+:mod:`dgcn.evaluation.authors` re-computes the authors' script step by step; the tests hold
+the three modes to it.
+
+A model whose ``forward`` takes ``size`` (a :class:`~dgcn.models.network.DGCNet`) is asked
+for its logits at the size a view needs, so they are resized once from the network's stride;
+any other model's output is resized to that size afterwards.
 
 :func:`predict` is the entry point: it takes a :class:`dgcn.config.EvalConfig`, where the
 defaults of every option live (the authors' Cityscapes protocol), or its fields as keyword
@@ -23,11 +30,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dgcn.config import EvalConfig
@@ -46,7 +55,9 @@ DEFAULT_SCALES: tuple[float, ...] = tuple(EvalConfig().scales)
 def eval_options(config: EvalConfig | None = None, **options: Any) -> EvalConfig:
     """``config`` (default: a fresh :class:`EvalConfig`) with ``options`` replacing its fields.
 
-    ``tile=None`` is allowed: the multi-scale mode then predicts each scale whole.
+    ``tile=None`` is allowed (whole-image modes need none; ``"slide"`` then fails in
+    :func:`predict`); ``scale_tile=None`` (the default) predicts every scale of the multi-scale
+    mode whole.
 
     Raises:
         TypeError: an option that is not a field of :class:`EvalConfig`.
@@ -72,11 +83,23 @@ def _check_average(average: str) -> None:
         raise ValueError(f"average must be one of {', '.join(AVERAGES)}, got {average!r}")
 
 
-def _view(model: nn.Module, images: torch.Tensor, average: str) -> torch.Tensor:
+def _takes_size(model: nn.Module) -> bool:
+    """Whether ``model``'s forward takes ``size``, the size to return its logits at."""
+    try:
+        return "size" in inspect.signature(getattr(model, "forward", model)).parameters
+    except (TypeError, ValueError):  # no signature to read
+        return False
+
+
+def _view(
+    model: nn.Module, images: torch.Tensor, average: str, size: Sequence[int] | None = None
+) -> torch.Tensor:
     """One forward pass -> float32 logits (``average="logits"``) or probabilities
-    (``"probs"``) at the input size."""
-    out = model(images)
-    logits = resize((out["out"] if isinstance(out, Mapping) else out).float(), images.shape[-2:])
+    (``"probs"``) at ``size`` (default: the input's), resized once from the network's stride
+    when the model takes ``size``."""
+    size = tuple(images.shape[-2:]) if size is None else tuple(size)
+    out = model(images, size=size) if _takes_size(model) else model(images)
+    logits = resize((out["out"] if isinstance(out, Mapping) else out).float(), size)
     return logits.softmax(dim=1) if average == "probs" else logits
 
 
@@ -118,8 +141,13 @@ def sliding_windows(
     """The windows of :func:`predict_slide`, row by row.
 
     Along each dimension the stride is ``ceil(tile * (1 - overlap))``; windows start at
-    multiples of the stride, the last one is shifted back so that it ends at the border, and a
-    tile at least as large as the image becomes the whole image in that dimension (no padding).
+    multiples of the stride and the last one is shifted back so that it ends at the border. A
+    window never leaves the image: where the tile is larger than the image in a dimension the
+    one window there spans the image, and :func:`predict_slide` zero-pads it at the bottom or
+    the right up to the tile, as the authors' script does. For a square tile these are the
+    script's windows (:func:`dgcn.evaluation.authors.authors_windows`); for a (height, width)
+    tile the stride here is each side's own, where the script, which only slides squares,
+    would take the height's for both axes.
 
     Args:
         size: the image's (H, W).
@@ -140,20 +168,32 @@ def sliding_windows(
     ]
 
 
+def _window(images: torch.Tensor, y1: int, y2: int, x1: int, x2: int, tile: tuple[int, int]):
+    """A copy of one window in the images' memory format (channels_last stays so), zero-padded
+    at the bottom and the right up to ``tile`` where it is smaller."""
+    window = images[..., y1:y2, x1:x2]
+    if (y2 - y1, x2 - x1) == tile:
+        return window.clone(memory_format=torch.preserve_format)
+    padded = F.pad(window, (0, tile[1] - (x2 - x1), 0, tile[0] - (y2 - y1)))
+    if images.is_contiguous(memory_format=torch.channels_last) and not images.is_contiguous():
+        padded = padded.contiguous(memory_format=torch.channels_last)
+    return padded
+
+
 def _slide_mean(
     model: nn.Module, images: torch.Tensor, tile: int | Sequence[int], overlap: float, average: str
 ) -> torch.Tensor:
     """The windows' logits or probabilities (``average``), averaged where they overlap."""
     height, width = images.shape[-2:]
-    windows = sliding_windows((height, width), tile=tile, overlap=overlap)
-    if len(windows) == 1:
+    th, tw = _pair(tile)
+    windows = sliding_windows((height, width), tile=(th, tw), overlap=overlap)
+    if (th, tw) == (height, width):  # one window, the image itself
         return _view(model, images, average)
     total: torch.Tensor | None = None
     count = torch.zeros(1, 1, height, width, dtype=torch.float32, device=images.device)
     for y1, y2, x1, x2 in windows:
-        # a copy in the images' memory format (channels_last stays channels_last)
-        window = images[..., y1:y2, x1:x2].clone(memory_format=torch.preserve_format)
-        scores = _view(model, window, average)
+        window = _window(images, y1, y2, x1, x2, (th, tw))
+        scores = _view(model, window, average)[..., : y2 - y1, : x2 - x1]
         if total is None:
             total = scores.new_zeros(images.shape[0], scores.shape[1], height, width)
         total[..., y1:y2, x1:x2] += scores
@@ -173,8 +213,12 @@ def predict_slide(
     authors) or probabilities (``"probs"``), averaged where windows overlap; then the softmax
     of the mean logits.
 
-    The windows are those of :func:`sliding_windows`. When the tile covers the image this is
-    exactly one forward pass on the whole image, i.e. :func:`predict_whole`.
+    The windows are those of :func:`sliding_windows`. Where the tile is larger than the image
+    in a dimension, the window is zero-padded at the bottom or the right up to the tile (zero:
+    the normalised images' mean colour), predicted at the tile's size and its prediction
+    cropped back, as the authors' script does: not the whole-image prediction, since the
+    network sees the padding. A tile of exactly the image's size is one forward pass on the
+    whole image, i.e. :func:`predict_whole`.
 
     Args:
         model: a segmentation model in eval mode returning ``{"out": logits}``.
@@ -204,18 +248,23 @@ def predict_multiscale(
     """Multi-scale (and flipped) probabilities, every view averaged at the input size.
 
     For each scale the images are resized bilinearly (``align_corners=True``) to
-    ``round(scale * H) x round(scale * W)``, predicted whole (``tile=None``) or by sliding
-    window, and the view's logits (``average="logits"``, as the authors) or probabilities
-    (``"probs"``) are resized back to H x W; with ``flip`` the mirrored images
-    are predicted too and mirrored back. Every view weighs the same; the result is the softmax
-    of the mean logits, or the mean probabilities.
+    ``round(scale * H) x round(scale * W)`` (Python's ``round``, halves to even, as the
+    authors' ``scipy.ndimage.zoom``) and predicted; with ``flip`` the mirrored images are
+    predicted too and mirrored back. With ``tile=None`` (the authors') each view is predicted
+    whole and its logits come out at H x W directly, resized once from the network's stride
+    (for a model whose forward takes ``size``; another model's output is resized from its own
+    size). With a tile each scaled image is slid and the windows' mean, at the scaled size, is
+    resized to H x W. Every view weighs the same; the result is the softmax of the mean
+    logits (``average="logits"``, as the authors), or the mean of the views' probabilities at
+    H x W (``"probs"``).
 
     Args:
         model: a segmentation model in eval mode returning ``{"out": logits}``.
         images: normalised images.
         scales: the test scales.
         flip: also predict the horizontally flipped images.
-        tile: None for whole-image inference at every scale, else the sliding window's tile.
+        tile: None for whole-image inference at every scale (the authors'), else the sliding
+            window's tile at every scale (``eval.scale_tile``).
         overlap: the sliding window's overlap (unused without a tile).
         average: ``"logits"`` or ``"probs"``.
 
@@ -229,8 +278,8 @@ def predict_multiscale(
 
     def one_view(x: torch.Tensor) -> torch.Tensor:
         if tile is None:
-            return _view(model, x, average)
-        return _slide_mean(model, x, tile, overlap, average)
+            return _view(model, x, average, size=(height, width))
+        return resize(_slide_mean(model, x, tile, overlap, average), (height, width))
 
     total: torch.Tensor | None = None
     views = 0
@@ -238,16 +287,50 @@ def predict_multiscale(
         for scale in scales:
             if scale <= 0:
                 raise ValueError(f"scales must be positive, got {scale}")
-            size = (max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5)))
-            scaled = resize(images, size)
+            scaled = resize(images, scaled_size((height, width), scale))
             scores = [one_view(scaled)]
             if flip:
                 scores.append(one_view(scaled.flip(-1)).flip(-1))
             for view in scores:
-                view = resize(view, (height, width))
                 total = view if total is None else total + view
                 views += 1
         return _probabilities(total / views, average)
+
+
+def scaled_size(size: Sequence[int], scale: float) -> tuple[int, int]:
+    """The size of an image of ``size`` (H, W) at a test scale: each side times the scale,
+    rounded by Python's ``round`` (halves to even) as ``scipy.ndimage.zoom`` in the authors'
+    evaluation, at least 1."""
+    return max(1, round(int(size[0]) * scale)), max(1, round(int(size[1]) * scale))
+
+
+def forward_pixels(size: Sequence[int], config: EvalConfig | None = None, **options: Any) -> int:
+    """The pixels the network is run on for one image of ``size`` (H, W) under a test mode:
+    a measure of its cost (the graphs' and the non-local block's costs grow faster).
+
+    Whole: H x W. Sliding window: a full tile per window, padding included. Multi-scale: every
+    scale's resized image (``scale_tile=None``) or its windows of ``scale_tile``. Twice that
+    with ``flip``.
+
+    Args:
+        size: the image's (H, W).
+        config, options: the test mode, as :func:`predict`.
+    """
+    cfg = eval_options(config, **options)
+    check_mode(cfg.mode)
+
+    def pixels(side: tuple[int, int], tile: int | None) -> int:
+        if tile is None:
+            return side[0] * side[1]
+        windows = sliding_windows(side, tile=tile, overlap=cfg.overlap)
+        return len(windows) * _pair(tile)[0] * _pair(tile)[1]
+
+    height, width = (int(s) for s in size)
+    if cfg.mode == "multiscale":
+        total = sum(pixels(scaled_size(size, s), cfg.scale_tile) for s in cfg.scales)
+    else:
+        total = pixels((height, width), None if cfg.mode == "whole" else cfg.tile)
+    return total * (2 if cfg.flip else 1)
 
 
 def check_mode(mode: str) -> None:
@@ -267,8 +350,9 @@ def predict(
         config: the test mode; None: the defaults of :class:`dgcn.config.EvalConfig`.
         **options: keyword-only fields of :class:`~dgcn.config.EvalConfig` that replace the
             config's: ``mode`` (``"whole"``: one forward pass, ``"slide"``: windows of
-            ``tile``, ``"multiscale"``: every scale of ``scales``, by sliding window of ``tile``
-            when it is not None, else whole), ``tile``, ``overlap``, ``scales``, ``flip`` (also
+            ``tile``, ``"multiscale"``: every scale of ``scales``, whole as the authors, or by
+            sliding window of ``scale_tile`` when it is not None), ``tile``, ``overlap``,
+            ``scales``, ``scale_tile``, ``flip`` (also
             average the horizontally flipped images, any mode), ``average`` (``"logits"``, the
             authors', or ``"probs"``: what is averaged over windows, scales and flips),
             ``precision`` (the forward passes' autocast, see :func:`autocast_dtype`).
@@ -297,7 +381,7 @@ def predict(
                 images,
                 scales=cfg.scales,
                 flip=cfg.flip,
-                tile=cfg.tile,
+                tile=cfg.scale_tile,
                 overlap=cfg.overlap,
                 average=cfg.average,
             )
@@ -324,10 +408,12 @@ __all__ = [
     "PRECISIONS",
     "autocast_dtype",
     "eval_options",
+    "forward_pixels",
     "precision_name",
     "predict",
     "predict_multiscale",
     "predict_slide",
     "predict_whole",
+    "scaled_size",
     "sliding_windows",
 ]

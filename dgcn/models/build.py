@@ -22,6 +22,7 @@ from dgcn.models.dual_gcn import DualGCNHead, context_module
 from dgcn.models.network import AuxHead, ContextFCNHead, DGCNet
 from dgcn.models.official import official_num_classes, rename_official_keys
 from dgcn.models.weights import (
+    check_finite,
     check_official_shapes,
     load_pretrained_backbone,
     read_official_checkpoint,
@@ -134,9 +135,11 @@ def load_official_checkpoint(path: str, num_classes: int | None = None) -> DGCNe
     """Build ``dgcnet_official_r101`` and load the authors' checkpoint file into it (eval mode).
 
     Raises:
-        CheckpointError: file missing, unreadable, or not the authors' network.
+        CheckpointError: file missing, unreadable, not the authors' network, or holding
+            non-finite weights.
     """
     converted = convert_official_state_dict(read_official_checkpoint(path), num_classes)
+    check_finite(converted, path)
     classes = num_classes or int(converted["head.classifier.3.weight"].shape[0])
     model = build_model("dgcnet_official_r101", num_classes=classes)
     model.load_state_dict(converted, strict=True)

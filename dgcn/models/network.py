@@ -37,6 +37,13 @@ class ContextFCNHead(nn.Module):
     before the attribute had this name call it ``head.context``;
     :func:`~dgcn.models.weights.upgrade_state_dict` renames their keys).
 
+    The classifier is a departure from the paper as summarised, whose refined maps "go on to a
+    dilated convolution that predicts the classes" (``docs/reference/paper_summary.md``): here
+    they go to torchvision's ``FCNHead``, an undilated 3x3 convolution C -> C/4 with BN, ReLU
+    and dropout 0.1, then a 1x1 convolution to the classes (the summary gives no width or
+    dilation for its convolution). The paper variant and the FCN baseline share this
+    classifier, so that they differ by the graph module alone.
+
     Args:
         in_channels: channels of the backbone output.
         num_classes: number of classes.
@@ -62,8 +69,11 @@ class DGCNet(nn.Module):
     """Backbone + head (+ auxiliary head): the authors' ``ResNet`` with ``DualGCNHead``/``dsn``.
 
     Follows torchvision's segmentation convention: ``forward`` returns ``{"out": logits}``, plus
-    ``"aux"`` in training mode when there is an auxiliary head; both are upsampled bilinearly
-    (``align_corners=True``, as the authors) to the input size.
+    ``"aux"`` in training mode when there is an auxiliary head; both are upsampled once,
+    bilinearly (``align_corners=True``, as the authors), from the backbone's stride to ``size``:
+    the input's size unless another is asked for. The multi-scale test asks for the full image's
+    size, so a scaled view is resized once, as in the authors' evaluation, not to its own size
+    and then again.
 
     Args:
         backbone: returns ``{"aux": layer3, "out": layer4}``.
@@ -71,7 +81,8 @@ class DGCNet(nn.Module):
         aux_head: layer3 features -> logits, or None.
 
     Shape:
-        images: [B, 3, H, W] -> {"out": [B, K, H, W], "aux": [B, K, H, W]}
+        images: [B, 3, H, W] -> {"out": [B, K, *size], "aux": [B, K, *size]}; size (H, W)
+        by default
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module, aux_head: nn.Module | None = None):
@@ -80,8 +91,10 @@ class DGCNet(nn.Module):
         self.head = head
         self.aux_head = aux_head
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        size = images.shape[-2:]
+    def forward(
+        self, images: torch.Tensor, size: tuple[int, int] | None = None
+    ) -> dict[str, torch.Tensor]:
+        size = images.shape[-2:] if size is None else tuple(size)
         features = self.backbone(images)
         result = {"out": resize(self.head(features["out"]), size)}
         if self.training and self.aux_head is not None:

@@ -354,3 +354,27 @@ def upgrade_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torc
     for key, value in state_dict.items():
         upgraded[rename_key(key, LEGACY_KEY_MAP) or key] = value
     return upgraded
+
+
+def check_finite(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike) -> None:
+    """Refuse weights that hold a NaN or an infinity: a network with one predicts garbage (or
+    one class everywhere) and would still be scored, so every load for evaluation, prediction,
+    a resume or a frozen backbone checks every floating parameter and buffer first.
+
+    Args:
+        state_dict: the weights, as loaded from ``path``.
+        path: their file, for the message.
+
+    Raises:
+        CheckpointError: naming the first tensor with non-finite values and how many it has.
+    """
+    for key, value in state_dict.items():
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            continue
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
+            raise CheckpointError(
+                f"{path} holds non-finite weights: {key!r} has {bad} NaN/Inf of {value.numel()} "
+                "values (the run diverged); use an earlier checkpoint (previous.pt) or train "
+                "again, e.g. with a lower train.lr"
+            )

@@ -37,6 +37,7 @@ from dgcn.evaluation.objects import ObjectScore
 from dgcn.fileio import file_sha256, write_text_atomic
 from dgcn.models import build_model, model_spec
 from dgcn.models.common import resize
+from dgcn.models.weights import check_finite
 from dgcn.progress import progress_bar
 from dgcn.training.interrupt import StopRequest
 from dgcn.training.loop import finite_model
@@ -139,6 +140,7 @@ def load_frozen_backbone(cfg: Config) -> torch.nn.Module:
     weights = {
         k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")
     }
+    check_finite(weights, path)
     model = build_model(cfg.model.name, cfg.num_classes, **model_overrides(cfg, False))
     try:
         model.backbone.load_state_dict(weights, strict=True)

@@ -12,14 +12,21 @@ preset's schedule takes, both derived from counts made without a GPU.
   (:data:`GPUS`) times an assumed model-FLOP utilisation (:data:`UTILISATION`).
 
 Both are estimates until a GPU run replaces them: ``benchmarks/train_step.py`` measures the
-peak memory, seconds per iteration and utilisation on a real card, and a run's
-``metrics.jsonl`` records ``gpu_mem_gib`` and seconds per iteration.
+peak memory, seconds per iteration and utilisation on a real card, ``benchmarks/end_to_end.py``
+the utilisation of ``dgcn train`` itself (loader, OHEM, logging included), and a run's
+``metrics.jsonl`` records ``gpu_mem_gib`` and seconds per iteration. Once those results are in
+a source checkout's ``benchmarks/results/`` (``train_step_cuda.json``,
+``end_to_end_cuda.json``), :func:`planned_utilisation` takes the measured utilisation in
+place of the assumed one, and the plan says which it used. The hours are those of the
+training iterations only: evaluation, during training or after it, is not included.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -71,6 +78,65 @@ GPUS = {
 #: pipeline and (with several GPUs) gradient exchange add waits; an assumption until
 #: ``benchmarks/train_step.py`` measures it (its ``mfu`` column)
 UTILISATION = (0.2, 0.4)
+#: where a source checkout keeps the benchmarks' results (absent from an installed package)
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+
+
+@dataclass(frozen=True)
+class Utilisation:
+    """The utilisation the hours are computed with.
+
+    Attributes:
+        low, high: model-FLOP utilisation (achieved / peak), the lower gives the most hours.
+        source: ``"assumed"``, or where the measurement comes from (GPU and files).
+    """
+
+    low: float
+    high: float
+    source: str = "assumed"
+
+
+def measured_utilisation(results: Path = RESULTS) -> Utilisation | None:
+    """The utilisation measured on a GPU, from the benchmarks' JSON in ``results``; None
+    when there is none.
+
+    ``train_step_cuda.json``: the ``mfu`` of the presets' fast path (the half-precision
+    channels_last eager variant: the step alone); ``end_to_end_cuda.json``: the ``mfu`` of
+    ``dgcn train`` with the official preset (loader, OHEM, logging included). With both the
+    range runs from the lower to the higher, with one it is that value.
+    """
+    found: list[tuple[float, str]] = []
+    gpu = None
+    for name in ("end_to_end_cuda.json", "train_step_cuda.json"):
+        try:
+            record = json.loads((results / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if "variants" in record:
+            fast = [
+                v
+                for v in record["variants"]
+                if v.get("channels_last") and not v.get("compile") and v.get("dtype") != "fp32"
+            ]
+            value = fast[0].get("mfu") if fast else None
+        else:
+            value = record.get("mfu") if record.get("complete") else None
+        if value:
+            found.append((float(value), name))
+            gpu = gpu or record.get("machine", {}).get("gpu")
+    if not found:
+        return None
+    values = [v for v, _ in found]
+    files = " and ".join(f"benchmarks/results/{name}" for _, name in found)
+    return Utilisation(min(values), max(values), f"measured on {gpu or 'a GPU'} ({files})")
+
+
+def planned_utilisation(results: Path = RESULTS) -> Utilisation:
+    """The measured utilisation (:func:`measured_utilisation`) when a GPU run left one, else
+    the assumed :data:`UTILISATION`."""
+    return measured_utilisation(results) or Utilisation(*UTILISATION)
+
+
 #: fp32 weights, fp32 gradients and SGD's momentum buffer, per parameter
 STATE_BYTES_PER_PARAMETER = 12
 #: on top of the activations kept for backward: the gradients flowing through backward, OHEM's
@@ -201,24 +267,32 @@ def estimate_hours(
     return flops / (rate * high) / 3600, flops / (rate * low) / 3600
 
 
-def plan_table(configs: dict[str, Config], gpus=None) -> list[dict]:
+def plan_table(
+    configs: dict[str, Config], gpus=None, utilisation: Utilisation | None = None
+) -> list[dict]:
     """One row per config and GPU: the micro-batch the memory rule picks and the hours.
 
     Args:
         configs: ``{label: config}``, e.g. ``{"cityscapes-official": load_config(...)}``.
         gpus: :class:`GpuSpec` objects (default: every one of :data:`GPUS`).
+        utilisation: for the hours (default: :func:`planned_utilisation`).
 
     Returns:
         rows ``{"config", "gpu", "precision", "micro_batch", "accumulation", "planned_gib",
         "fits", "hours_low", "hours_high"}``; the hours are None for an fp32 run (the peaks
         are those of fp16/bf16)
     """
+    rate = utilisation or planned_utilisation()
     rows = []
     for label, cfg in configs.items():
         for gpu in gpus or GPUS.values():
             plan = memory_plan(cfg, gpu.memory_gib, gpu.bf16, gpu.count)
             # the peaks are those of fp16/bf16: an fp32 run gets no time
-            fewest, most = (None, None) if plan["precision"] == "fp32" else estimate_hours(cfg, gpu)
+            fewest, most = (
+                (None, None)
+                if plan["precision"] == "fp32"
+                else estimate_hours(cfg, gpu, (rate.low, rate.high))
+            )
             rows.append(
                 {
                     "config": label,
@@ -233,11 +307,16 @@ def plan_table(configs: dict[str, Config], gpus=None) -> list[dict]:
     return rows
 
 
-def plan_markdown(configs: dict[str, Config], gpus=None) -> str:
+def plan_markdown(
+    configs: dict[str, Config], gpus=None, utilisation: Utilisation | None = None
+) -> str:
     """:func:`plan_table` as a Markdown table, one row per GPU and one column per config
-    (``micro-batch x accumulation, planned GiB, hours``), followed by the assumptions."""
+    (``micro-batch x accumulation, planned GiB, hours``), followed by the assumptions: the
+    hours exclude evaluation, and the utilisation is named as assumed or measured (default:
+    :func:`planned_utilisation`)."""
     gpus = list(gpus or GPUS.values())
-    rows = plan_table(configs, gpus)
+    rate = utilisation or planned_utilisation()
+    rows = plan_table(configs, gpus, rate)
     cells = {(r["config"], r["gpu"]): r for r in rows}
     body = []
     for gpu in gpus:
@@ -251,14 +330,22 @@ def plan_markdown(configs: dict[str, Config], gpus=None) -> str:
                 + _duration(r["hours_low"], r["hours_high"])
             )
         body.append(line)
-    low, high = UTILISATION
+    if rate.source == "assumed":
+        at = f"an assumed {100 * rate.high:.0f} % (fewer hours) to {100 * rate.low:.0f} % (more)"
+    elif rate.low == rate.high:
+        at = f"{100 * rate.high:.0f} %, the utilisation {rate.source},"
+    else:
+        at = (
+            f"{100 * rate.high:.0f} % (fewer hours) to {100 * rate.low:.0f} % (more), the "
+            f"utilisation {rate.source},"
+        )
     notes = [
-        "Estimates, not measurements: micro-batch x accumulation steps by the memory rule of "
-        f"dgcn.training.plan (activations counted per image x {1 + ACTIVATION_MARGIN:g} + "
-        f"{STATE_BYTES_PER_PARAMETER} bytes per parameter + {RESERVE_GIB:g} GiB); hours = "
-        "3 x training-forward FLOPs x batch x iterations / (peak x utilisation), at an "
-        f"assumed {100 * high:.0f} % (fewer hours) to {100 * low:.0f} % (more) of the dense "
-        "fp16/bf16 peak; training only, evaluation not included.",
+        "Hours of training only: evaluation (during training and the final one) is not "
+        "included. Estimates, not measurements: micro-batch x accumulation steps by the memory "
+        f"rule of dgcn.training.plan (activations counted per image x "
+        f"{1 + ACTIVATION_MARGIN:g} + {STATE_BYTES_PER_PARAMETER} bytes per parameter + "
+        f"{RESERVE_GIB:g} GiB); hours = 3 x training-forward FLOPs x batch x iterations / "
+        f"(peak x utilisation), at {at} of the dense fp16/bf16 peak.",
     ]
     header = ["GPU", "peak TFLOP/s", *configs]
     return markdown_table(header, body) + "\n\n" + "\n".join(notes)

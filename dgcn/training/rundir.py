@@ -32,6 +32,7 @@ from dgcn.checkpoint import load_checkpoint, require_entries, require_training_s
 from dgcn.config import Config, config_from_dict, load_config
 from dgcn.errors import CheckpointError, RunDirError
 from dgcn.fileio import is_temp_name, read_utf8, remove_stale_temp_files, write_text_atomic
+from dgcn.optional import available, note_skipped
 
 LAST = "last.pt"
 PREVIOUS = "previous.pt"
@@ -352,13 +353,15 @@ class MetricsLog:
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path) -> None:
-    """Draw the loss and mIoU curves of ``records`` into ``path`` (nothing without
-    matplotlib: the JSONL log is still there)."""
-    try:
-        # lazy: matplotlib is optional, and viz sits above training (the one upward import:
-        # a run draws its own curves.png with the same figure the notebooks show)
-        from dgcn.viz.predictions import save_figure, training_curves
-    except ImportError:
+    """Draw the loss and mIoU curves of ``records`` into ``path``; without matplotlib nothing
+    is drawn and one note says so (the JSONL log holds the same numbers)."""
+    if not records:
         return
-    if records:
-        save_figure(training_curves(records), path)
+    if not available("matplotlib"):
+        note_skipped(path.name, instead=f"the losses and mIoU are in {METRICS}")
+        return
+    # lazy: viz sits above training (the one upward import: a run draws its own curves.png
+    # with the same figure the notebooks show)
+    from dgcn.viz.predictions import save_figure, training_curves
+
+    save_figure(training_curves(records), path)

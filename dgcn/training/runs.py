@@ -3,6 +3,7 @@ the trained model of a run folder, training (or resuming) it only when it is not
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ import torch
 
 from dgcn.checkpoint import load_for_inference
 from dgcn.config import Config, apply_overrides, config_from_dict, load_config
+from dgcn.distributed import is_main_process
 from dgcn.errors import ConfigError, RunDirError
 from dgcn.training.frozen import FeatureCache, fit_head
 from dgcn.training.loop import fit
 from dgcn.training.rundir import LAST, config_changes, find_checkpoint
+from dgcn.training.runlock import RunLock
 
 
 def train(
@@ -28,15 +31,23 @@ def train(
     allow_config_change: bool = False,
 ) -> dict[str, Any]:
     """One run: :func:`~dgcn.training.frozen.fit_head` when ``cfg.frozen.backbone`` is set,
-    else the end-to-end :func:`~dgcn.training.loop.fit`; returns the evaluation summary."""
-    if not cfg.frozen.backbone:
-        return fit(cfg, run_dir, resume, overwrite, progress, device, allow_config_change)
-    if resume:
+    else the end-to-end :func:`~dgcn.training.loop.fit`; returns the evaluation summary.
+
+    The main process holds the run folder's lock (:class:`~dgcn.training.runlock.RunLock`)
+    while it trains, so that a second training into the same folder is refused.
+
+    Raises:
+        RunDirError: another process trains in ``run_dir``; and what the trainers raise.
+    """
+    if cfg.frozen.backbone and resume:
         raise ConfigError(
             "a frozen-backbone run cannot be resumed (it takes about a minute); start it again "
             "with --overwrite or another --run-dir"
         )
-    return fit_head(cfg, run_dir, cache, overwrite, progress, device)
+    with RunLock(run_dir) if is_main_process() else contextlib.nullcontext():
+        if not cfg.frozen.backbone:
+            return fit(cfg, run_dir, resume, overwrite, progress, device, allow_config_change)
+        return fit_head(cfg, run_dir, cache, overwrite, progress, device)
 
 
 def train_or_load(

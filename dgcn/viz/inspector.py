@@ -12,9 +12,11 @@ Three stages, so that the drawing is testable without a browser:
   arrays, so a redraw never runs the model. :func:`static_figure` stacks a few states in one
   figure (what a static page shows).
 - :func:`inspector` (here) wires ipywidgets controls to the drawing; without ipywidgets it
-  returns the static figure instead. Its redraws go through a :class:`Canvas`
-  (:mod:`dgcn.viz.inspector_canvas`), which keeps one figure per layout and changes only what
-  a state changes (a redraw: about 0.1 s on a 2-core CPU, ``benchmarks/inspector_redraw.py``).
+  returns the static figure instead. Where no kernel renders widgets (a saved notebook on
+  GitHub or nbviewer), the widget's text form is one line, :data:`NO_KERNEL_NOTE`. Its
+  redraws go through a :class:`Canvas` (:mod:`dgcn.viz.inspector_canvas`), which keeps one
+  figure per layout and changes only what a state changes (a redraw: about 0.1 s on a 2-core
+  CPU, ``benchmarks/inspector_redraw.py``).
 
 Classes appear by name everywhere (the class control, the legend, the readout), from the
 data's ``class_names`` (default: the label table of :mod:`dgcn.datasets.labels`). Everything
@@ -25,6 +27,7 @@ Used by notebooks/07_evaluation.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -49,6 +52,27 @@ from dgcn.viz.inspector_draw import (
     render,
     static_figure,
 )
+
+#: the inspector's text form: what a saved notebook shows in its place where no kernel renders
+#: widgets (GitHub, nbviewer), instead of ``VBox(children=...)``; ipywidgets cuts a widget's
+#: text form at 110 characters
+NO_KERNEL_NOTE = (
+    "Interactive inspector: run this notebook in Jupyter (or Colab) to use its controls"
+)
+
+
+@functools.cache
+def _inspector_box(vbox: type) -> type:
+    """A subclass of ipywidgets' ``VBox`` (passed in: ipywidgets is imported only when used)
+    whose text form is :data:`NO_KERNEL_NOTE`."""
+
+    class InspectorBox(vbox):
+        """The inspector's widget: a ``VBox`` whose text form is :data:`NO_KERNEL_NOTE`."""
+
+        def __repr__(self) -> str:
+            return NO_KERNEL_NOTE
+
+    return InspectorBox
 
 
 def readout(info: dict[str, Any]) -> str:
@@ -85,10 +109,11 @@ def inspector(
         dpi: the resolution of the rendered PNG.
 
     Returns:
-        an ``ipywidgets.VBox`` (its ``controls`` attribute: the widgets by name, the layer
-        toggles as ``"show errors"`` etc.; ``current_state()`` gives the current
-        :class:`InspectorState`; ``canvas``: its :class:`Canvas`), or, without ipywidgets, the
-        :func:`static_figure` of ``static_states``.
+        an ``ipywidgets.VBox`` (its text form: :data:`NO_KERNEL_NOTE`; its ``controls``
+        attribute: the widgets by name, the layer toggles as ``"show errors"`` etc.;
+        ``current_state()`` gives the current :class:`InspectorState`; ``canvas``: its
+        :class:`Canvas`), or, without ipywidgets, the :func:`static_figure` of
+        ``static_states``.
     """
     state = state or InspectorState()
     try:
@@ -165,7 +190,7 @@ def inspector(
     for control in controls.values():
         control.observe(update, names="value")
     update()
-    box = widgets.VBox(
+    box = _inspector_box(widgets.VBox)(
         [
             widgets.HBox([controls["image"], controls["opacity"], controls["highlight"]]),
             widgets.HBox([controls[f"show {name}"] for name in LAYERS]),
@@ -186,6 +211,7 @@ __all__ = [
     "ASSIGNMENT_LABEL",
     "DIM",
     "LAYERS",
+    "NO_KERNEL_NOTE",
     "NOT_SCORED",
     "InspectorData",
     "InspectorState",

@@ -22,9 +22,10 @@ from dgcn.config import Config
 from dgcn.datasets.build import build_dataset, image_paths, prepare_data
 from dgcn.datasets.cityscapes import read_photo
 from dgcn.datasets.transforms import eval_transforms
-from dgcn.errors import ResourceError, allocation_failure
+from dgcn.errors import ConfigError, ResourceError, allocation_failure
 from dgcn.evaluation.prediction import predict
 from dgcn.fileio import atomic_path
+from dgcn.optional import available, note_skipped
 from dgcn.viz.palette import colorize, dataset_palette, denormalize, overlay
 from dgcn.viz.predictions import prediction_grid, save_figure
 
@@ -45,7 +46,24 @@ class Sample:
 
 
 def photo_samples(paths: list[str | os.PathLike]) -> list[Sample]:
-    """The user's own photos (PNG, JPEG, ...) normalised as for evaluation; no ground truth."""
+    """The user's own photos (PNG, JPEG, ...) normalised as for evaluation; no ground truth.
+
+    Each photo's outputs are named by its file name without the suffix (``<name>_pred.png``),
+    so two photos of one name (``a/x.png`` and ``b/x.jpg``, or one file given twice) are
+    refused before any is read: the second would replace the first's files.
+
+    Raises:
+        ConfigError: two paths of one name, naming both.
+    """
+    first: dict[str, Path] = {}
+    for path in map(Path, paths):
+        other = first.setdefault(path.stem, path)
+        if other is not path:
+            raise ConfigError(
+                f"--images {other} and {path} have one name, {path.stem!r}, and would write "
+                f"the same {path.stem}_pred.png: give each image once, renaming one of them, "
+                "or predict them in two runs with different --out"
+            )
     samples = []
     for path in paths:
         image = read_photo(Path(path))
@@ -106,7 +124,8 @@ def predict_images(model: nn.Module, cfg: Config, samples: list[Sample], out: st
         out: the output folder (created).
 
     Returns:
-        The path of ``grid.png``, or None when no sample has a ground truth.
+        The path of ``grid.png``, or None when no sample has a ground truth or matplotlib is
+        not installed (then one note says so).
 
     Raises:
         ResourceError: an image too large for this machine's memory, naming it and its size;
@@ -128,6 +147,9 @@ def predict_images(model: nn.Module, cfg: Config, samples: list[Sample], out: st
     palette = dataset_palette(cfg.data.dataset)
     known = [(s, p) for s, p in zip(samples, preds, strict=True) if s.target is not None]
     if not known:
+        return None
+    if not available("matplotlib"):
+        note_skipped("grid.png", instead="each prediction is in its own _pred.png")
         return None
     grid = prediction_grid(
         [s.image for s, _ in known],
