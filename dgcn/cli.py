@@ -236,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as stop:  # --help (0), or a mistake the parser printed in one line (2)
+    except SystemExit as stop:  # a mistake the parser printed in one line: its status, 2
+        if not stop.code:
+            raise  # --help and --version: done
         return stop.code if isinstance(stop.code, int) else 2
     try:
         return int(COMMANDS[args.command](args) or 0)

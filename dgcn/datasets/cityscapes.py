@@ -133,11 +133,11 @@ def _quiet_decode(decoder: Callable[..., torch.Tensor], path: Path, rgb: bool) -
     (:func:`~dgcn.datasets.png_check.require_sound_png`): one libpng cannot read crashes
     torchvision's decoder."""
     mode = ImageReadMode.RGB if rgb else ImageReadMode.UNCHANGED
-    data = read_file(str(path))
-    if bytes(data[:8].numpy()) == SIGNATURE:  # libpng's errors in the rows crash torchvision
-        require_sound_png(path, data.numpy())
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", DECODE_DEPRECATION, DeprecationWarning)
+        data = read_file(str(path))
+        if bytes(data[:8].numpy()) == SIGNATURE:  # libpng's row errors crash torchvision
+            require_sound_png(path, data.numpy())
         return decoder(data, mode=mode)
 
 
