@@ -152,14 +152,16 @@ def test_export_onto_a_full_disk_is_one_line_naming_the_file(tmp_path, capsys, m
     assert list(tmp_path.iterdir()) == []
 
 
-def test_under_torchrun_an_error_every_process_meets_is_printed_once(tmp_path):
+def test_under_torchrun_an_error_every_process_meets_is_printed_once(tmp_path, monkeypatch):
     """A real launch of two processes (gloo, CPU): both meet the unknown preset."""
     from helpers import torchrun
 
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the processes' marker file goes here
     result = torchrun("train", "--config", "no-such-preset", "--run-dir", str(tmp_path / "run"))
     ours = [line for line in result.stderr.splitlines() if line.startswith("dgcn: ")]
     assert ours == [ours[0]] and "unknown config 'no-such-preset'" in ours[0], result.stderr
     assert not (tmp_path / "run").exists()
+    assert len(list(tmp_path.glob("dgcn-error-*"))) == 1  # claimed once, by the first
 
 
 def test_print_error_under_torchrun_prints_each_line_once(tmp_path, monkeypatch, capsys):
