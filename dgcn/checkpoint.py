@@ -14,7 +14,10 @@ inference from it (:func:`load_for_inference`), or from the authors' released fi
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +31,24 @@ from dgcn.config import (
     load_config,
     model_overrides,
 )
-from dgcn.errors import CheckpointError, ConfigError
+from dgcn.errors import CheckpointError, ConfigError, ResourceError
 from dgcn.fileio import atomic_path
 from dgcn.models import build_model, load_official_checkpoint
 from dgcn.models.weights import check_finite, upgrade_state_dict
 
 FORMAT = "dgcn-checkpoint-1"
+#: the entries of every checkpoint, with their types
+REQUIRED = {"model": dict, "config": dict, "iteration": int}
+#: the entries a resume needs besides (a file of ``dgcn export`` has none of them)
+TRAINING_STATE = ("optimizer", "scheduler", "rng")
 
 
 def save_checkpoint(
-    path: str | os.PathLike, state: dict[str, Any], previous: str | os.PathLike | None = None
+    path: str | os.PathLike,
+    state: dict[str, Any],
+    previous: str | os.PathLike | None = None,
+    then: str | Callable[[], str] = "free space there, or choose another folder, and run the "
+    "command again",
 ) -> Path:
     """Write ``state`` (plus a format tag) atomically: the previous file survives a crash.
 
@@ -47,14 +58,39 @@ def save_checkpoint(
         previous: where the checkpoint that ``path`` held goes (e.g. ``previous.pt``), renamed
             once the new one is completely written and just before it takes its place: at
             every moment ``path`` or ``previous`` holds a complete checkpoint. None: replaced.
+        then: what to do when the write fails, the end of the error's message (a function:
+            called only then).
+
+    Raises:
+        ResourceError: the file could not be written (no space left, ...), naming it, the free
+            space and ``then``; ``path`` and ``previous`` are as they were.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, **state}, tmp)
-        if previous is not None and path.is_file():
-            os.replace(path, previous)
+    try:
+        with atomic_path(path) as tmp:
+            try:
+                torch.save({"format": FORMAT, **state}, tmp)
+            except RuntimeError as err:  # torch's writer: "unexpected pos", "cannot be opened"
+                code = _errno(path)  # its own words (--debug) name the temporary file
+                raise OSError(code, os.strerror(code)) from err
+            if previous is not None and path.is_file():
+                os.replace(path, previous)
+    except OSError as err:
+        free = shutil.disk_usage(path.parent).free / 2**20
+        cause = err.strerror or os.strerror(errno.EIO)
+        kept = f"{path} is kept as it was" if path.is_file() else f"no {path.name} was written"
+        raise ResourceError(
+            f"cannot write {path}: {cause} ({free:.0f} MiB free in {path.parent}); {kept} and "
+            f"the temporary file removed; {then() if callable(then) else then}"
+        ) from err
     return path
+
+
+def _errno(path: Path) -> int:
+    """ENOSPC when the folder of ``path`` has (almost) no space left, else EIO: torch's writer
+    reports a failed write without its cause."""
+    return errno.ENOSPC if shutil.disk_usage(path.parent).free < 2**20 else errno.EIO
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
@@ -79,6 +115,36 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             "weights use `dgcn evaluate --checkpoint FILE --official`"
         )
     return state
+
+
+def require_entries(state: dict[str, Any], path: str | os.PathLike, *keys: str) -> None:
+    """Refuse a checkpoint without the entries its use needs (of :data:`REQUIRED`: inference
+    needs ``model`` and ``config``, a resume also ``iteration``).
+
+    Raises:
+        CheckpointError: naming the file and the first entry missing or of the wrong type.
+    """
+    for key in keys:
+        if not isinstance(state.get(key), REQUIRED[key]):
+            raise CheckpointError(
+                f"checkpoint {path} has no valid {key!r} entry (a dgcn checkpoint holds its "
+                "model, config and iteration): the file is damaged or was written by other "
+                "code; use the run's last.pt or previous.pt, or export it again"
+            )
+
+
+def require_training_state(state: dict[str, Any], path: str | os.PathLike) -> None:
+    """Refuse to resume from a checkpoint without the optimizer, schedule and random states.
+
+    Raises:
+        CheckpointError: ``state`` lacks one of :data:`TRAINING_STATE` (an exported file); the
+            message names the cause only, its caller the way out.
+    """
+    if any(key not in state for key in TRAINING_STATE):
+        raise CheckpointError(
+            f"{path} holds weights only (no optimizer, schedule or random states, like a file "
+            "of `dgcn export`), which a run cannot resume from"
+        )
 
 
 def load_model_weights(model: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike):
@@ -154,6 +220,7 @@ def load_for_inference(
         cfg = load_config(config or "cityscapes-official", overrides)
     else:
         state = load_checkpoint(checkpoint)
+        require_entries(state, checkpoint, "model", "config")
         cfg = apply_overrides(config_from_dict(state["config"]), overrides)
         model = build_model(cfg.model.name, cfg.num_classes, **model_overrides(cfg, False))
         load_model_weights(model, state, checkpoint)

@@ -15,9 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from dgcn.cli_args import print_error
 from dgcn.cli_parser import INFERENCE_OPTIONS, build_parser
 from dgcn.config import load_config
-from dgcn.errors import ConfigError, DgcnError
+from dgcn.errors import ConfigError, DgcnError, allocation_failure
 from dgcn.fileio import file_sha256
 
 
@@ -233,23 +234,34 @@ def one_line(err: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for user errors)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # a mistake the parser printed in one line: its status, 2
+        if not stop.code:
+            raise  # --help and --version: done
+        return stop.code if isinstance(stop.code, int) else 2
     try:
         return int(COMMANDS[args.command](args) or 0)
     except DgcnError as err:
         if args.debug:
             raise
-        print(f"dgcn: error: {one_line(err)}", file=sys.stderr)
+        print_error(f"dgcn: error: {one_line(err)}")
+        return 2
+    except (MemoryError, RuntimeError) as err:  # out of memory where no message says more
+        size = allocation_failure(err)
+        if size is None or args.debug:
+            raise
+        print_error(
+            f"dgcn: error: out of memory ({size} could not be allocated); use smaller images, "
+            "a smaller batch or size, or a machine with more memory"
+        )
         return 2
     except OSError as err:  # permission denied, no space left, a path that is a file, ...
         if args.debug:
             raise
         where = f"{err.filename}: " if err.filename else ""
         cause = err.strerror or type(err).__name__
-        print(
-            f"dgcn: error: {where}{cause}; check the path, its permissions and free space",
-            file=sys.stderr,
-        )
+        print_error(f"dgcn: error: {where}{cause}; check the path, its permissions and free space")
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C; a run stopped by a signal: 128 + its number
         message = getattr(err, "message", "interrupted")  # None: the trainer said it

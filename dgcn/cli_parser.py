@@ -12,7 +12,9 @@ import textwrap
 import typing
 
 import dgcn
+from dgcn.cli_args import OneLineParser, integer
 from dgcn.config import EvalConfig, load_config
+from dgcn.config_check import BATCH_MAX, SEED_MAX, SIDE_MAX, WORKERS_MAX
 
 #: the preset whose data part gives ``make-minicity`` its defaults
 MINICITY_PRESET = "minicity-cpu"
@@ -206,7 +208,7 @@ def _quiet(p: argparse.ArgumentParser, what: str = "no progress bars") -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per job (its name in ``args.command``)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="dgcn",
         description="Dual Graph Convolutional Network: build, train, evaluate.",
         epilog="examples:\n  dgcn reproduce    # the ablation table on MiniCity, on a CPU\n"
@@ -230,10 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     summary = command("summary")
     summary.add_argument("--model", default="dgcnet_official_r101", help="a preset name")
     summary.add_argument(
-        "--size", nargs=2, type=int, default=(1024, 2048), metavar=("H", "W"), help="input size"
+        "--size",
+        nargs=2,
+        type=integer(32, SIDE_MAX),
+        default=(1024, 2048),
+        metavar=("H", "W"),
+        help="input size",
     )
-    summary.add_argument("--batch", type=int, default=1, help="images per batch")
-    summary.add_argument("--classes", type=int, help="classes (default: the Cityscapes train ids)")
+    summary.add_argument("--batch", type=integer(1, BATCH_MAX), default=1, help="images per batch")
+    summary.add_argument(
+        "--classes", type=integer(1), help="classes (default: the Cityscapes train ids)"
+    )
     summary.add_argument(
         "--forward",
         action=argparse.BooleanOptionalAction,
@@ -293,7 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
         "59-class mIoU x 59/60, the 60-class figure some papers print) (default: the config's "
         "eval.report_scaled)",
     )
-    evaluate.add_argument("--workers", type=int, default=2, help="data loader processes")
+    evaluate.add_argument(
+        "--workers", type=integer(0, WORKERS_MAX), default=2, help="data loader processes"
+    )
     _quiet(evaluate)
 
     predict = command("predict")
@@ -304,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="image files of distinct names: x.png gives x_pred.png (default: --count images "
         "of --split)",
     )
-    predict.add_argument("--count", type=int, default=8, help="images of the split to show")
+    predict.add_argument("--count", type=integer(1), default=8, help="images of the split to show")
     predict.add_argument("--out", default="runs/predictions", help="output folder")
 
     reproduce = command("reproduce")
@@ -317,7 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--data-root", help="dataset root, Cityscapes for the GPU presets (default: the preset's)"
     )
-    reproduce.add_argument("--seeds", type=int, nargs="+", default=[0], help="one table per seed")
+    reproduce.add_argument(
+        "--seeds", type=integer(0, SEED_MAX), nargs="+", default=[0], help="one table per seed"
+    )
     reproduce.add_argument(
         "--rows",
         nargs="+",
@@ -348,16 +361,23 @@ def build_parser() -> argparse.ArgumentParser:
     minicity = command("make-minicity")
     data = load_config(MINICITY_PRESET).data  # the defaults: the CPU preset's MiniCity
     minicity.add_argument("--out", default=data.root, help="output root")
-    minicity.add_argument("--train", type=int, default=data.minicity_train, help="training images")
-    minicity.add_argument("--val", type=int, default=data.minicity_val, help="validation images")
-    minicity.add_argument("--test", type=int, default=0, help="test images")
     minicity.add_argument(
-        "--seed", type=int, default=data.minicity_seed, help="the random seed of the scenes"
+        "--train", type=integer(0), default=data.minicity_train, help="training images"
+    )
+    minicity.add_argument(
+        "--val", type=integer(0), default=data.minicity_val, help="validation images"
+    )
+    minicity.add_argument("--test", type=integer(0), default=0, help="test images")
+    minicity.add_argument(
+        "--seed",
+        type=integer(0, SEED_MAX),
+        default=data.minicity_seed,
+        help="the random seed of the scenes",
     )
     minicity.add_argument(
         "--size",
         nargs=2,
-        type=int,
+        type=integer(16, SIDE_MAX),
         default=tuple(data.minicity_size),
         metavar=("H", "W"),
         help="image size",

@@ -31,7 +31,7 @@ from dgcn.config_check import (
 from dgcn.config_check import parse_duration as parse_duration  # the config's own duration rule
 from dgcn.config_yaml import parse_yaml, short
 from dgcn.errors import ConfigError
-from dgcn.fileio import write_text_atomic
+from dgcn.fileio import read_utf8, write_text_atomic
 
 _TRUE = {"1", "true", "yes", "on"}
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -325,7 +325,7 @@ def base_path(base: object, config: Path) -> Path:
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[dict, str]]:
     if path.resolve() in {p.resolve() for p in seen}:
         raise ConfigError(f"config {path} inherits from itself through 'base'")
-    data = parse_yaml(path.read_text(), str(path)) or {}
+    data = parse_yaml(read_utf8(path, ConfigError), str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must be a mapping of keys, got {type(data).__name__}")
     layers = []

@@ -155,21 +155,41 @@ def _sizes(count: int, low: int) -> tuple[Callable[[Any], bool], str]:
 
 _FACTORS = (lambda v: len(v) > 0 and all(x > 0 for x in v)), "a non-empty list of factors > 0"
 
+#: the largest seed (train.seed, data.minicity_seed): the data order's generator is seeded by
+#: a multiple of it, which must stay within 64 bits
+SEED_MAX = 2**32 - 1
+#: the most images in one SGD step (train.batch_size, train.micro_batch): far beyond any
+#: segmentation recipe, and a bound before a typo becomes a MemoryError
+BATCH_MAX = 4096
+#: the most data loader processes (train: data.workers; evaluate --workers)
+WORKERS_MAX = 256
+#: the largest side of a MiniCity image, in pixels (Cityscapes: 2048)
+SIDE_MAX = 8192
+
+
+def _between(low: int, high: int) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: low <= v <= high), f">= {low} and <= {high}"
+
+
 #: value rules checked when a config is loaded: key -> (test, what is required)
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.num_classes": ((lambda v: v is None or v >= 1), ">= 1 (or unset: the dataset's)"),
     "data.crop_size": _sizes(2, 1),
     "data.scales": _FACTORS,
     "data.base_size": _at_least(0),
-    "data.workers": _at_least(0),
+    "data.workers": _between(0, WORKERS_MAX),
     "data.val_limit": _at_least(0),
     "data.minicity_train": _at_least(0),
     "data.minicity_val": _at_least(0),
-    "data.minicity_size": _sizes(2, 16),
+    "data.minicity_size": (
+        (lambda v: len(v) == 2 and all(16 <= x <= SIDE_MAX for x in v)),
+        f"2 sizes >= 16 and <= {SIDE_MAX}",
+    ),
+    "data.minicity_seed": _between(0, SEED_MAX),
     "data.minicity_version": ((lambda v: v in (1, 2)), "1 or 2 (the MiniCity generator's rules)"),
-    "train.iterations": _at_least(1),
-    "train.batch_size": _at_least(1),
-    "train.micro_batch": _at_least(0),
+    "train.iterations": _between(1, 10**9),
+    "train.batch_size": _between(1, BATCH_MAX),
+    "train.micro_batch": _between(0, BATCH_MAX),
     "train.lr": ((lambda v: v > 0), "> 0"),
     "train.poly_power": _at_least(0),
     "train.momentum": ((lambda v: 0 <= v < 1), "in [0, 1)"),
@@ -180,7 +200,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.checkpoint_every": _at_least(1),
     "train.log_every": _at_least(1),
     "train.eval_every": _at_least(0),
-    "train.threads": _at_least(0),
+    "train.threads": _between(0, 4096),
+    "train.seed": _between(0, SEED_MAX),
     "train.time_limit": (
         (lambda v: parse_duration(v) is not None),
         "seconds >= 0 or a duration such as 11h30m, 90m or 45s",

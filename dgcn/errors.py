@@ -6,6 +6,8 @@ a :class:`DgcnError` subclass whose message names the file or key and says how t
 
 from __future__ import annotations
 
+import re
+
 
 class DgcnError(Exception):
     """Base class of every error caused by the user's input, not by a bug."""
@@ -33,6 +35,23 @@ class TrainingError(DgcnError):
     last good checkpoint is kept."""
 
 
+class ResourceError(DgcnError):
+    """The machine lacks the memory or the disk space a command needs; the message says what
+    was kept."""
+
+
+def allocation_failure(err: BaseException) -> str | None:
+    """How much memory a failed allocation asked for, in words (``"1.1 GiB"``; ``"memory"``
+    when the error does not say), when ``err`` is one: a :class:`MemoryError`, or torch's
+    RuntimeError ``DefaultCPUAllocator: can't allocate memory: you tried to allocate N
+    bytes``; None for any other error."""
+    text = str(err)
+    if not isinstance(err, MemoryError) and "can't allocate memory" not in text:
+        return None
+    match = re.search(r"allocate (\d+) bytes", text)
+    return f"{int(match.group(1)) / 2**30:.1f} GiB" if match else "memory"
+
+
 __all__ = [
     "DgcnError",
     "DatasetError",
@@ -40,4 +59,6 @@ __all__ = [
     "CheckpointError",
     "RunDirError",
     "TrainingError",
+    "ResourceError",
+    "allocation_failure",
 ]

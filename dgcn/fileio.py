@@ -8,13 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dgcn.errors import DgcnError
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it replaces ``path`` in one step.
 
     The temporary file lives in the same folder (so ``os.replace`` is atomic) and is removed if
-    the block raises; an existing ``path`` is untouched until the new file is complete.
+    the block raises; an existing ``path`` is untouched until the new file is complete. An
+    OSError about the temporary file (no space left, ...) is raised naming ``path``.
 
     Example:
         with atomic_path("ckpt.pt") as tmp:
@@ -25,6 +28,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as err:  # the error names the file being written, never the temporary one
+        if err.filename is not None and Path(err.filename) == tmp:
+            err.filename = str(path)
+        if getattr(err, "filename2", None) is not None and Path(err.filename2) == path:
+            err.filename2 = None
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -59,3 +68,18 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def read_utf8(
+    path: str | os.PathLike, error: type[DgcnError] = DgcnError, fix: str = "save it as UTF-8"
+) -> str:
+    """A text file's content; a file that is not UTF-8 raises ``error`` naming it, the line
+    and the first bad byte, and ending in ``fix``."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise error(
+            f"{path} is not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); {fix}"
+        ) from None

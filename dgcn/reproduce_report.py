@@ -36,6 +36,7 @@ from dgcn.evaluation.objects import BIG_VEHICLES, MIN_PIXELS
 from dgcn.evaluation.prediction import predict
 from dgcn.fileio import write_text_atomic
 from dgcn.optional import available, note_skipped
+from dgcn.training.rundir import read_metrics
 from dgcn.viz.predictions import iou_bars, prediction_grid, row_curves, save_figure
 
 RESULTS = "results.json"
@@ -146,7 +147,7 @@ def _figures(
         save_figure(prediction_grid(images, targets, preds), path)
         written.append(path)
         log = Path(rec["run_dir"]) / "metrics.jsonl"
-        lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        lines = read_metrics(log, "and run the report again")
         curves[LABELS[row]] = [(r["iteration"], 100 * r["miou"]) for r in lines if "miou" in r]
     if any(len(points) > 1 for points in curves.values()):
         save_figure(

@@ -62,7 +62,8 @@ if importlib.util.find_spec("dgcn") is None:
         COPIES = [HERE / "dgcn-book"]
         clone = ["git", "clone", "-q", "--depth", "1", REPO, str(COPIES[0])]
         if subprocess.run([*clone[:5], "-b", f"v{BOOK_VERSION}", *clone[5:]]).returncode:
-            subprocess.run(clone, check=True)
+            if subprocess.run(clone).returncode:  # no tag, and no clone at all: offline
+                sys.exit("the clone failed (offline?): connect, or open the notebook in a checkout")
     if not COPIES:
         sys.exit("dgcn not installed and no checkout here or above: open the notebook in one")
     if IN_COLAB:  # the dependencies Colab lacks

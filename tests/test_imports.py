@@ -271,7 +271,7 @@ LAYERS = (
     ("evaluation",),
     ("training",),
     ("viz",),
-    ("ablation", "reproduce_report", "reproduce", "cli_parser", "cli", "__main__"),
+    ("ablation", "reproduce_report", "reproduce", "cli_args", "cli_parser", "cli", "__main__"),
 )
 #: the one upward import, lazy: a training run draws its curves.png with viz's figure
 UPWARD = {("dgcn.training.rundir", "dgcn.viz")}

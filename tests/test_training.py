@@ -435,7 +435,7 @@ def test_the_time_limit_stops_before_the_next_iteration_would_overrun_it():
 def test_a_checkpoint_keeps_the_one_before_it_as_previous(tmp_path):
     last, previous = tmp_path / "last.pt", tmp_path / "previous.pt"
     for iteration in (1, 2, 3):
-        save_checkpoint(last, {"iteration": iteration}, previous=previous)
+        save_checkpoint(last, {"iteration": iteration, "config": {}}, previous=previous)
     assert load_checkpoint(last)["iteration"] == 3
     assert load_checkpoint(previous)["iteration"] == 2
     last.write_bytes(b"cut by a disconnect")

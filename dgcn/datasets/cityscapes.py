@@ -27,6 +27,7 @@ except ImportError:  # a torchvision without the decoders: PIL does the same job
 
 from dgcn.datasets.labels import VALID_IDS, id_to_train_id_lut
 from dgcn.datasets.pairs import LabelledImages
+from dgcn.datasets.png_check import SIGNATURE, DamagedPng, require_sound_png
 from dgcn.errors import DatasetError
 from dgcn.progress import progress_bar
 
@@ -128,11 +129,16 @@ DECODE_DEPRECATION = "The image decoding and encoding capabilities of TorchVisio
 def _quiet_decode(decoder: Callable[..., torch.Tensor], path: Path, rgb: bool) -> torch.Tensor:
     """``decoder`` (torchvision's decode_png or decode_image) on the file at ``path``, its
     deprecation warning silenced for this call only: the filter is restored on return, so
-    the user's own calls of torchvision's decoders still warn."""
+    the user's own calls of torchvision's decoders still warn. A PNG is checked first
+    (:func:`~dgcn.datasets.png_check.require_sound_png`): one libpng cannot read crashes
+    torchvision's decoder."""
     mode = ImageReadMode.RGB if rgb else ImageReadMode.UNCHANGED
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", DECODE_DEPRECATION, DeprecationWarning)
-        return decoder(read_file(str(path)), mode=mode)
+        data = read_file(str(path))
+        if bytes(data[:8].numpy()) == SIGNATURE:  # libpng's row errors crash torchvision
+            require_sound_png(path, data.numpy())
+        return decoder(data, mode=mode)
 
 
 def _decode(path: Path, rgb: bool) -> torch.Tensor:
@@ -148,9 +154,12 @@ def _decode(path: Path, rgb: bool) -> torch.Tensor:
 SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
 
 
-def why_unreadable(path: Path) -> str:
+def why_unreadable(path: Path, err: BaseException | None = None) -> str:
     """Why an image file failed to decode, in our words (the decoder's own message, which
-    names its C++ source file, is kept in the exception chain that ``--debug`` prints)."""
+    names its C++ source file, is kept in the exception chain that ``--debug`` prints);
+    ``err``, the decoder's exception, gives the reason when it is a :class:`DamagedPng`."""
+    if isinstance(err, DamagedPng):
+        return f"is a damaged PNG ({err.reason})"
     try:
         size = path.stat().st_size
         with open(path, "rb") as file:
@@ -171,22 +180,53 @@ def read_image(path: Path) -> torch.Tensor:
         return _decode(path, rgb=True)
     except Exception as err:
         raise DatasetError(
-            f"cannot decode image {path}: it {why_unreadable(path)}; re-extract or re-download it"
+            f"cannot decode image {path}: it {why_unreadable(path, err)}; re-extract or "
+            "re-download it"
         ) from err
 
 
-def read_photo(path: Path, fix: str = "is it a PNG or JPEG?") -> torch.Tensor:
+#: the most pixels a photo may have: decoded and normalised, it takes 15 bytes a pixel before
+#: the model's own memory (PIL warns from 89 megapixels on, for the same reason)
+PHOTO_PIXELS_MAX = 100_000_000
+
+
+def _check_photo_size(path: Path) -> None:
+    """Refuse a photo whose header declares more than :data:`PHOTO_PIXELS_MAX` pixels, before
+    anything is decoded (a file PIL cannot read is left to the decoder's own check)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as pil:  # reads the header only
+                width, height = pil.size
+    except Image.DecompressionBombError:  # PIL's own limit, twice its warning's
+        width = height = None
+    except Exception:
+        return
+    if width is None or width * height > PHOTO_PIXELS_MAX:
+        size = f"is {width}x{height} ({width * height / 1e6:.0f} megapixels)," if width else "has"
+        raise DatasetError(
+            f"image {path} {size} more than the {PHOTO_PIXELS_MAX / 1e6:.0f} megapixels a "
+            "photo may have; downscale it (e.g. to 2048 pixels on its longer side)"
+        )
+
+
+def read_photo(path: Path, fix: str | None = None) -> torch.Tensor:
     """Decode any image torchvision reads (PNG, JPEG, ...) to RGB uint8 [3, H, W] (the user's
     own photos, PASCAL Context's JPEGs); a missing or unreadable file raises DatasetError,
-    which ends with ``fix``."""
+    which ends with ``fix`` (by default: save a damaged PNG again, or use a PNG or JPEG)."""
     if not path.is_file():
         raise DatasetError(f"image {path} not found; check the path")
+    _check_photo_size(path)
     try:
         if decode_image is None:
             return _decode(path, rgb=True)  # PIL: any format it reads
         return _quiet_decode(decode_image, path, rgb=True)
     except Exception as err:
-        raise DatasetError(f"cannot decode image {path}: it {why_unreadable(path)}; {fix}") from err
+        if fix is None:
+            damaged = isinstance(err, DamagedPng)
+            fix = "save or download it again" if damaged else "is it a PNG or JPEG?"
+        why = why_unreadable(path, err)
+        raise DatasetError(f"cannot decode image {path}: it {why}; {fix}") from err
 
 
 def read_label(path: Path) -> torch.Tensor:
@@ -195,7 +235,8 @@ def read_label(path: Path) -> torch.Tensor:
         label = _decode(path, rgb=False)
     except Exception as err:
         raise DatasetError(
-            f"cannot decode label {path}: it {why_unreadable(path)}; re-extract or re-download it"
+            f"cannot decode label {path}: it {why_unreadable(path, err)}; re-extract or "
+            "re-download it"
         ) from err
     if label.shape[0] != 1 or label.dtype != torch.uint8:
         raise DatasetError(

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from dgcn import distributed
-from dgcn.checkpoint import load_checkpoint, save_checkpoint
+from dgcn.checkpoint import load_checkpoint, require_entries, save_checkpoint
 from dgcn.config import REPO_DIR, Config, model_overrides, save_config
 from dgcn.datasets.build import build_dataset, prepare_data
 from dgcn.datasets.labels import NUM_CLASSES
@@ -136,6 +136,7 @@ def load_frozen_backbone(cfg: Config) -> torch.nn.Module:
                 "frozen.sha256 to the new file's hash if you retrained it on purpose"
             )
     state = load_checkpoint(path)
+    require_entries(state, path, "model")
     weights = {
         k[len("backbone.") :]: v for k, v in state["model"].items() if k.startswith("backbone.")
     }

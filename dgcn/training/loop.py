@@ -141,7 +141,7 @@ def _setup(
     if info.is_main:
         prepare_run_dir(run_dir, resume, overwrite)
     distributed.barrier()
-    point = find_checkpoint(run_dir) if resume else None
+    point = find_checkpoint(run_dir, resumable=True) if resume else None
     if resume and point is None:  # a process other than the main one found nothing
         raise RunDirError(f"cannot resume: {run_dir / LAST} does not exist")
     if point is not None and not allow_config_change:
@@ -283,6 +283,8 @@ def _open_run_dir(run: TrainingRun, point: ResumePoint | None, changes: list[str
         run.folder = NewRun(run.run_dir)
         run.folder.open()
     run.run_dir.mkdir(parents=True, exist_ok=True)
+    # the log first: a damaged one stops a resume before the config and history are written
+    run.log = MetricsLog(run.run_dir / METRICS, run.start if resumed else None)
     save_config(run.cfg, run.run_dir / "config.yaml")
     entry = {"iteration": run.start, "config": run.cfg.to_dict()}
     entry["settings"] = run.settings.to_dict()
@@ -290,7 +292,6 @@ def _open_run_dir(run: TrainingRun, point: ResumePoint | None, changes: list[str
         entry.update({"checkpoint": point.path.name, "changes": changes})
     with open(run.run_dir / HISTORY, "a") as handle:
         handle.write(json.dumps(entry) + "\n")
-    run.log = MetricsLog(run.run_dir / METRICS, run.start if resumed else None)
     run.writer = _tensorboard(run.run_dir)
 
 

@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dgcn.checkpoint import load_checkpoint
+from dgcn.checkpoint import load_checkpoint, require_entries, require_training_state
 from dgcn.config import Config, config_from_dict, load_config
 from dgcn.errors import CheckpointError, RunDirError
-from dgcn.fileio import is_temp_name, remove_stale_temp_files, write_text_atomic
+from dgcn.fileio import is_temp_name, read_utf8, remove_stale_temp_files, write_text_atomic
 from dgcn.optional import available, note_skipped
 
 LAST = "last.pt"
@@ -225,9 +225,19 @@ def _cause(err: Exception, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def find_checkpoint(run_dir: str | Path) -> ResumePoint | None:
+def _load(path: Path, resumable: bool) -> dict[str, Any]:
+    state = load_checkpoint(path)
+    require_entries(state, path, "config", "iteration", *(("model",) if resumable else ()))
+    if resumable:
+        require_training_state(state, path)
+    return state
+
+
+def find_checkpoint(run_dir: str | Path, resumable: bool = False) -> ResumePoint | None:
     """The checkpoint to resume ``run_dir`` from: ``last.pt``; ``previous.pt`` (the checkpoint
     before it) when ``last.pt`` cannot be read or is missing; None when the folder has neither.
+    With ``resumable``, a checkpoint without the optimizer, schedule and random states (a file
+    of ``dgcn export``; a frozen-backbone run's) counts as one that cannot be read.
 
     Raises:
         CheckpointError: no readable checkpoint, in one line naming both files.
@@ -239,7 +249,7 @@ def find_checkpoint(run_dir: str | Path) -> ResumePoint | None:
     failure: CheckpointError | None = None
     if last.is_file():
         try:
-            return ResumePoint(last, load_checkpoint(last))
+            return ResumePoint(last, _load(last, resumable))
         except CheckpointError as err:
             failure = err
             if not previous.is_file():
@@ -248,7 +258,7 @@ def find_checkpoint(run_dir: str | Path) -> ResumePoint | None:
                     "start the run again with --overwrite"
                 ) from err
     try:
-        state = load_checkpoint(previous)
+        state = _load(previous, resumable)
     except CheckpointError as err:
         if failure is None:
             raise
@@ -298,6 +308,25 @@ def check_resume_config(run_dir: Path, cfg: Config, state: dict[str, Any] | None
         )
 
 
+def read_metrics(path: Path, then: str = "") -> list[dict[str, Any]]:
+    """The records of a metrics log; a line cut by a kill (not JSON) is skipped.
+
+    Raises:
+        RunDirError: the file is not UTF-8 text (damaged), naming it and the line; the fix
+            (delete the line) ends in ``then``.
+    """
+    fix = f"the log is damaged: delete that line, or the file, {then}".strip()
+    records = []
+    for line in read_utf8(path, RunDirError, fix).splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 class MetricsLog:
     """JSON lines, one record per log step; on resume, records past the resume point are
     dropped so the file reads as one uninterrupted run."""
@@ -306,13 +335,8 @@ class MetricsLog:
         self.path = path
         self.records: list[dict[str, Any]] = []
         if resume_iteration is not None and path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill
-                if record.get("iteration", 0) <= resume_iteration:
-                    self.records.append(record)
+            records = read_metrics(path, "and resume again")
+            self.records = [r for r in records if r.get("iteration", 0) <= resume_iteration]
         self._rewrite()
 
     def _rewrite(self) -> None:

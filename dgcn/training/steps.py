@@ -22,9 +22,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from dgcn import distributed
-from dgcn.checkpoint import save_checkpoint
+from dgcn.checkpoint import load_checkpoint, save_checkpoint
 from dgcn.config import Config
-from dgcn.errors import TrainingError
+from dgcn.errors import CheckpointError, TrainingError
 from dgcn.evaluation.loop import evaluate
 from dgcn.precision import Precision, device_precisions
 from dgcn.training.interrupt import StopRequest, quiet_workers, signal_name
@@ -273,11 +273,31 @@ def checkpoint_step(run: TrainingRun, done: int) -> None:
         if info.distributed:
             state["rng_ranks"] = states
         previous = run.run_dir / PREVIOUS if run.rotate else None
-        save_checkpoint(run.run_dir / LAST, state, previous=previous)
+        then = lambda: newest_checkpoint(run, done)  # noqa: E731 (read only on a failure)
+        save_checkpoint(run.run_dir / LAST, state, previous=previous, then=then)
         if run.folder is not None:
             run.folder.keep()  # a start that has a checkpoint is not undone
         plot_curves(run.log.records, run.run_dir / "curves.png")
     run.rotate = True
+
+
+def newest_checkpoint(run: TrainingRun, done: int) -> str:
+    """What to do when the checkpoint at iteration ``done`` cannot be written: free space, then
+    resume from the newest intact checkpoint, named with its iteration."""
+    for path in (run.run_dir / LAST, run.run_dir / PREVIOUS):
+        try:
+            saved = int(load_checkpoint(path)["iteration"])
+        except CheckpointError:
+            continue
+        return (
+            f"free space in {run.run_dir}, then resume from the newest intact checkpoint, "
+            f"{path} at iteration {saved} (iterations {saved + 1}-{done} are not saved), with "
+            f"`{resume_command(run)}`"
+        )
+    return (
+        f"no checkpoint was saved, so the run's {done} iterations are lost: free space in "
+        f"{run.run_dir.parent} and start it again"
+    )
 
 
 def resume_command(run: TrainingRun, device: str = "auto") -> str:

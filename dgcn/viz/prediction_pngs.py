@@ -9,6 +9,7 @@ known, also ``grid.png`` (image | truth | prediction | errors).
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from dgcn.config import Config
 from dgcn.datasets.build import build_dataset, image_paths, prepare_data
 from dgcn.datasets.cityscapes import read_photo
 from dgcn.datasets.transforms import eval_transforms
-from dgcn.errors import ConfigError
+from dgcn.errors import ConfigError, ResourceError, allocation_failure
 from dgcn.evaluation.prediction import predict
 from dgcn.fileio import atomic_path
 from dgcn.optional import available, note_skipped
@@ -41,6 +42,7 @@ class Sample:
     name: str
     image: torch.Tensor
     target: torch.Tensor | None = None
+    source: Path | None = None  #: the photo's file (None for an image of a split)
 
 
 def photo_samples(paths: list[str | os.PathLike]) -> list[Sample]:
@@ -66,7 +68,7 @@ def photo_samples(paths: list[str | os.PathLike]) -> list[Sample]:
     for path in paths:
         image = read_photo(Path(path))
         tensor, _ = eval_transforms()(tv_tensors.Image(image), tv_tensors.Mask(image[0]))
-        samples.append(Sample(Path(path).stem, tensor.as_subclass(torch.Tensor)))
+        samples.append(Sample(Path(path).stem, tensor.as_subclass(torch.Tensor), source=Path(path)))
     return samples
 
 
@@ -83,6 +85,35 @@ def split_samples(cfg: Config, split: str | None, count: int) -> list[Sample]:
     return samples
 
 
+def _predict_and_write(model: nn.Module, cfg: Config, samples: list[Sample], out: Path):
+    """The predictions of :func:`predict_images`, each written as soon as it is made."""
+    out.mkdir(parents=True, exist_ok=True)
+    preds = []
+    palette = dataset_palette(cfg.data.dataset)
+    for sample in samples:
+        try:
+            pred = predict(model, sample.image[None], cfg.eval).argmax(1)[0]
+        except (MemoryError, RuntimeError) as err:
+            size = allocation_failure(err)
+            if size is None:
+                raise
+            height, width = sample.image.shape[-2:]
+            raise ResourceError(
+                f"out of memory predicting {sample.source or sample.name} ({width}x{height}, "
+                f"{width * height / 1e6:.1f} megapixels: {size} more could not be allocated); "
+                "downscale it (e.g. to 2048 pixels on its longer side), or use a machine with "
+                "more memory"
+            ) from err
+        preds.append(pred)
+        for suffix, array in (
+            ("pred", colorize(pred, palette)),
+            ("overlay", overlay(denormalize(sample.image), pred, palette=palette)),
+        ):
+            with atomic_path(out / f"{sample.name}_{suffix}.png") as tmp:
+                Image.fromarray(array).save(tmp, format="PNG")
+    return preds
+
+
 def predict_images(model: nn.Module, cfg: Config, samples: list[Sample], out: str | os.PathLike):
     """Predict every sample with ``cfg.eval``'s test mode and write its PNGs under ``out``.
 
@@ -95,20 +126,25 @@ def predict_images(model: nn.Module, cfg: Config, samples: list[Sample], out: st
     Returns:
         The path of ``grid.png``, or None when no sample has a ground truth or matplotlib is
         not installed (then one note says so).
+
+    Raises:
+        ResourceError: an image too large for this machine's memory, naming it and its size;
+            a folder this call created is removed again.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    preds = []
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        preds = _predict_and_write(model, cfg, samples, out)
+    except BaseException:  # a failure or a signal: the folders created here go again
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+            for folder in created[1:]:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+        raise
     palette = dataset_palette(cfg.data.dataset)
-    for sample in samples:
-        pred = predict(model, sample.image[None], cfg.eval).argmax(1)[0]
-        preds.append(pred)
-        for suffix, array in (
-            ("pred", colorize(pred, palette)),
-            ("overlay", overlay(denormalize(sample.image), pred, palette=palette)),
-        ):
-            with atomic_path(out / f"{sample.name}_{suffix}.png") as tmp:
-                Image.fromarray(array).save(tmp, format="PNG")
     known = [(s, p) for s, p in zip(samples, preds, strict=True) if s.target is not None]
     if not known:
         return None

@@ -12,6 +12,7 @@ processes writing the same folder at once may delete each other's files.
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import shutil
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from dgcn.config_check import SEED_MAX, SIDE_MAX
 from dgcn.datasets.cityscapes import scan_split
 from dgcn.datasets.labels import LABELS
 from dgcn.datasets.minicity.scene import GENERATOR_VERSION, VERSIONS, generate_scene
@@ -192,8 +194,19 @@ def make_minicity(
     for split, n in counts.items():
         if n < 0:
             raise DatasetError(f"MiniCity: the number of {split} images must be >= 0, got {n}")
-    if height < 16 or width < 16:
-        raise DatasetError(f"MiniCity: the size must be at least 16x16, got {height}x{width}")
+    if not 16 <= height <= SIDE_MAX or not 16 <= width <= SIDE_MAX:
+        raise DatasetError(
+            f"MiniCity: each side of the size must be from 16 to {SIDE_MAX} pixels, got "
+            f"{height}x{width}"
+        )
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not 0 <= seed <= SEED_MAX
+    ):
+        raise DatasetError(
+            f"MiniCity: the seed must be an integer from 0 to {SEED_MAX}, got {seed}"
+        )
     if version not in VERSIONS:
         raise DatasetError(
             f"MiniCity: the generator version must be one of {VERSIONS}, got {version!r}"
@@ -231,7 +244,47 @@ def make_minicity(
                     "write MiniCity next to these files"
                 )
         _remove_minicity(out)
-    out.mkdir(parents=True, exist_ok=True)
+    created = _new_folders(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _generate(out, counts, seed, height, width, version, progress)
+        _write_json(params, out / MARKER)
+    except BaseException:  # a failure or a signal: the folders this call created go
+        _remove_new(created, out)
+        raise
+    return counts
+
+
+def _new_folders(out: Path) -> list[Path]:
+    """The folders a generation into ``out`` may create that do not exist yet, innermost
+    first: ``out``'s own split and city folders, ``out`` and its missing parents."""
+    inner = [
+        out / top / split / city
+        for top in ("leftImg8bit", "gtFine")
+        for split, cities in CITIES.items()
+        for city in cities
+    ]
+    inner += [out / top / split for top in ("leftImg8bit", "gtFine") for split in CITIES]
+    inner += [out / "leftImg8bit", out / "gtFine"]
+    return [p for p in (*inner, out, *out.parents) if not p.exists()]
+
+
+def _remove_new(created: list[Path], out: Path) -> None:
+    """Remove the folders of :func:`_new_folders` (``out`` and what lies in it with all their
+    content; its parents only when empty)."""
+    for folder in created:
+        if folder == out or out in folder.parents:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def _generate(
+    out: Path, counts: dict[str, int], seed: int, height: int, width: int, version: int, progress
+) -> None:
     total = sum(counts.values())
     with progress_bar(total=total, desc=f"MiniCity {out}", unit="img", disable=not progress) as bar:
         for split_index, split in enumerate(SPLITS):
@@ -240,8 +293,6 @@ def make_minicity(
                 image, label = generate_scene(rng, height, width, version)
                 write_sample(out, split, index, image, label)
                 bar.update(1)
-    _write_json(params, out / MARKER)
-    return counts
 
 
 def ensure_minicity(root: str | os.PathLike[str] = DEFAULT_ROOT, **kwargs: Any) -> Path:
