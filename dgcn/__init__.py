@@ -19,7 +19,7 @@ light (no torch, no matplotlib):
 
 and the subpackages by name: ``from dgcn import datasets, models, viz``.
 
-Reading the package: the method is in fifteen files (about 2,600 of its 15,800 lines), in
+Reading the package: the method is in fifteen files (about 2,700 of its 17,800 lines), in
 this order:
 
 1. ``models/coordinate_gcn.py``, ``models/feature_gcn.py``: the two graphs (notebooks 02, 03);
