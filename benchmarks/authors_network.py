@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from common import tf32
 from torch import nn
 
 from dgcn.models import build_model
@@ -217,17 +218,6 @@ def our_criterion(thresh: float = 0.7, min_kept: int = 100_000) -> SegmentationL
     return SegmentationLoss("ohem", aux_weight=0.4, ohem_thresh=thresh, ohem_min_kept=min_kept)
 
 
-@contextlib.contextmanager
-def exact_fp32() -> Iterator[None]:
-    """TF32 off for products and convolutions while the block runs (restored afterwards)."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 def first_step_losses(
     ours: nn.Module,
     theirs: nn.Module,
@@ -247,7 +237,7 @@ def first_step_losses(
         ``{"ours", "authors", "relative_difference"}``
     """
     losses = {}
-    with torch.no_grad(), exact_fp32():
+    with torch.no_grad(), tf32(False):  # true fp32: TF32 off
         for name, model, criterion in (("ours", ours, our_loss), ("authors", theirs, their_loss)):
             model.train()
             torch.manual_seed(1)
