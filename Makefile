@@ -1,7 +1,7 @@
 # make demo  - the main job on a CPU: the ablation table on MiniCity (no dataset, no GPU)
 # make test  - the whole check: ruff, pytest on tests/, test-no-extras, nbval on notebooks/
 # make test-fast - ruff and the tests not marked slow (about 40 s)
-# make test-no-extras - the training, CLI and error tests with the notebook extras hidden
+# make test-no-extras - the tests not marked slow with the notebook extras hidden
 # Each creates .venv and installs the package with its extras on first use.
 
 PYTHON ?= python3
@@ -43,15 +43,13 @@ test: lint
 test-fast: lint
 	$(PY) -m pytest -q -m "not slow" tests
 
-# the commands' tests with only the core dependencies: tests/no_extras/sitecustomize.py makes
-# matplotlib, pandas, ipywidgets, jupytext, nbval, scipy, ... unimportable (about 1 min;
+# the CPU test suite (the tests not marked slow) with only the core dependencies:
+# tests/no_extras/sitecustomize.py makes matplotlib, pandas, ipywidgets, jupytext, nbval,
+# scipy, ... unimportable; tests that need one skip with the reason (about 75 s on 2 cores;
 # tests/test_no_extras.py runs train, evaluate, predict and reproduce the same way)
-NO_EXTRAS_TESTS := tests/test_cli.py tests/test_errors.py tests/test_training.py \
-	tests/test_interrupts.py tests/test_reproduce_resume.py tests/test_inference.py \
-	tests/test_api.py tests/test_datasets.py
 test-no-extras: $(STAMP)
 	PYTHONPATH=$(CURDIR)/tests/no_extras $(PY) -m pytest -q -p no:cacheprovider -p no:nbval \
-		-m "not slow" $(NO_EXTRAS_TESTS)
+		-m "not slow" tests
 
 # the book as HTML under build/book/: notebooks executed in smoke mode on a CPU, MathJax local
 # (the pages load no remote script, so the equations render offline)
