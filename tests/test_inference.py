@@ -293,6 +293,17 @@ def test_a_model_that_takes_size_is_asked_for_the_views_size():
     assert model.asked and all(seen == (32, 32) == size for seen, size in model.asked)
 
 
+def test_a_wrapped_model_that_takes_size_is_still_asked_for_it():
+    """DataParallel (as DDP) shows only ``*args, **kwargs``: the wrapped model's forward
+    decides, so a wrapped DGCNet is resized once too."""
+    model = SizeSpy().eval()
+    model.asked = []
+    predict(
+        torch.nn.DataParallel(model), torch.randn(1, 3, 40, 56), mode="multiscale", scales=(0.5,)
+    )
+    assert model.asked == [((20, 28), (40, 56))]
+
+
 def test_forward_pixels_counts_the_networks_input():
     frame = (1024, 2048)
     assert forward_pixels(frame, mode="whole") == 1024 * 2048

@@ -84,7 +84,12 @@ def _check_average(average: str) -> None:
 
 
 def _takes_size(model: nn.Module) -> bool:
-    """Whether ``model``'s forward takes ``size``, the size to return its logits at."""
+    """Whether ``model``'s forward takes ``size``, the size to return its logits at; a model
+    inside ``torch.compile`` or (Distributed)DataParallel, which pass keyword arguments on
+    but show only ``*args, **kwargs``, is asked through the module it wraps."""
+    inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+    if isinstance(inner, nn.Module):
+        return _takes_size(inner)
     try:
         return "size" in inspect.signature(getattr(model, "forward", model)).parameters
     except (TypeError, ValueError):  # no signature to read
